@@ -1,0 +1,5 @@
+//! Durable state: the raft write-ahead log, the sled backend and MVCC on top of it.
+
+pub mod backend;
+pub mod mvcc;
+pub mod wal;

@@ -1,0 +1,27 @@
+//! Multi-version key-value store: every change gets a revision; history is kept until
+//! compaction. Writers are serialized (only the applier writes); readers see a consistent
+//! revision because the in-memory index and the revision counter only change under the
+//! write lock, after the backend batch that backs them is applied.
+
+mod key_index;
+mod range;
+mod revision;
+mod store;
+
+pub use key_index::KeyRange;
+pub use range::{range_request, RangeView};
+pub use revision::Revision;
+pub use store::{MvccStore, RangeOptions, RangeResult, ReadTxn, WriteTxn};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MvccError {
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+#[cfg(test)]
+mod tests;
