@@ -1,4 +1,13 @@
 //! Cairn: an etcd v3 compatible key-value store on raft-rs, sled and tonic.
 
+pub mod apply;
+pub mod bench;
+pub mod config;
+pub mod grpc;
+pub mod lease;
+pub mod metrics;
 pub mod proto;
+pub mod raft;
+pub mod server;
 pub mod storage;
+pub mod wait;

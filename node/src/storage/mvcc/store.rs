@@ -208,6 +208,10 @@ impl WriteTxn<'_> {
         self.sub > 0
     }
 
+    pub fn compact_rev(&self) -> i64 {
+        self.st.compact_rev
+    }
+
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, MvccError> {
         range_in(&self.st, self.rev(), range, opts, |r| {
             match self.pending.get(&r) {

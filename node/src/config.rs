@@ -1,0 +1,249 @@
+//! Command-line configuration with etcd's flag names, meanings and defaults, so a Procfile
+//! written for etcd runs Cairn by changing only the binary name. Flags are the only source of
+//! configuration: nothing overrides them silently.
+
+use clap::{Args, ValueEnum};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Path to the data directory [default: <name>.cairn].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// List of URLs to listen on for client traffic.
+    #[arg(long, default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// List of this member's client URLs to advertise to the public.
+    #[arg(long, default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// List of URLs to listen on for peer traffic.
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster.
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping [default: <name>=<initial advertise peer urls>].
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster state.
+    #[arg(long, value_enum, default_value = "new")]
+    pub initial_cluster_state: ClusterState,
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
+    #[arg(long, default_value_t = 0)]
+    pub quota_backend_bytes: i64,
+    /// Interpret 'auto-compaction-retention' one of: 'periodic', 'revision'.
+    #[arg(long, default_value = "periodic")]
+    pub auto_compaction_mode: String,
+    /// Auto compaction retention for mvcc key value store. 0 means disable auto compaction.
+    #[arg(long, default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, default_value_t = 1_572_864)]
+    pub max_request_bytes: usize,
+    /// Log level: debug, info, warn, error.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client: Vec<SocketAddr>,
+    pub advertise_client_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// (name, peer URLs) in flag order.
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub snapshot_count: u64,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    pub max_txn_ops: usize,
+    pub max_request_bytes: usize,
+    pub log_level: String,
+}
+
+fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = s
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(format!("--{flag} must list at least one URL"));
+    }
+    for u in &urls {
+        let parsed = url::Url::parse(u).map_err(|e| format!("--{flag}: {u:?}: {e}"))?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" => return Err(format!("--{flag}: {u}: TLS is not supported yet; use http")),
+            other => {
+                return Err(format!(
+                    "--{flag}: {u}: URL scheme must be http, https, unix, or unixs: {other}"
+                ))
+            }
+        }
+        if !matches!(parsed.path(), "" | "/") {
+            return Err(format!("--{flag}: {u}: URL must not contain a path"));
+        }
+        if parsed.port().is_none() {
+            return Err(format!(
+                "--{flag}: {u}: URL address does not have the form \"host:port\""
+            ));
+        }
+    }
+    Ok(urls)
+}
+
+/// Resolves a listen URL to one address; `localhost` binds loopback IPv4 as etcd does.
+fn listen_addr(u: &str) -> Result<SocketAddr, String> {
+    let parsed = url::Url::parse(u).map_err(|e| e.to_string())?;
+    let host = parsed
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = parsed.port().unwrap_or(0);
+    let mut addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {u}: {e}"))?
+        .collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{u} resolves to no address"))
+}
+
+fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster: {part:?} is not of the form name=url"))?;
+        split_urls("initial-cluster", url)?;
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, urls)) => urls.push(url.to_string()),
+            None => out.push((name.to_string(), vec![url.to_string()])),
+        }
+    }
+    if out.is_empty() {
+        return Err("--initial-cluster is empty".into());
+    }
+    Ok(out)
+}
+
+impl ServerArgs {
+    pub fn validate(&self) -> Result<Config, String> {
+        if self.heartbeat_interval == 0 {
+            return Err("--heartbeat-interval must be greater than 0".into());
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout, self.heartbeat_interval
+            ));
+        }
+        if self.snapshot_count == 0 {
+            return Err("--snapshot-count must be greater than 0".into());
+        }
+        match self.auto_compaction_mode.as_str() {
+            "periodic" | "revision" => {}
+            m => return Err(format!("unknown auto-compaction-mode {m:?}")),
+        }
+        if !matches!(self.auto_compaction_retention.as_str(), "0" | "0s" | "0h") {
+            return Err(
+                "--auto-compaction-retention: automatic compaction is not supported yet".into(),
+            );
+        }
+        if self.quota_backend_bytes != 0 {
+            return Err("--quota-backend-bytes: backend quotas are not supported yet".into());
+        }
+        let listen_client = split_urls("listen-client-urls", &self.listen_client_urls)?
+            .iter()
+            .map(|u| listen_addr(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let advertise_client_urls =
+            split_urls("advertise-client-urls", &self.advertise_client_urls)?;
+        split_urls("listen-peer-urls", &self.listen_peer_urls)?;
+        let apurls = split_urls(
+            "initial-advertise-peer-urls",
+            &self.initial_advertise_peer_urls,
+        )?;
+        let initial_cluster = match &self.initial_cluster {
+            Some(s) => parse_initial_cluster(s)?,
+            None => vec![(self.name.clone(), apurls.clone())],
+        };
+        let mine = initial_cluster.iter().find(|(n, _)| *n == self.name);
+        let mut want: Vec<&String> = apurls.iter().collect();
+        want.sort();
+        match mine {
+            None => {
+                return Err(format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    self.name
+                ))
+            }
+            Some((_, urls)) => {
+                let mut have: Vec<&String> = urls.iter().collect();
+                have.sort();
+                if have != want {
+                    return Err(format!(
+                        "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={}",
+                        self.name,
+                        urls.join(","),
+                        apurls.join(",")
+                    ));
+                }
+            }
+        }
+        let heartbeat = Duration::from_millis(self.heartbeat_interval);
+        Ok(Config {
+            name: self.name.clone(),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
+            listen_client,
+            advertise_client_urls,
+            initial_advertise_peer_urls: apurls,
+            initial_cluster,
+            initial_cluster_state: self.initial_cluster_state,
+            initial_cluster_token: self.initial_cluster_token.clone(),
+            snapshot_count: self.snapshot_count,
+            heartbeat,
+            election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
+            max_txn_ops: self.max_txn_ops,
+            max_request_bytes: self.max_request_bytes,
+            log_level: self.log_level.clone(),
+        })
+    }
+}

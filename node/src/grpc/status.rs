@@ -1,0 +1,70 @@
+//! THE table of etcd errors: every failure a client can see maps here to etcd's exact gRPC
+//! code and message (clients match on the message string).
+
+use crate::storage::mvcc::MvccError;
+use tonic::{Code, Status};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: {0}")]
+    Internal(String),
+}
+
+impl EtcdError {
+    pub fn code(&self) -> Code {
+        use EtcdError::*;
+        match self {
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | RequestTooLarge => Code::InvalidArgument,
+            Compacted | FutureRev => Code::OutOfRange,
+            LeaseNotFound => Code::NotFound,
+            TooManyRequests => Code::ResourceExhausted,
+            NoLeader | Timeout | Stopped => Code::Unavailable,
+            Internal(_) => Code::Unknown,
+        }
+    }
+}
+
+impl From<MvccError> for EtcdError {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Compacted => EtcdError::Compacted,
+            MvccError::FutureRev => EtcdError::FutureRev,
+            MvccError::Backend(s) => EtcdError::Internal(s),
+        }
+    }
+}
+
+impl From<EtcdError> for Status {
+    fn from(e: EtcdError) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}

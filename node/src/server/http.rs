@@ -1,0 +1,64 @@
+//! Plain HTTP beside gRPC on the client port: /health, /version and /metrics.
+
+use crate::grpc::ServerCtx;
+use crate::metrics::Gauges;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// The etcd API level Cairn speaks; clients gate features on it.
+pub const ETCD_API_VERSION: &str = "3.5.0";
+pub const CLUSTER_VERSION: &str = "3.5.0";
+
+pub fn routes(ctx: Arc<ServerCtx>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .with_state(ctx)
+}
+
+async fn health(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
+    // Healthy means: there is a leader and a linearizable read goes through now.
+    let ok = ctx.raft.status().has_leader() && ctx.raft.linearizable_read().await.is_ok();
+    let (code, body) = if ok {
+        (StatusCode::OK, r#"{"health":"true"}"#)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false"}"#)
+    };
+    (code, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn version() -> impl IntoResponse {
+    let body = serde_json::json!({
+        "etcdserver": ETCD_API_VERSION,
+        "etcdcluster": CLUSTER_VERSION,
+        "cairn": env!("CARGO_PKG_VERSION"),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
+    let s = ctx.raft.status();
+    let g = Gauges {
+        has_leader: s.has_leader(),
+        is_leader: s.is_leader(),
+        term: s.term(),
+        committed: s.commit_index(),
+        applied: s.applied_index(),
+        pending: ctx.raft.pending_proposals(),
+        db_size: ctx.backend.size_on_disk(),
+        keys: ctx.mvcc.key_count(),
+        revision: ctx.mvcc.current_revision(),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ctx.metrics.render(&g),
+    )
+}

@@ -1,0 +1,116 @@
+//! Wiring: open the data dir, start raft and the applier, serve gRPC and HTTP on every client
+//! URL until `shutdown` resolves, then stop in order so the last applied entry is flushed.
+
+mod bootstrap;
+mod http;
+pub mod ids;
+
+pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
+
+use crate::apply::Applier;
+use crate::config::Config;
+use crate::grpc::{kv::KvService, ServerCtx};
+use crate::lease::Lessor;
+use crate::metrics::Metrics;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::raft::{self, NodeConfig};
+use crate::wait::Waiters;
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// etcd's allowance for gRPC framing on top of --max-request-bytes.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let opened = bootstrap::open(&cfg)?;
+    let mut listeners = Vec::new();
+    for addr in &cfg.listen_client {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listen tcp {addr}"))?;
+        listeners.push(l);
+    }
+    let waiters = Arc::new(Waiters::default());
+    let lessor = Arc::new(Lessor::default());
+    let (applied_tx, applied_rx) = watch::channel(opened.applied);
+    let applier = Applier::new(
+        opened.mvcc.clone(),
+        lessor.clone(),
+        waiters.clone(),
+        applied_tx,
+        opened.applied,
+    );
+    let node_cfg = NodeConfig {
+        id: opened.identity.member_id,
+        tick: cfg.heartbeat,
+        election_ticks: cfg.election_ticks,
+        heartbeat_ticks: 1,
+        snapshot_count: cfg.snapshot_count,
+        // etcd: 5s plus twice the election timeout.
+        request_timeout: Duration::from_secs(5) + cfg.heartbeat * (2 * cfg.election_ticks as u32),
+        max_request_bytes: cfg.max_request_bytes,
+    };
+    let started = raft::spawn(
+        node_cfg,
+        opened.storage,
+        opened.wal,
+        opened.backend.clone(),
+        applier,
+        applied_rx,
+        waiters,
+    )?;
+    let ctx = Arc::new(ServerCtx {
+        cluster_id: opened.identity.cluster_id,
+        member_id: opened.identity.member_id,
+        raft: started.handle,
+        mvcc: opened.mvcc,
+        backend: opened.backend,
+        metrics: Arc::new(Metrics::default()),
+        max_txn_ops: cfg.max_txn_ops,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut servers = Vec::new();
+    for listener in listeners {
+        let kv = KvServer::new(KvService::new(ctx.clone(), lessor.clone()))
+            .max_decoding_message_size(cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
+        let router = tonic::service::Routes::new(kv)
+            .into_axum_router()
+            .merge(http::routes(ctx.clone()));
+        let mut stop = stop_rx.clone();
+        tracing::info!(addr = %listener.local_addr()?, "serving client requests");
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    tracing::info!(name = %cfg.name, member_id = %format!("{:x}", ctx.member_id), "ready to serve");
+    for s in servers {
+        s.await??;
+    }
+    // Dropping the last handle ends the raft loop, which closes the applier's queue; the
+    // applier flushes the backend on its way out.
+    drop(ctx);
+    let threads = started.threads;
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
