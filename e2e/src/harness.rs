@@ -1,1 +1,181 @@
+//! Real processes for tests: a `cairn` or Debian `etcd` member on loopback with free ports,
+//! readiness by polling /health, SIGKILL and restart on the same data dir, and an etcdctl 3.4
+//! runner.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cairn,
+    Etcd,
+}
+
+/// The freshly built `cairn`: next to the test binary's parent (target/<profile>/), or
+/// `CAIRN_BIN`.
+pub fn cairn_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("cairn");
+    assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first", bin.display());
+    bin
+}
+
+pub fn require_tool(name: &str) -> PathBuf {
+    let out = Command::new("which").arg(name).output().expect("run which");
+    assert!(out.status.success(), "{name} is not installed: run ./test.sh (it installs etcd-server and etcd-client)");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+}
+
+/// A bare HTTP/1.0 GET; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+pub struct Member {
+    pub kind: Kind,
+    pub data_dir: PathBuf,
+    pub client_addr: String,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Member {
+    /// Starts a single-member cluster in `dir` (data dir `dir/data`, log `dir/<kind>.log`).
+    pub fn start(kind: Kind, dir: &Path, extra: &[&str]) -> Member {
+        let (cport, pport) = (free_port(), free_port());
+        let client = format!("http://127.0.0.1:{cport}");
+        let peer = format!("http://127.0.0.1:{pport}");
+        let data_dir = dir.join("data");
+        let mut args: Vec<String> = vec![
+            "--name".into(),
+            "default".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen-client-urls".into(),
+            client.clone(),
+            "--advertise-client-urls".into(),
+            client,
+            "--listen-peer-urls".into(),
+            peer.clone(),
+            "--initial-advertise-peer-urls".into(),
+            peer.clone(),
+            "--initial-cluster".into(),
+            format!("default={peer}"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("{kind:?}.log").to_lowercase());
+        let mut m = Member { kind, data_dir, client_addr: format!("127.0.0.1:{cport}"), args, log, child: None };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let bin = match self.kind {
+            Kind::Cairn => cairn_bin(),
+            Kind::Etcd => require_tool("etcd"),
+        };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open member log");
+        let child = Command::new(bin)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn member");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Polls /health until it answers 200; panics with the log's tail if it never does.
+    pub fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("{:?} exited with {status} while starting:\n{}", self.kind, self.log_tail());
+            }
+            if matches!(http_get(&self.client_addr, "/health"), Some((200, _))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{:?} not healthy within {within:?}:\n{}", self.kind, self.log_tail());
+    }
+
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        s.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct CtlOutput {
+    pub stdout: String,
+    /// Only etcdctl's `Error: ...` lines: its retry logs carry timestamps and random ids.
+    pub errors: String,
+    pub success: bool,
+}
+
+pub fn etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>) -> CtlOutput {
+    let mut child = Command::new(require_tool("etcdctl"))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write etcdctl stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("etcdctl output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors = stderr.lines().filter(|l| !l.starts_with("{\"level\"")).collect::<Vec<_>>().join("\n");
+    CtlOutput { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), errors, success: out.status.success() }
+}
