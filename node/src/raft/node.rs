@@ -259,7 +259,7 @@ impl RaftNode {
             return Ok(());
         }
         let mut ready = self.raw.ready();
-        self.to_applier(ready.take_committed_entries())?;
+        self.send_to_applier(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
             self.wal.append_entries(ready.entries())?;
             self.raw.mut_store().wl().append(ready.entries())?;
@@ -285,7 +285,7 @@ impl RaftNode {
             // Not synced on its own: the commit index is recoverable (applied implies committed).
             self.wal.save_hard_state(&hs)?;
         }
-        self.to_applier(light.take_committed_entries())?;
+        self.send_to_applier(light.take_committed_entries())?;
         self.raw.advance_apply_to(
             self.progress
                 .load(Ordering::Acquire)
@@ -295,7 +295,7 @@ impl RaftNode {
         Ok(())
     }
 
-    fn to_applier(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
+    fn send_to_applier(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -325,9 +325,11 @@ impl RaftNode {
         }
         let result = (|| -> anyhow::Result<()> {
             let term = self.raw.store().term(durable)?;
-            let mut meta = SnapshotMetadata::default();
-            meta.index = durable;
-            meta.term = term;
+            let mut meta = SnapshotMetadata {
+                index: durable,
+                term,
+                ..Default::default()
+            };
             meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
             self.wal.save_snapshot(&meta)?;
             self.wal.sync()?;

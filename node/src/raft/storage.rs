@@ -7,15 +7,21 @@ use raft::storage::MemStorage;
 /// The state a brand-new member starts from: membership as of index 1, term 1 (as etcd's
 /// bootstrap entries are), so the first election makes term 2 like etcd's.
 pub fn bootstrap_state(voters: Vec<u64>) -> (SnapshotMetadata, HardState) {
-    let mut cs = ConfState::default();
-    cs.voters = voters;
-    let mut meta = SnapshotMetadata::default();
-    meta.index = 1;
-    meta.term = 1;
+    let cs = ConfState {
+        voters,
+        ..Default::default()
+    };
+    let mut meta = SnapshotMetadata {
+        index: 1,
+        term: 1,
+        ..Default::default()
+    };
     meta.set_conf_state(cs);
-    let mut hs = HardState::default();
-    hs.term = 1;
-    hs.commit = 1;
+    let hs = HardState {
+        term: 1,
+        commit: 1,
+        ..Default::default()
+    };
     (meta, hs)
 }
 

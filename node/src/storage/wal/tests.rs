@@ -9,28 +9,33 @@ fn ident() -> Identity {
 }
 
 fn boot_snapshot() -> SnapshotMetadata {
-    let mut m = SnapshotMetadata::default();
-    m.index = 1;
-    m.term = 1;
-    let mut cs = ConfState::default();
-    cs.voters = vec![7];
-    m.set_conf_state(cs);
+    let mut m = SnapshotMetadata {
+        index: 1,
+        term: 1,
+        ..Default::default()
+    };
+    m.set_conf_state(ConfState {
+        voters: vec![7],
+        ..Default::default()
+    });
     m
 }
 
 fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = data.to_vec().into();
-    e
+    Entry {
+        index,
+        term,
+        data: data.to_vec().into(),
+        ..Default::default()
+    }
 }
 
 fn hs(term: u64, commit: u64) -> HardState {
-    let mut h = HardState::default();
-    h.term = term;
-    h.commit = commit;
-    h
+    HardState {
+        term,
+        commit,
+        ..Default::default()
+    }
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
