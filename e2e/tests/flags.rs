@@ -127,3 +127,37 @@ fn default_data_dir_is_name_dot_cairn_and_restart_ignores_bootstrap_flags() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[test]
+fn every_listen_url_serves_and_limits_follow_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let urls = format!("http://127.0.0.1:{p1},http://127.0.0.1:{p2}");
+    let mut child = Command::new(cairn_bin())
+        .current_dir(dir.path())
+        .args(["--listen-client-urls", &urls, "--advertise-client-urls", &urls])
+        .args(["--max-txn-ops", "2", "--max-request-bytes", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (a1, a2) = (format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(http_get(&a2, "/health"), Some((200, _))) {
+        assert!(Instant::now() < deadline, "cairn never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ctl = |addr: &str, args: &[&str], stdin: Option<&str>| {
+        etcdctl(addr, &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), stdin)
+    };
+    assert!(ctl(&a1, &["put", "k", "v"], None).success);
+    assert_eq!(ctl(&a2, &["get", "k", "--print-value-only"], None).stdout, "v\n");
+    let big = "x".repeat(2000);
+    let o = ctl(&a1, &["put", "k", &big], None);
+    assert_eq!(o.errors, "Error: etcdserver: request is too large");
+    let o = ctl(&a1, &["txn"], Some("\nput a 1\nput b 2\nput c 3\n\n\n"));
+    assert_eq!(o.errors, "Error: etcdserver: too many operations in txn request");
+    assert!(ctl(&a1, &["txn"], Some("\nput a 1\nput b 2\n\n\n")).success);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
