@@ -135,7 +135,12 @@ fn every_listen_url_serves_and_limits_follow_their_flags() {
     let urls = format!("http://127.0.0.1:{p1},http://127.0.0.1:{p2}");
     let mut child = Command::new(cairn_bin())
         .current_dir(dir.path())
-        .args(["--listen-client-urls", &urls, "--advertise-client-urls", &urls])
+        .args([
+            "--listen-client-urls",
+            &urls,
+            "--advertise-client-urls",
+            &urls,
+        ])
         .args(["--max-txn-ops", "2", "--max-request-bytes", "1000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -148,15 +153,25 @@ fn every_listen_url_serves_and_limits_follow_their_flags() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let ctl = |addr: &str, args: &[&str], stdin: Option<&str>| {
-        etcdctl(addr, &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), stdin)
+        etcdctl(
+            addr,
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            stdin,
+        )
     };
     assert!(ctl(&a1, &["put", "k", "v"], None).success);
-    assert_eq!(ctl(&a2, &["get", "k", "--print-value-only"], None).stdout, "v\n");
+    assert_eq!(
+        ctl(&a2, &["get", "k", "--print-value-only"], None).stdout,
+        "v\n"
+    );
     let big = "x".repeat(2000);
     let o = ctl(&a1, &["put", "k", &big], None);
     assert_eq!(o.errors, "Error: etcdserver: request is too large");
     let o = ctl(&a1, &["txn"], Some("\nput a 1\nput b 2\nput c 3\n\n\n"));
-    assert_eq!(o.errors, "Error: etcdserver: too many operations in txn request");
+    assert_eq!(
+        o.errors,
+        "Error: etcdserver: too many operations in txn request"
+    );
     assert!(ctl(&a1, &["txn"], Some("\nput a 1\nput b 2\n\n\n")).success);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -1,6 +1,6 @@
 //! The applier: the only writer of the backend. It takes committed raft entries in order and
-//! applies each as ONE backend batch that also records the entry's index, so a restart
-//! resumes exactly after the last applied entry and never applies one twice.
+//! applies them in backend batches that also record the index of the last entry applied, so a
+//! restart resumes exactly after it and never applies an entry twice.
 
 pub mod ops;
 pub mod txn;
@@ -28,6 +28,23 @@ pub enum Applied {
 
 pub type ApplyResult = Result<Applied, EtcdError>;
 
+/// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
+const BATCH_ENTRIES: usize = 512;
+
+/// etcd reports the store revision after a compaction.
+fn finish(a: Applied, rev: i64) -> Applied {
+    match a {
+        Applied::Compaction(mut c) => {
+            c.header = Some(ResponseHeader {
+                revision: rev,
+                ..Default::default()
+            });
+            Applied::Compaction(c)
+        }
+        other => other,
+    }
+}
+
 pub struct Applier {
     mvcc: Arc<MvccStore>,
     lessor: Arc<Lessor>,
@@ -53,59 +70,51 @@ impl Applier {
         }
     }
 
-    /// Applies committed entries in order. A backend failure here cannot be answered to a
-    /// client and must not be skipped, so it stops the member (as etcd does).
+    /// Applies committed entries in order, up to `BATCH_ENTRIES` of them per backend batch:
+    /// the batch carries the index of its last entry, so after a crash the backend is as of
+    /// some entry boundary and raft replays from there. Waiters are woken once their entry is
+    /// in the backend. A backend failure cannot be answered to a client and must not be
+    /// skipped, so it stops the member (as etcd does).
     pub fn apply(&mut self, entries: &[Entry]) {
-        for e in entries {
-            if e.index <= self.last_applied {
-                continue;
-            }
-            let outcome = match e.get_entry_type() {
-                EntryType::EntryNormal if !e.data.is_empty() => self.apply_request(e),
-                // Leader no-ops and (until membership changes land) conf changes only move
-                // the applied index.
-                _ => self
-                    .mvcc
-                    .write()
-                    .commit(e.index)
-                    .map(|_| ())
-                    .map_err(|err| err.to_string()),
-            };
-            if let Err(err) = outcome {
-                tracing::error!(index = e.index, error = %err, "apply failed; stopping");
+        for chunk in entries.chunks(BATCH_ENTRIES) {
+            if let Err(err) = self.apply_batch(chunk) {
+                tracing::error!(error = %err, "apply failed; stopping");
                 std::process::abort();
             }
-            self.last_applied = e.index;
         }
         self.applied.send_replace(self.last_applied);
     }
 
-    fn apply_request(&mut self, e: &Entry) -> Result<(), String> {
-        let req = match InternalRequest::decode(&e.data[..]) {
-            Ok(r) => r,
-            Err(err) => return Err(format!("undecodable entry: {err}")),
-        };
+    fn apply_batch(&mut self, entries: &[Entry]) -> Result<(), String> {
         let mut w = self.mvcc.write();
-        let result = self.execute(&mut w, req.request);
-        if result.is_err() && w.has_changes() {
-            return Err(format!(
-                "request {} failed after writing: {:?}",
-                req.id, result
-            ));
-        }
-        w.commit(e.index).map_err(|err| err.to_string())?;
-        let result = result.map(|a| match a {
-            // etcd reports the store revision after a compaction.
-            Applied::Compaction(mut c) => {
-                c.header = Some(ResponseHeader {
-                    revision: self.mvcc.current_revision(),
-                    ..Default::default()
-                });
-                Applied::Compaction(c)
+        let mut results = Vec::new();
+        let mut last = self.last_applied;
+        for e in entries.iter().filter(|e| e.index > self.last_applied) {
+            // Leader no-ops and (until membership changes land) conf changes only move the
+            // applied index.
+            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
+                let req = InternalRequest::decode(&e.data[..])
+                    .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
+                let result = self.execute(&mut w, req.request);
+                if result.is_err() && w.has_changes() {
+                    return Err(format!(
+                        "entry {}: request failed after writing: {result:?}",
+                        e.index
+                    ));
+                }
+                results.push((req.id, result.map(|a| finish(a, w.rev()))));
+                w.finish_entry();
             }
-            other => other,
-        });
-        self.waiters.trigger(req.id, result);
+            last = e.index;
+        }
+        if last == self.last_applied {
+            return Ok(());
+        }
+        w.commit(last).map_err(|err| err.to_string())?;
+        self.last_applied = last;
+        for (id, result) in results {
+            self.waiters.trigger(id, result);
+        }
         Ok(())
     }
 

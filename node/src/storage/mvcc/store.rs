@@ -98,11 +98,11 @@ impl MvccStore {
 
     pub fn write(&self) -> WriteTxn<'_> {
         let st = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let begin_rev = st.rev;
+        let base_rev = st.rev;
         WriteTxn {
             store: self,
             st,
-            begin_rev,
+            base_rev,
             sub: 0,
             batch: sled::Batch::default(),
             pending: HashMap::new(),
@@ -181,13 +181,15 @@ impl ReadTxn<'_> {
     }
 }
 
-/// One raft entry's worth of changes. Dropping it without `commit` discards nothing that was
-/// visible to anyone: the index it touched is only readable under this lock, and a failed
-/// commit stops the member (see the applier).
+/// The changes of one or more raft entries, committed as one backend batch; each entry that
+/// changes something gets the next revision (`finish_entry` closes an entry). Dropping it
+/// without `commit` after a change is not an option the applier takes: the index it touched
+/// would no longer match the backend, so a failure there stops the member.
 pub struct WriteTxn<'a> {
     store: &'a MvccStore,
     st: RwLockWriteGuard<'a, State>,
-    begin_rev: i64,
+    /// The revision before the current entry's changes.
+    base_rev: i64,
     sub: i64,
     batch: sled::Batch,
     pending: HashMap<Revision, KeyValue>,
@@ -198,14 +200,21 @@ impl WriteTxn<'_> {
     /// The revision reads in this transaction see: its own writes included.
     pub fn rev(&self) -> i64 {
         if self.sub > 0 {
-            self.begin_rev + 1
+            self.base_rev + 1
         } else {
-            self.begin_rev
+            self.base_rev
         }
     }
 
+    /// Whether the current entry changed anything.
     pub fn has_changes(&self) -> bool {
         self.sub > 0
+    }
+
+    /// Closes the current entry: its changes keep their revision, the next entry's get the next.
+    pub fn finish_entry(&mut self) {
+        self.base_rev = self.rev();
+        self.sub = 0;
     }
 
     pub fn compact_rev(&self) -> i64 {
@@ -223,7 +232,7 @@ impl WriteTxn<'_> {
 
     fn next_rev(&mut self) -> Revision {
         let r = Revision {
-            main: self.begin_rev + 1,
+            main: self.base_rev + 1,
             sub: self.sub,
         };
         self.sub += 1;
@@ -303,8 +312,8 @@ impl WriteTxn<'_> {
         Ok(removed.len())
     }
 
-    /// Applies everything as one backend batch together with the raft index it came from,
-    /// then publishes the new revision. Returns the events of this transaction.
+    /// Applies everything as one backend batch together with the raft index of the last entry
+    /// in it, then publishes the new revision. Returns the events, in revision order.
     pub fn commit(mut self, applied_index: u64) -> Result<Vec<Event>, BackendError> {
         let new_rev = self.rev();
         backend::put_u64(&mut self.batch, backend::META_APPLIED_INDEX, applied_index);

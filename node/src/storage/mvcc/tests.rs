@@ -175,3 +175,33 @@ fn range_limit_count_more_and_sort() {
     };
     assert_eq!(range_request(&s.read(), &r).unwrap().count, 0);
 }
+
+#[test]
+fn entries_sharing_one_batch_get_their_own_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, s) = open(dir.path());
+    let mut w = s.write();
+    w.put(b"a", b"1".to_vec(), 0);
+    w.finish_entry();
+    // An entry that changes nothing takes no revision.
+    assert_eq!(w.delete_range(&KeyRange::Single(b"missing".to_vec())), 0);
+    w.finish_entry();
+    let seen = w
+        .range(&KeyRange::Single(b"a".to_vec()), RangeOptions::default())
+        .unwrap();
+    assert_eq!(seen.kvs[0].value, b"1");
+    assert_eq!(w.put(b"a", b"2".to_vec(), 0), 3);
+    w.finish_entry();
+    let events = w.commit(7).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.kv.as_ref().unwrap().mod_revision)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(s.current_revision(), 3);
+    assert_eq!(b.applied_index().unwrap(), 7);
+    assert_eq!(get(&s, "a", 2).unwrap(), Some(("1".into(), 2, 2, 1)));
+    assert_eq!(get(&s, "a", 3).unwrap(), Some(("2".into(), 2, 3, 2)));
+}
