@@ -30,6 +30,8 @@ pub type ApplyResult = Result<Applied, EtcdError>;
 
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
+/// Records freed by compaction deleted per pass: small enough that writes never wait long.
+const GARBAGE_CHUNK: usize = 2048;
 
 /// etcd reports the store revision after a compaction.
 fn finish(a: Applied, rev: i64) -> Applied {
@@ -89,12 +91,14 @@ impl Applier {
         let mut w = self.mvcc.write();
         let mut results = Vec::new();
         let mut last = self.last_applied;
+        let mut physical = false;
         for e in entries.iter().filter(|e| e.index > self.last_applied) {
             // Leader no-ops and (until membership changes land) conf changes only move the
             // applied index.
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 let req = InternalRequest::decode(&e.data[..])
                     .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
+                physical |= matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
                 let result = self.execute(&mut w, req.request);
                 if result.is_err() && w.has_changes() {
                     return Err(format!(
@@ -112,10 +116,25 @@ impl Applier {
         }
         w.commit(last).map_err(|err| err.to_string())?;
         self.last_applied = last;
+        if physical {
+            // etcd answers a physical compaction once the freed space is really gone.
+            while self.collect_garbage()? > 0 {}
+        }
         for (id, result) in results {
             self.waiters.trigger(id, result);
         }
         Ok(())
+    }
+
+    /// Deletes one chunk of the records compaction freed; returns how many.
+    pub fn collect_garbage(&self) -> Result<usize, String> {
+        self.mvcc
+            .collect_garbage(GARBAGE_CHUNK)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn has_garbage(&self) -> bool {
+        self.mvcc.garbage_len() > 0
     }
 
     fn execute(&self, w: &mut WriteTxn<'_>, req: Option<Request>) -> ApplyResult {

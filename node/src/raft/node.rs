@@ -159,13 +159,29 @@ fn run_applier(
 ) {
     let mut last_flushed = durable.load(Ordering::Relaxed);
     let mut last = last_flushed;
-    while let Ok(entries) = rx.recv() {
-        applier.apply(&entries);
-        if let Some(e) = entries.last() {
-            last = last.max(e.index);
+    loop {
+        // With compaction garbage left, poll so the cleanup proceeds between batches.
+        let wait = if applier.has_garbage() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(entries) => {
+                applier.apply(&entries);
+                if let Some(e) = entries.last() {
+                    last = last.max(e.index);
+                }
+                progress.store(last, Ordering::Release);
+                status.applied.store(last, Ordering::Relaxed);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        progress.store(last, Ordering::Release);
-        status.applied.store(last, Ordering::Relaxed);
+        if let Err(e) = applier.collect_garbage() {
+            tracing::error!(error = %e, "deleting compacted records failed; stopping");
+            std::process::abort();
+        }
         if last - last_flushed >= snapshot_count {
             // The WAL may only drop entries the backend holds on disk.
             if let Err(e) = backend.flush() {

@@ -2,7 +2,8 @@
 //! the applied raft index — is atomic: after a crash the backend is exactly as of some applied
 //! index, and raft replays from there.
 //!
-//! Key prefixes: `r` + revision (MVCC history), `m` + name (metadata).
+//! Key prefixes: `r` + revision (a put in the MVCC history), `t` + main revision (every
+//! tombstone of that revision), `m` + name (metadata).
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ pub enum BackendError {
 }
 
 pub const PREFIX_REV: u8 = b'r';
+pub const PREFIX_TOMBSTONES: u8 = b't';
 pub const PREFIX_META: u8 = b'm';
 
 pub const META_APPLIED_INDEX: &[u8] = b"mapplied_index";

@@ -146,9 +146,10 @@ impl KeyIndex {
         }
     }
 
-    /// Drops every revision that no read at `at` or later can see, returning them so their
-    /// values can be deleted from the backend.
-    pub fn compact(&mut self, at: i64) -> Vec<Revision> {
+    /// Drops every change that no read at `at` or later can see, returning them (with their
+    /// tombstone flag) so that their records can be deleted from the backend. Every tombstone
+    /// at or before `at` is among them.
+    pub fn compact(&mut self, at: i64) -> Vec<(Revision, bool)> {
         let mut removed = Vec::new();
         self.keys.retain(|_, h| {
             let n = h.changes.partition_point(|c| c.rev.main <= at);
@@ -158,7 +159,7 @@ impl KeyIndex {
             // The newest change at or before `at` is what a read at `at` sees: keep it unless
             // it is a tombstone (then the key simply does not exist at `at`).
             let keep_from = if h.changes[n - 1].tombstone { n } else { n - 1 };
-            removed.extend(h.changes.drain(..keep_from).map(|c| c.rev));
+            removed.extend(h.changes.drain(..keep_from).map(|c| (c.rev, c.tombstone)));
             !h.changes.is_empty()
         });
         removed

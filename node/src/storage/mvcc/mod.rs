@@ -7,11 +7,13 @@ mod key_index;
 mod range;
 mod revision;
 mod store;
+mod write;
 
 pub use key_index::KeyRange;
 pub use range::{range_request, RangeView};
 pub use revision::Revision;
-pub use store::{MvccStore, RangeOptions, RangeResult, ReadTxn, WriteTxn};
+pub use store::{MvccStore, RangeOptions, RangeResult, ReadTxn};
+pub use write::WriteTxn;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MvccError {

@@ -1,6 +1,8 @@
-//! Revisions and their byte encoding in the backend.
+//! Revisions and how history is laid out in the backend.
 
-use crate::storage::backend::PREFIX_REV;
+use crate::proto::mvccpb::KeyValue;
+use crate::storage::backend::{BackendError, PREFIX_REV, PREFIX_TOMBSTONES};
+use prost::Message;
 
 /// `main` is the store revision of a change; `sub` orders the changes within one revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -10,7 +12,7 @@ pub struct Revision {
 }
 
 impl Revision {
-    /// Big-endian so that the backend's byte order is revision order.
+    /// The backend key of a put. Big-endian, so the backend's byte order is revision order.
     pub fn to_key(self) -> [u8; 17] {
         let mut k = [0u8; 17];
         k[0] = PREFIX_REV;
@@ -30,6 +32,28 @@ impl Revision {
     }
 }
 
-/// Stored value: one marker byte (put or tombstone) then the encoded `mvccpb.KeyValue`.
-pub const MARK_PUT: u8 = 0;
-pub const MARK_TOMBSTONE: u8 = 1;
+/// The backend key of the tombstone record of revision `main`.
+pub fn tombstones_key(main: i64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = PREFIX_TOMBSTONES;
+    k[1..9].copy_from_slice(&(main as u64).to_be_bytes());
+    k
+}
+
+pub fn tombstones_main(k: &[u8]) -> Option<i64> {
+    if k.len() != 9 || k[0] != PREFIX_TOMBSTONES {
+        return None;
+    }
+    Some(u64::from_be_bytes(k[1..9].try_into().ok()?) as i64)
+}
+
+pub fn corrupt(key: &[u8], why: impl ToString) -> BackendError {
+    BackendError::Corrupt {
+        key: hex::encode(key),
+        why: why.to_string(),
+    }
+}
+
+pub fn decode_put(key: &[u8], v: &[u8]) -> Result<KeyValue, BackendError> {
+    KeyValue::decode(v).map_err(|e| corrupt(key, e))
+}

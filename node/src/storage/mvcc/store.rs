@@ -1,26 +1,36 @@
 //! The MVCC store over the backend: read transactions share a read lock; the single writer
-//! (the applier) holds the write lock for one raft entry and commits it as one batch.
+//! (the applier) holds the write lock while it applies a batch of entries (see `write.rs`).
+//!
+//! Compaction is logical first: the index forgets old revisions and the compact revision moves,
+//! in the entry that asked for it. The backend records it freed are garbage that nobody can
+//! reach any more; the applier deletes them in bounded chunks (`collect_garbage`) so that a
+//! large compaction never stalls writes. After a crash, `open` finds the leftovers again by
+//! compacting the rebuilt index.
 
 use super::key_index::{KeyIndex, KeyRange};
-use super::revision::{Revision, MARK_PUT, MARK_TOMBSTONE};
+use super::revision::{self, tombstones_key, Revision};
+use super::write::WriteTxn;
 use super::MvccError;
-use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
+use crate::proto::cairnpb::TombstoneRecord;
+use crate::proto::mvccpb::KeyValue;
 use crate::storage::backend::{self, Backend, BackendError};
 use prost::Message;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-struct State {
-    index: KeyIndex,
+pub(super) struct State {
+    pub(super) index: KeyIndex,
     /// The newest revision. An empty store is at revision 1, as in etcd.
-    rev: i64,
+    pub(super) rev: i64,
     /// Reads below this revision fail with `Compacted`; 0 before the first compaction.
-    compact_rev: i64,
+    pub(super) compact_rev: i64,
 }
 
 pub struct MvccStore {
-    backend: Arc<Backend>,
-    state: RwLock<State>,
+    pub(super) backend: Arc<Backend>,
+    pub(super) state: RwLock<State>,
+    /// Backend keys freed by compaction, not yet deleted.
+    garbage: Mutex<VecDeque<Vec<u8>>>,
 }
 
 /// What a range asks of the store (the request-level options live in `range.rs`).
@@ -41,23 +51,52 @@ pub struct RangeResult {
     pub rev: i64,
 }
 
-fn decode_value(key: &[u8], v: &[u8]) -> Result<(bool, KeyValue), BackendError> {
-    let corrupt = |why: String| BackendError::Corrupt {
-        key: hex::encode(key),
-        why,
-    };
-    let (&mark, body) = v
-        .split_first()
-        .ok_or_else(|| corrupt("empty value".into()))?;
-    let kv = KeyValue::decode(body).map_err(|e| corrupt(e.to_string()))?;
-    Ok((mark == MARK_TOMBSTONE, kv))
+/// The backend keys that hold the given compacted changes.
+pub(super) fn garbage_keys(removed: &[(Revision, bool)]) -> Vec<Vec<u8>> {
+    let mut tombstone_records = BTreeSet::new();
+    let mut keys = Vec::with_capacity(removed.len());
+    for (rev, tombstone) in removed {
+        if *tombstone {
+            tombstone_records.insert(rev.main);
+        } else {
+            keys.push(rev.to_key().to_vec());
+        }
+    }
+    keys.extend(
+        tombstone_records
+            .into_iter()
+            .map(|m| tombstones_key(m).to_vec()),
+    );
+    keys
 }
 
-fn encode_value(mark: u8, kv: &KeyValue) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1 + kv.encoded_len());
-    v.push(mark);
-    kv.encode(&mut v).expect("vec has room");
-    v
+/// Every change in the backend, in revision order: (revision, key, None for a tombstone or
+/// Some((create revision, version)) for a put).
+type Change = (Revision, Vec<u8>, Option<(i64, i64)>);
+
+fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
+    let mut changes = Vec::new();
+    for item in backend.tree().scan_prefix([backend::PREFIX_REV]) {
+        let (k, v) = item?;
+        let rev =
+            Revision::from_key(&k).ok_or_else(|| revision::corrupt(&k, "bad revision key"))?;
+        let kv = revision::decode_put(&k, &v)?;
+        changes.push((rev, kv.key, Some((kv.create_revision, kv.version))));
+    }
+    for item in backend.tree().scan_prefix([backend::PREFIX_TOMBSTONES]) {
+        let (k, v) = item?;
+        let main = revision::tombstones_main(&k)
+            .ok_or_else(|| revision::corrupt(&k, "bad tombstone key"))?;
+        let rec = TombstoneRecord::decode(&v[..]).map_err(|e| revision::corrupt(&k, e))?;
+        if rec.subs.len() != rec.keys.len() {
+            return Err(revision::corrupt(&k, "tombstone record lengths differ"));
+        }
+        for (sub, key) in rec.subs.into_iter().zip(rec.keys) {
+            changes.push((Revision { main, sub }, key, None));
+        }
+    }
+    changes.sort_unstable_by_key(|c| c.0);
+    Ok(changes)
 }
 
 impl MvccStore {
@@ -65,20 +104,19 @@ impl MvccStore {
     pub fn open(backend: Arc<Backend>) -> Result<MvccStore, BackendError> {
         let mut index = KeyIndex::default();
         let mut max_rev = 1i64;
-        for item in backend.tree().scan_prefix([backend::PREFIX_REV]) {
-            let (k, v) = item?;
-            let rev = Revision::from_key(&k).ok_or_else(|| BackendError::Corrupt {
-                key: hex::encode(&k),
-                why: "bad revision key".into(),
-            })?;
-            let (tombstone, kv) = decode_value(&k, &v)?;
-            index.restore(&kv.key, rev, tombstone, kv.create_revision, kv.version);
+        for (rev, key, put) in load_changes(&backend)? {
+            match put {
+                Some((created, version)) => index.restore(&key, rev, false, created, version),
+                None => index.restore(&key, rev, true, 0, 0),
+            }
             max_rev = max_rev.max(rev.main);
         }
         let stored_rev = backend.get_u64(backend::META_REVISION)?.unwrap_or(1) as i64;
         let compact_rev = backend
             .get_u64(backend::META_COMPACT_REVISION)?
             .unwrap_or(0) as i64;
+        // Records a compaction freed but a crash kept: find them again.
+        let leftovers = garbage_keys(&index.compact(compact_rev));
         Ok(MvccStore {
             backend,
             state: RwLock::new(State {
@@ -86,6 +124,7 @@ impl MvccStore {
                 rev: stored_rev.max(max_rev),
                 compact_rev,
             }),
+            garbage: Mutex::new(leftovers.into()),
         })
     }
 
@@ -97,17 +136,7 @@ impl MvccStore {
     }
 
     pub fn write(&self) -> WriteTxn<'_> {
-        let st = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let base_rev = st.rev;
-        WriteTxn {
-            store: self,
-            st,
-            base_rev,
-            sub: 0,
-            batch: sled::Batch::default(),
-            pending: HashMap::new(),
-            events: Vec::new(),
-        }
+        WriteTxn::new(self, self.state.write().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn current_revision(&self) -> i64 {
@@ -118,12 +147,42 @@ impl MvccStore {
         self.read().st.index.key_count()
     }
 
-    fn load(&self, rev: Revision) -> Result<KeyValue, MvccError> {
+    pub(super) fn add_garbage(&self, keys: Vec<Vec<u8>>) {
+        self.garbage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(keys);
+    }
+
+    pub fn garbage_len(&self) -> usize {
+        self.garbage.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Deletes up to `max` records freed by compaction; returns how many. Only the applier
+    /// calls this (it is a backend write), between batches.
+    pub fn collect_garbage(&self, max: usize) -> Result<usize, BackendError> {
+        let chunk: Vec<Vec<u8>> = {
+            let mut g = self.garbage.lock().unwrap_or_else(|e| e.into_inner());
+            let n = g.len().min(max);
+            g.drain(..n).collect()
+        };
+        if chunk.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        for k in &chunk {
+            batch.remove(k.as_slice());
+        }
+        self.backend.apply(batch)?;
+        Ok(chunk.len())
+    }
+
+    pub(super) fn load(&self, rev: Revision) -> Result<KeyValue, MvccError> {
         let key = rev.to_key();
         match self.backend.tree().get(key) {
-            Ok(Some(v)) => decode_value(&key, &v)
-                .map(|(_, kv)| kv)
-                .map_err(|e| MvccError::Backend(e.to_string())),
+            Ok(Some(v)) => {
+                revision::decode_put(&key, &v).map_err(|e| MvccError::Backend(e.to_string()))
+            }
             Ok(None) => Err(MvccError::Backend(format!(
                 "revision {}.{} missing from the backend",
                 rev.main, rev.sub
@@ -133,7 +192,7 @@ impl MvccStore {
     }
 }
 
-fn range_in(
+pub(super) fn range_in(
     st: &State,
     view_rev: i64,
     range: &KeyRange,
@@ -178,153 +237,5 @@ impl ReadTxn<'_> {
 
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, MvccError> {
         range_in(&self.st, self.st.rev, range, opts, |r| self.store.load(r))
-    }
-}
-
-/// The changes of one or more raft entries, committed as one backend batch; each entry that
-/// changes something gets the next revision (`finish_entry` closes an entry). Dropping it
-/// without `commit` after a change is not an option the applier takes: the index it touched
-/// would no longer match the backend, so a failure there stops the member.
-pub struct WriteTxn<'a> {
-    store: &'a MvccStore,
-    st: RwLockWriteGuard<'a, State>,
-    /// The revision before the current entry's changes.
-    base_rev: i64,
-    sub: i64,
-    batch: sled::Batch,
-    pending: HashMap<Revision, KeyValue>,
-    events: Vec<Event>,
-}
-
-impl WriteTxn<'_> {
-    /// The revision reads in this transaction see: its own writes included.
-    pub fn rev(&self) -> i64 {
-        if self.sub > 0 {
-            self.base_rev + 1
-        } else {
-            self.base_rev
-        }
-    }
-
-    /// Whether the current entry changed anything.
-    pub fn has_changes(&self) -> bool {
-        self.sub > 0
-    }
-
-    /// Closes the current entry: its changes keep their revision, the next entry's get the next.
-    pub fn finish_entry(&mut self) {
-        self.base_rev = self.rev();
-        self.sub = 0;
-    }
-
-    pub fn compact_rev(&self) -> i64 {
-        self.st.compact_rev
-    }
-
-    pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, MvccError> {
-        range_in(&self.st, self.rev(), range, opts, |r| {
-            match self.pending.get(&r) {
-                Some(kv) => Ok(kv.clone()),
-                None => self.store.load(r),
-            }
-        })
-    }
-
-    fn next_rev(&mut self) -> Revision {
-        let r = Revision {
-            main: self.base_rev + 1,
-            sub: self.sub,
-        };
-        self.sub += 1;
-        r
-    }
-
-    /// Returns the revision of the write.
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
-        let rev = self.next_rev();
-        let (create_revision, version) = self.st.index.put(key, rev);
-        let kv = KeyValue {
-            key: key.to_vec(),
-            create_revision,
-            mod_revision: rev.main,
-            version,
-            value,
-            lease,
-        };
-        self.batch
-            .insert(&rev.to_key(), encode_value(MARK_PUT, &kv));
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv.clone()),
-            prev_kv: None,
-        });
-        self.pending.insert(rev, kv);
-        rev.main
-    }
-
-    /// Deletes every key visible in `range`; returns how many.
-    pub fn delete_range(&mut self, range: &KeyRange) -> usize {
-        let at = self.rev();
-        let keys: Vec<Vec<u8>> = self
-            .st
-            .index
-            .visible(range, at)
-            .map(|(k, _)| k.to_vec())
-            .collect();
-        for key in &keys {
-            let rev = self.next_rev();
-            self.st.index.tombstone(key, rev);
-            let kv = KeyValue {
-                key: key.clone(),
-                mod_revision: rev.main,
-                ..Default::default()
-            };
-            self.batch
-                .insert(&rev.to_key(), encode_value(MARK_TOMBSTONE, &kv));
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(kv),
-                prev_kv: None,
-            });
-        }
-        keys.len()
-    }
-
-    /// Checks a compaction target the way etcd does.
-    pub fn check_compact(&self, at: i64) -> Result<(), MvccError> {
-        if at <= self.st.compact_rev {
-            return Err(MvccError::Compacted);
-        }
-        if at > self.st.rev {
-            return Err(MvccError::FutureRev);
-        }
-        Ok(())
-    }
-
-    /// Removes history older than `at` from the index and the backend.
-    pub fn compact(&mut self, at: i64) -> Result<usize, MvccError> {
-        self.check_compact(at)?;
-        let removed = self.st.index.compact(at);
-        for r in &removed {
-            self.batch.remove(&r.to_key());
-        }
-        self.st.compact_rev = at;
-        Ok(removed.len())
-    }
-
-    /// Applies everything as one backend batch together with the raft index of the last entry
-    /// in it, then publishes the new revision. Returns the events, in revision order.
-    pub fn commit(mut self, applied_index: u64) -> Result<Vec<Event>, BackendError> {
-        let new_rev = self.rev();
-        backend::put_u64(&mut self.batch, backend::META_APPLIED_INDEX, applied_index);
-        backend::put_u64(&mut self.batch, backend::META_REVISION, new_rev as u64);
-        backend::put_u64(
-            &mut self.batch,
-            backend::META_COMPACT_REVISION,
-            self.st.compact_rev as u64,
-        );
-        self.store.backend.apply(std::mem::take(&mut self.batch))?;
-        self.st.rev = new_rev;
-        Ok(std::mem::take(&mut self.events))
     }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::proto::etcdserverpb::RangeRequest;
-use crate::storage::backend::{Backend, PREFIX_REV};
+use crate::storage::backend::{Backend, PREFIX_REV, PREFIX_TOMBSTONES};
 use std::sync::Arc;
 
 fn open(dir: &std::path::Path) -> (Arc<Backend>, MvccStore) {
@@ -33,8 +33,9 @@ fn get(s: &MvccStore, k: &str, rev: i64) -> Result<Option<(String, i64, i64, i64
     }))
 }
 
-fn stored_revisions(b: &Backend) -> usize {
-    b.tree().scan_prefix([PREFIX_REV]).count()
+/// Backend records of history: puts plus tombstone records.
+fn stored_records(b: &Backend) -> usize {
+    b.tree().scan_prefix([PREFIX_REV]).count() + b.tree().scan_prefix([PREFIX_TOMBSTONES]).count()
 }
 
 #[test]
@@ -99,12 +100,17 @@ fn compaction_frees_old_revisions_and_fences_reads() {
     let mut w = s.write();
     w.delete_range(&KeyRange::Single(b"gone".to_vec()));
     w.commit(12).unwrap();
-    assert_eq!(stored_revisions(&b), 12);
+    assert_eq!(stored_records(&b), 12);
     let mut w = s.write();
     assert_eq!(w.compact(13).unwrap(), 11);
     w.commit(13).unwrap();
+    // Logically gone at once; physically once the garbage is collected.
+    assert_eq!(s.garbage_len(), 11);
+    assert_eq!(s.collect_garbage(4).unwrap(), 4);
+    assert_eq!(s.collect_garbage(100).unwrap(), 7);
+    assert_eq!(s.collect_garbage(100).unwrap(), 0);
     // Only the newest "hot" survives; "gone" and its tombstone are freed.
-    assert_eq!(stored_revisions(&b), 1);
+    assert_eq!(stored_records(&b), 1);
     assert_eq!(get(&s, "hot", 5), Err(MvccError::Compacted));
     assert_eq!(get(&s, "hot", 13).unwrap().unwrap().0, "9");
     let w = s.write();
@@ -125,9 +131,19 @@ fn restart_rebuilds_the_index_and_keeps_revision_and_compaction() {
         let mut w = s.write();
         w.compact(4).unwrap();
         w.commit(4).unwrap();
+        // A crash before the freed records are deleted.
+        assert_eq!(s.garbage_len(), 3);
         b.flush().unwrap();
     }
     let (b, s) = open(dir.path());
+    assert_eq!(stored_records(&b), 3);
+    assert_eq!(
+        s.garbage_len(),
+        3,
+        "open must find what the compaction freed"
+    );
+    s.collect_garbage(100).unwrap();
+    assert_eq!(stored_records(&b), 0);
     // Every stored revision of "a" was compacted away, yet the revision counter holds.
     assert_eq!(s.current_revision(), 4);
     assert_eq!(b.applied_index().unwrap(), 4);
@@ -204,4 +220,29 @@ fn entries_sharing_one_batch_get_their_own_revisions() {
     assert_eq!(b.applied_index().unwrap(), 7);
     assert_eq!(get(&s, "a", 2).unwrap(), Some(("1".into(), 2, 2, 1)));
     assert_eq!(get(&s, "a", 3).unwrap(), Some(("2".into(), 2, 3, 2)));
+}
+
+#[test]
+fn deleting_many_keys_writes_one_tombstone_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, s) = open(dir.path());
+    let mut w = s.write();
+    for i in 0..100 {
+        w.put(format!("k{i:03}").as_bytes(), b"v".to_vec(), 0);
+    }
+    w.commit(1).unwrap();
+    let mut w = s.write();
+    assert_eq!(w.delete_range(&KeyRange::from_request(b"k", b"l")), 100);
+    let events = w.commit(2).unwrap();
+    assert_eq!(events.len(), 100);
+    assert!(events
+        .iter()
+        .all(|e| e.kv.as_ref().unwrap().mod_revision == 3));
+    assert_eq!(b.tree().scan_prefix([PREFIX_TOMBSTONES]).count(), 1);
+    drop(s);
+    // The index rebuilt from the record knows every key is gone, at the right revision.
+    let s = MvccStore::open(b.clone()).unwrap();
+    assert_eq!(get(&s, "k050", 0).unwrap(), None);
+    assert_eq!(get(&s, "k050", 2).unwrap(), Some(("v".into(), 2, 2, 1)));
+    assert_eq!(s.current_revision(), 3);
 }
