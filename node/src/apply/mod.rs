@@ -98,8 +98,10 @@ impl Applier {
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 let req = InternalRequest::decode(&e.data[..])
                     .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
-                physical |= matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
+                let wants_physical =
+                    matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
                 let result = self.execute(&mut w, req.request);
+                physical |= wants_physical && result.is_ok();
                 if result.is_err() && w.has_changes() {
                     return Err(format!(
                         "entry {}: request failed after writing: {result:?}",

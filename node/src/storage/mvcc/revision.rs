@@ -32,16 +32,22 @@ impl Revision {
     }
 }
 
-/// The backend key of the tombstone record of revision `main`.
-pub fn tombstones_key(main: i64) -> [u8; 9] {
-    let mut k = [0u8; 9];
+/// Tombstones of one revision are stored in records of at most this many, so that no record
+/// grows large (sled rewrites whole nodes, and a huge value makes every rewrite expensive).
+pub const TOMBSTONES_PER_RECORD: i64 = 256;
+
+/// The backend key of the tombstone record holding the tombstone at `rev`.
+pub fn tombstones_key(rev: Revision) -> [u8; 17] {
+    let mut k = [0u8; 17];
     k[0] = PREFIX_TOMBSTONES;
-    k[1..9].copy_from_slice(&(main as u64).to_be_bytes());
+    k[1..9].copy_from_slice(&(rev.main as u64).to_be_bytes());
+    k[9..17].copy_from_slice(&((rev.sub / TOMBSTONES_PER_RECORD) as u64).to_be_bytes());
     k
 }
 
+/// The main revision of a tombstone record key.
 pub fn tombstones_main(k: &[u8]) -> Option<i64> {
-    if k.len() != 9 || k[0] != PREFIX_TOMBSTONES {
+    if k.len() != 17 || k[0] != PREFIX_TOMBSTONES {
         return None;
     }
     Some(u64::from_be_bytes(k[1..9].try_into().ok()?) as i64)

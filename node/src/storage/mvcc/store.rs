@@ -57,16 +57,12 @@ pub(super) fn garbage_keys(removed: &[(Revision, bool)]) -> Vec<Vec<u8>> {
     let mut keys = Vec::with_capacity(removed.len());
     for (rev, tombstone) in removed {
         if *tombstone {
-            tombstone_records.insert(rev.main);
+            tombstone_records.insert(tombstones_key(*rev));
         } else {
             keys.push(rev.to_key().to_vec());
         }
     }
-    keys.extend(
-        tombstone_records
-            .into_iter()
-            .map(|m| tombstones_key(m).to_vec()),
-    );
+    keys.extend(tombstone_records.into_iter().map(|k| k.to_vec()));
     keys
 }
 

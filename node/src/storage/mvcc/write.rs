@@ -11,7 +11,7 @@ use crate::proto::cairnpb::TombstoneRecord;
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::backend::{self, BackendError};
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLockWriteGuard;
 
 pub struct WriteTxn<'a> {
@@ -23,8 +23,8 @@ pub struct WriteTxn<'a> {
     batch: sled::Batch,
     /// Values written in this batch, readable before the batch reaches the backend.
     pending: HashMap<Revision, KeyValue>,
-    /// The current entry's deletions, written as one record when the entry closes.
-    tombstones: TombstoneRecord,
+    /// The current entry's deletions by record key, written when the entry closes.
+    tombstones: BTreeMap<[u8; 17], TombstoneRecord>,
     events: Vec<Event>,
     garbage: Vec<Vec<u8>>,
 }
@@ -39,7 +39,7 @@ impl<'a> WriteTxn<'a> {
             sub: 0,
             batch: sled::Batch::default(),
             pending: HashMap::new(),
-            tombstones: TombstoneRecord::default(),
+            tombstones: BTreeMap::new(),
             events: Vec::new(),
             garbage: Vec::new(),
         }
@@ -71,10 +71,8 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn flush_tombstones(&mut self) {
-        if !self.tombstones.keys.is_empty() {
-            let rec = std::mem::take(&mut self.tombstones);
-            self.batch
-                .insert(&tombstones_key(self.base_rev + 1), rec.encode_to_vec());
+        for (key, rec) in std::mem::take(&mut self.tombstones) {
+            self.batch.insert(&key, rec.encode_to_vec());
         }
     }
 
@@ -130,8 +128,9 @@ impl<'a> WriteTxn<'a> {
         for key in &keys {
             let rev = self.next_rev();
             self.st.index.tombstone(key, rev);
-            self.tombstones.subs.push(rev.sub);
-            self.tombstones.keys.push(key.clone());
+            let rec = self.tombstones.entry(tombstones_key(rev)).or_default();
+            rec.subs.push(rev.sub);
+            rec.keys.push(key.clone());
             let kv = KeyValue {
                 key: key.clone(),
                 mod_revision: rev.main,
