@@ -21,35 +21,21 @@ pub fn cairn_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join("cairn");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first", bin.display());
     bin
 }
 
 pub fn require_tool(name: &str) -> PathBuf {
     let out = Command::new("which").arg(name).output().expect("run which");
-    assert!(
-        out.status.success(),
-        "{name} is not installed: run ./test.sh (it installs etcd-server and etcd-client)"
-    );
+    assert!(out.status.success(), "{name} is not installed: run ./test.sh (it installs etcd-server and etcd-client)");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// A port nobody listens on right now (the OS picks it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
 }
 
 /// A bare HTTP/1.0 GET; returns (status, body).
@@ -60,10 +46,7 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
 }
 
@@ -101,14 +84,7 @@ impl Member {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{kind:?}.log").to_lowercase());
-        let mut m = Member {
-            kind,
-            data_dir,
-            client_addr: format!("127.0.0.1:{cport}"),
-            args,
-            log,
-            child: None,
-        };
+        let mut m = Member { kind, data_dir, client_addr: format!("127.0.0.1:{cport}"), args, log, child: None };
         m.spawn();
         m
     }
@@ -118,11 +94,7 @@ impl Member {
             Kind::Cairn => cairn_bin(),
             Kind::Etcd => require_tool("etcd"),
         };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open member log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open member log");
         let child = Command::new(bin)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -139,34 +111,19 @@ impl Member {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "{:?} exited with {status} while starting:\n{}",
-                    self.kind,
-                    self.log_tail()
-                );
+                panic!("{:?} exited with {status} while starting:\n{}", self.kind, self.log_tail());
             }
             if matches!(http_get(&self.client_addr, "/health"), Some((200, _))) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "{:?} not healthy within {within:?}:\n{}",
-            self.kind,
-            self.log_tail()
-        );
+        panic!("{:?} not healthy within {within:?}:\n{}", self.kind, self.log_tail());
     }
 
     pub fn log_tail(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        s.lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        s.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// SIGKILL: no shutdown path runs.
@@ -219,14 +176,6 @@ pub fn etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>) -> CtlOutpu
     }
     let out = child.wait_with_output().expect("etcdctl output");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors = stderr
-        .lines()
-        .filter(|l| !l.starts_with("{\"level\""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    CtlOutput {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        errors,
-        success: out.status.success(),
-    }
+    let errors = stderr.lines().filter(|l| !l.starts_with("{\"level\"")).collect::<Vec<_>>().join("\n");
+    CtlOutput { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), errors, success: out.status.success() }
 }

@@ -27,13 +27,8 @@ pub fn parse(script: &str) -> Vec<Step> {
             }
             None => (t, None),
         };
-        let args =
-            shell_words::split(cmd).unwrap_or_else(|e| panic!("bad script line {cmd:?}: {e}"));
-        steps.push(Step {
-            line: cmd.to_string(),
-            args,
-            stdin,
-        });
+        let args = shell_words::split(cmd).unwrap_or_else(|e| panic!("bad script line {cmd:?}: {e}"));
+        steps.push(Step { line: cmd.to_string(), args, stdin });
     }
     steps
 }
@@ -48,10 +43,7 @@ pub fn normalize(s: &str) -> String {
     ];
     let mut out = s.to_string();
     for (re, with) in rules {
-        out = Regex::new(re)
-            .expect("valid regex")
-            .replace_all(&out, with)
-            .into_owned();
+        out = Regex::new(re).expect("valid regex").replace_all(&out, with).into_owned();
     }
     out
 }
@@ -59,12 +51,7 @@ pub fn normalize(s: &str) -> String {
 /// A step's normalised transcript and whether etcdctl succeeded.
 pub fn run_step(endpoint: &str, step: &Step) -> (String, bool) {
     let o = etcdctl(endpoint, &step.args, step.stdin.as_deref());
-    let text = normalize(&format!(
-        "{}{}\n[{}]",
-        o.stdout,
-        o.errors,
-        if o.success { "ok" } else { "failed" }
-    ));
+    let text = normalize(&format!("{}{}\n[{}]", o.stdout, o.errors, if o.success { "ok" } else { "failed" }));
     (text, o.success)
 }
 
@@ -78,21 +65,14 @@ pub struct Comparison {
 
 /// Runs every step against both endpoints, in lockstep.
 pub fn compare(script: &str, reference: &str, candidate: &str) -> Comparison {
-    let mut c = Comparison {
-        steps: 0,
-        ok_steps: 0,
-        diffs: Vec::new(),
-    };
+    let mut c = Comparison { steps: 0, ok_steps: 0, diffs: Vec::new() };
     for step in parse(script) {
         let (want, ok) = run_step(reference, &step);
         let (got, _) = run_step(candidate, &step);
         c.steps += 1;
         c.ok_steps += ok as usize;
         if want != got {
-            c.diffs.push(format!(
-                "$ etcdctl {}\n--- etcd:\n{want}\n--- cairn:\n{got}\n",
-                step.line
-            ));
+            c.diffs.push(format!("$ etcdctl {}\n--- etcd:\n{want}\n--- cairn:\n{got}\n", step.line));
         }
     }
     c

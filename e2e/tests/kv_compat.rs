@@ -13,12 +13,7 @@ fn kv_commands_answer_as_etcd_does() {
     let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
     let script = include_str!("../scripts/kv.txt");
     let result = compare(script, &etcd.client_addr, &cairn.client_addr);
-    assert!(
-        result.diffs.is_empty(),
-        "{} step(s) differ:\n{}",
-        result.diffs.len(),
-        result.diffs.join("\n")
-    );
+    assert!(result.diffs.is_empty(), "{} step(s) differ:\n{}", result.diffs.len(), result.diffs.join("\n"));
     // Guard against a vacuous pass (both sides failing the same way): most steps succeed.
     assert!(
         result.ok_steps * 10 >= result.steps * 6,

@@ -92,11 +92,7 @@ pub struct Config {
 }
 
 fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
-    let urls: Vec<String> = s
-        .split(',')
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty())
-        .collect();
+    let urls: Vec<String> = s.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
     if urls.is_empty() {
         return Err(format!("--{flag} must list at least one URL"));
     }
@@ -105,19 +101,13 @@ fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
         match parsed.scheme() {
             "http" => {}
             "https" => return Err(format!("--{flag}: {u}: TLS is not supported yet; use http")),
-            other => {
-                return Err(format!(
-                    "--{flag}: {u}: URL scheme must be http, https, unix, or unixs: {other}"
-                ))
-            }
+            other => return Err(format!("--{flag}: {u}: URL scheme must be http, https, unix, or unixs: {other}")),
         }
         if !matches!(parsed.path(), "" | "/") {
             return Err(format!("--{flag}: {u}: URL must not contain a path"));
         }
         if parsed.port().is_none() {
-            return Err(format!(
-                "--{flag}: {u}: URL address does not have the form \"host:port\""
-            ));
+            return Err(format!("--{flag}: {u}: URL address does not have the form \"host:port\""));
         }
     }
     Ok(urls)
@@ -126,29 +116,19 @@ fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
 /// Resolves a listen URL to one address; `localhost` binds loopback IPv4 as etcd does.
 fn listen_addr(u: &str) -> Result<SocketAddr, String> {
     let parsed = url::Url::parse(u).map_err(|e| e.to_string())?;
-    let host = parsed
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
     let port = parsed.port().unwrap_or(0);
-    let mut addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {u}: {e}"))?
-        .collect();
+    let mut addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {u}: {e}"))?.collect();
     addrs.sort_by_key(|a| !a.is_ipv4());
-    addrs
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("{u} resolves to no address"))
+    addrs.into_iter().next().ok_or_else(|| format!("{u} resolves to no address"))
 }
 
 fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, url) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--initial-cluster: {part:?} is not of the form name=url"))?;
+        let (name, url) =
+            part.split_once('=').ok_or_else(|| format!("--initial-cluster: {part:?} is not of the form name=url"))?;
         split_urls("initial-cluster", url)?;
         match out.iter_mut().find(|(n, _)| n == name) {
             Some((_, urls)) => urls.push(url.to_string()),
@@ -180,9 +160,7 @@ impl ServerArgs {
             m => return Err(format!("unknown auto-compaction-mode {m:?}")),
         }
         if !matches!(self.auto_compaction_retention.as_str(), "0" | "0s" | "0h") {
-            return Err(
-                "--auto-compaction-retention: automatic compaction is not supported yet".into(),
-            );
+            return Err("--auto-compaction-retention: automatic compaction is not supported yet".into());
         }
         if self.quota_backend_bytes != 0 {
             return Err("--quota-backend-bytes: backend quotas are not supported yet".into());
@@ -191,13 +169,9 @@ impl ServerArgs {
             .iter()
             .map(|u| listen_addr(u))
             .collect::<Result<Vec<_>, _>>()?;
-        let advertise_client_urls =
-            split_urls("advertise-client-urls", &self.advertise_client_urls)?;
+        let advertise_client_urls = split_urls("advertise-client-urls", &self.advertise_client_urls)?;
         split_urls("listen-peer-urls", &self.listen_peer_urls)?;
-        let apurls = split_urls(
-            "initial-advertise-peer-urls",
-            &self.initial_advertise_peer_urls,
-        )?;
+        let apurls = split_urls("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?;
         let initial_cluster = match &self.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
             None => vec![(self.name.clone(), apurls.clone())],
@@ -207,10 +181,7 @@ impl ServerArgs {
         want.sort();
         match mine {
             None => {
-                return Err(format!(
-                    "couldn't find local name {:?} in the initial cluster configuration",
-                    self.name
-                ))
+                return Err(format!("couldn't find local name {:?} in the initial cluster configuration", self.name))
             }
             Some((_, urls)) => {
                 let mut have: Vec<&String> = urls.iter().collect();
@@ -228,10 +199,7 @@ impl ServerArgs {
         let heartbeat = Duration::from_millis(self.heartbeat_interval);
         Ok(Config {
             name: self.name.clone(),
-            data_dir: self
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
+            data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
             listen_client,
             advertise_client_urls,
             initial_advertise_peer_urls: apurls,

@@ -14,10 +14,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             handled: Mutex::new(BTreeMap::new()),
-            start_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
+            start_time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
         }
     }
 }
@@ -37,21 +34,13 @@ pub struct Gauges {
 
 impl Metrics {
     pub fn grpc_handled(&self, service: &'static str, method: &'static str, code: tonic::Code) {
-        *self
-            .handled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((service, method, code as i32))
-            .or_default() += 1;
+        *self.handled.lock().unwrap_or_else(|e| e.into_inner()).entry((service, method, code as i32)).or_default() += 1;
     }
 
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, v: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
         gauge(
             "etcd_server_has_leader",
@@ -59,12 +48,7 @@ impl Metrics {
             "gauge",
             g.has_leader as u8 as f64,
         );
-        gauge(
-            "etcd_server_is_leader",
-            "Whether or not this member is a leader.",
-            "gauge",
-            g.is_leader as u8 as f64,
-        );
+        gauge("etcd_server_is_leader", "Whether or not this member is a leader.", "gauge", g.is_leader as u8 as f64);
         gauge(
             "etcd_server_proposals_committed_total",
             "The total number of consensus proposals committed.",
@@ -83,55 +67,25 @@ impl Metrics {
             "gauge",
             g.pending as f64,
         );
-        gauge(
-            "etcd_server_term",
-            "The raft term of this member.",
-            "gauge",
-            g.term as f64,
-        );
+        gauge("etcd_server_term", "The raft term of this member.", "gauge", g.term as f64);
         gauge(
             "etcd_mvcc_db_total_size_in_bytes",
             "Total size of the underlying database physically allocated in bytes.",
             "gauge",
             g.db_size as f64,
         );
-        gauge(
-            "etcd_debugging_mvcc_keys_total",
-            "Total number of keys.",
-            "gauge",
-            g.keys as f64,
-        );
-        gauge(
-            "etcd_debugging_mvcc_current_revision",
-            "The current revision of store.",
-            "gauge",
-            g.revision as f64,
-        );
+        gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", "gauge", g.keys as f64);
+        gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.", "gauge", g.revision as f64);
         let p = process_stats();
-        gauge(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            "gauge",
-            p.rss as f64,
-        );
-        gauge(
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            "gauge",
-            p.vsize as f64,
-        );
+        gauge("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", p.rss as f64);
+        gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", p.vsize as f64);
         gauge(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
             "counter",
             p.cpu_seconds,
         );
-        gauge(
-            "process_open_fds",
-            "Number of open file descriptors.",
-            "gauge",
-            p.open_fds as f64,
-        );
+        gauge("process_open_fds", "Number of open file descriptors.", "gauge", p.open_fds as f64);
         gauge(
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
@@ -142,12 +96,7 @@ impl Metrics {
             out,
             "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.\n# TYPE grpc_server_handled_total counter"
         );
-        for ((service, method, code), n) in self
-            .handled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for ((service, method, code), n) in self.handled.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             // gRPC's own spelling of the code names (OK, not Ok).
             let code = match tonic::Code::from_i32(*code) {
                 tonic::Code::Ok => "OK".to_string(),
@@ -174,12 +123,7 @@ struct ProcessStats {
 fn process_stats() -> ProcessStats {
     let mut p = ProcessStats::default();
     // SAFETY: sysconf has no preconditions.
-    let (page, ticks) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PAGESIZE),
-            libc::sysconf(libc::_SC_CLK_TCK),
-        )
-    };
+    let (page, ticks) = unsafe { (libc::sysconf(libc::_SC_PAGESIZE), libc::sysconf(libc::_SC_CLK_TCK)) };
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
         // Fields after the command name, which is in parentheses and may hold spaces.
         if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
@@ -191,8 +135,6 @@ fn process_stats() -> ProcessStats {
             p.rss = num(21) * page.max(0) as u64;
         }
     }
-    p.open_fds = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0);
+    p.open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
     p
 }

@@ -16,10 +16,7 @@ pub struct Waiters {
 impl Default for Waiters {
     fn default() -> Self {
         // A random start keeps ids of a restarted member apart from those it used before.
-        Waiters {
-            next: AtomicU64::new(rand::random::<u64>() >> 1),
-            pending: Mutex::new(HashMap::new()),
-        }
+        Waiters { next: AtomicU64::new(rand::random::<u64>() >> 1), pending: Mutex::new(HashMap::new()) }
     }
 }
 

@@ -8,9 +8,7 @@ pub mod txn;
 use crate::grpc::status::EtcdError;
 use crate::lease::Lessor;
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
-use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
-};
+use crate::proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
 use crate::storage::mvcc::{MvccStore, WriteTxn};
 use crate::wait::Waiters;
 use prost::Message;
@@ -28,6 +26,26 @@ pub enum Applied {
 
 pub type ApplyResult = Result<Applied, EtcdError>;
 
+/// The response type a proposal of a given kind applies to.
+pub trait FromApplied: Sized {
+    fn from_applied(a: Applied) -> Option<Self>;
+}
+
+macro_rules! from_applied {
+    ($($variant:ident => $ty:ty),*) => {$(
+        impl FromApplied for $ty {
+            fn from_applied(a: Applied) -> Option<Self> {
+                match a {
+                    Applied::$variant(r) => Some(r),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_applied!(Put => PutResponse, DeleteRange => DeleteRangeResponse, Txn => TxnResponse, Compaction => CompactionResponse);
+
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
 /// Records freed by compaction deleted per pass: small enough that writes never wait long.
@@ -37,10 +55,7 @@ const GARBAGE_CHUNK: usize = 2048;
 fn finish(a: Applied, rev: i64) -> Applied {
     match a {
         Applied::Compaction(mut c) => {
-            c.header = Some(ResponseHeader {
-                revision: rev,
-                ..Default::default()
-            });
+            c.header = Some(ResponseHeader { revision: rev, ..Default::default() });
             Applied::Compaction(c)
         }
         other => other,
@@ -63,13 +78,7 @@ impl Applier {
         applied: watch::Sender<u64>,
         last_applied: u64,
     ) -> Applier {
-        Applier {
-            mvcc,
-            lessor,
-            waiters,
-            applied,
-            last_applied,
-        }
+        Applier { mvcc, lessor, waiters, applied, last_applied }
     }
 
     /// Applies committed entries in order, up to `BATCH_ENTRIES` of them per backend batch:
@@ -98,15 +107,11 @@ impl Applier {
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 let req = InternalRequest::decode(&e.data[..])
                     .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
-                let wants_physical =
-                    matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
+                let wants_physical = matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
                 let result = self.execute(&mut w, req.request);
                 physical |= wants_physical && result.is_ok();
                 if result.is_err() && w.has_changes() {
-                    return Err(format!(
-                        "entry {}: request failed after writing: {result:?}",
-                        e.index
-                    ));
+                    return Err(format!("entry {}: request failed after writing: {result:?}", e.index));
                 }
                 results.push((req.id, result.map(|a| finish(a, w.rev()))));
                 w.finish_entry();
@@ -130,9 +135,7 @@ impl Applier {
 
     /// Deletes one chunk of the records compaction freed; returns how many.
     pub fn collect_garbage(&self) -> Result<usize, String> {
-        self.mvcc
-            .collect_garbage(GARBAGE_CHUNK)
-            .map_err(|e| e.to_string())
+        self.mvcc.collect_garbage(GARBAGE_CHUNK).map_err(|e| e.to_string())
     }
 
     pub fn has_garbage(&self) -> bool {

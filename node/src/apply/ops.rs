@@ -3,8 +3,7 @@
 use crate::grpc::status::EtcdError;
 use crate::lease::Lessor;
 use crate::proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader,
+    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
 };
 use crate::storage::mvcc::{range_request, KeyRange, RangeOptions, RangeView, ReadTxn, WriteTxn};
 
@@ -99,11 +98,7 @@ pub fn range(view: &impl RangeView, r: &RangeRequest) -> Result<RangeResponse, E
 /// Callers run `check_put` first; here only the write itself remains.
 pub fn put(target: &mut impl KvTarget, p: &PutRequest) -> Result<PutResponse, EtcdError> {
     let prev = if p.prev_kv || p.ignore_value || p.ignore_lease {
-        target
-            .range(&KeyRange::Single(p.key.clone()), RangeOptions::default())?
-            .kvs
-            .into_iter()
-            .next()
+        target.range(&KeyRange::Single(p.key.clone()), RangeOptions::default())?.kvs.into_iter().next()
     } else {
         None
     };
@@ -121,35 +116,18 @@ pub fn put(target: &mut impl KvTarget, p: &PutRequest) -> Result<PutResponse, Et
     }
     let revision = target.put(&p.key, value, lease);
     Ok(PutResponse {
-        header: Some(ResponseHeader {
-            revision,
-            ..Default::default()
-        }),
+        header: Some(ResponseHeader { revision, ..Default::default() }),
         prev_kv: if p.prev_kv { prev } else { None },
     })
 }
 
-pub fn delete_range(
-    target: &mut impl KvTarget,
-    d: &DeleteRangeRequest,
-) -> Result<DeleteRangeResponse, EtcdError> {
+pub fn delete_range(target: &mut impl KvTarget, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
     let range = KeyRange::from_request(&d.key, &d.range_end);
-    let prev_kvs = if d.prev_kv {
-        target.range(&range, RangeOptions::default())?.kvs
-    } else {
-        Vec::new()
-    };
+    let prev_kvs = if d.prev_kv { target.range(&range, RangeOptions::default())?.kvs } else { Vec::new() };
     let deleted = target.delete_range(&range);
-    let revision = if deleted > 0 || target.has_changes() {
-        target.begin_rev() + 1
-    } else {
-        target.begin_rev()
-    };
+    let revision = if deleted > 0 || target.has_changes() { target.begin_rev() + 1 } else { target.begin_rev() };
     Ok(DeleteRangeResponse {
-        header: Some(ResponseHeader {
-            revision,
-            ..Default::default()
-        }),
+        header: Some(ResponseHeader { revision, ..Default::default() }),
         deleted: deleted as i64,
         prev_kvs,
     })

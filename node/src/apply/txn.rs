@@ -8,9 +8,7 @@ use crate::lease::Lessor;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
-use crate::proto::etcdserverpb::{
-    Compare, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
-};
+use crate::proto::etcdserverpb::{Compare, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse};
 use crate::proto::mvccpb::KeyValue;
 use crate::storage::mvcc::{KeyRange, RangeOptions, RangeView};
 use std::cmp::Ordering;
@@ -48,10 +46,7 @@ fn decide(view: &impl RangeView, t: &TxnRequest) -> Result<Path, EtcdError> {
 }
 
 fn compare(view: &impl RangeView, c: &Compare) -> Result<bool, EtcdError> {
-    let res = view.range(
-        &KeyRange::from_request(&c.key, &c.range_end),
-        RangeOptions::default(),
-    )?;
+    let res = view.range(&KeyRange::from_request(&c.key, &c.range_end), RangeOptions::default())?;
     if res.kvs.is_empty() {
         // A missing key has no value to compare: etcd fails value compares outright and
         // compares the other targets against zero.
@@ -97,24 +92,14 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     }
 }
 
-fn check(
-    view: &impl KvTarget,
-    lessor: &Lessor,
-    t: &TxnRequest,
-    path: &Path,
-) -> Result<(), EtcdError> {
+fn check(view: &impl KvTarget, lessor: &Lessor, t: &TxnRequest, path: &Path) -> Result<(), EtcdError> {
     let mut nested = path.nested.iter();
     for op in branch(t, path.succeeded) {
         match &op.request {
             Some(Request::RequestPut(p)) => ops::check_put(view, lessor, p)?,
             Some(Request::RequestRange(r)) => ops::check_range_revision(view, r.revision)?,
             Some(Request::RequestTxn(inner)) => {
-                check(
-                    view,
-                    lessor,
-                    inner,
-                    nested.next().expect("a path per nested txn"),
-                )?;
+                check(view, lessor, inner, nested.next().expect("a path per nested txn"))?;
             }
             Some(Request::RequestDeleteRange(_)) | None => {}
         }
@@ -122,63 +107,40 @@ fn check(
     Ok(())
 }
 
-fn execute(
-    target: &mut impl KvTarget,
-    t: &TxnRequest,
-    path: &Path,
-) -> Result<TxnResponse, EtcdError> {
+fn execute(target: &mut impl KvTarget, t: &TxnRequest, path: &Path) -> Result<TxnResponse, EtcdError> {
     let mut nested = path.nested.iter();
     let mut responses = Vec::new();
     for op in branch(t, path.succeeded) {
         let response = match &op.request {
             Some(Request::RequestRange(r)) => Response::ResponseRange(ops::range(target, r)?),
             Some(Request::RequestPut(p)) => Response::ResponsePut(ops::put(target, p)?),
-            Some(Request::RequestDeleteRange(d)) => {
-                Response::ResponseDeleteRange(ops::delete_range(target, d)?)
-            }
+            Some(Request::RequestDeleteRange(d)) => Response::ResponseDeleteRange(ops::delete_range(target, d)?),
             Some(Request::RequestTxn(inner)) => {
-                let mut resp =
-                    execute(target, inner, nested.next().expect("a path per nested txn"))?;
+                let mut resp = execute(target, inner, nested.next().expect("a path per nested txn"))?;
                 // etcd leaves the header of a nested txn empty.
                 resp.header = Some(ResponseHeader::default());
                 Response::ResponseTxn(resp)
             }
             None => continue,
         };
-        responses.push(ResponseOp {
-            response: Some(response),
-        });
+        responses.push(ResponseOp { response: Some(response) });
     }
-    Ok(TxnResponse {
-        header: None,
-        succeeded: path.succeeded,
-        responses,
-    })
+    Ok(TxnResponse { header: None, succeeded: path.succeeded, responses })
 }
 
 /// True when no op on either branch, at any depth, writes.
 pub fn is_read_only(t: &TxnRequest) -> bool {
-    t.success
-        .iter()
-        .chain(&t.failure)
-        .all(|op| match &op.request {
-            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
-            Some(Request::RequestTxn(inner)) => is_read_only(inner),
-            Some(Request::RequestRange(_)) | None => true,
-        })
+    t.success.iter().chain(&t.failure).all(|op| match &op.request {
+        Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
+        Some(Request::RequestTxn(inner)) => is_read_only(inner),
+        Some(Request::RequestRange(_)) | None => true,
+    })
 }
 
-pub fn txn(
-    target: &mut impl KvTarget,
-    lessor: &Lessor,
-    t: &TxnRequest,
-) -> Result<TxnResponse, EtcdError> {
+pub fn txn(target: &mut impl KvTarget, lessor: &Lessor, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
     let path = decide(target, t)?;
     check(target, lessor, t, &path)?;
     let mut resp = execute(target, t, &path)?;
-    resp.header = Some(ResponseHeader {
-        revision: target.view_rev(),
-        ..Default::default()
-    });
+    resp.header = Some(ResponseHeader { revision: target.view_rev(), ..Default::default() });
     Ok(resp)
 }

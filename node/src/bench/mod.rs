@@ -58,27 +58,13 @@ fn key(i: usize, size: usize) -> Vec<u8> {
 }
 
 async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
-    let endpoints: Vec<&str> = args
-        .endpoints
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let endpoints: Vec<&str> = args.endpoints.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     anyhow::ensure!(!endpoints.is_empty(), "--endpoints is empty");
     let mut chans = Vec::new();
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
-        let url = if ep.contains("://") {
-            ep.to_string()
-        } else {
-            format!("http://{ep}")
-        };
-        chans.push(
-            Endpoint::from_shared(url)?
-                .connect_timeout(Duration::from_secs(5))
-                .connect()
-                .await?,
-        );
+        let url = if ep.contains("://") { ep.to_string() } else { format!("http://{ep}") };
+        chans.push(Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).connect().await?);
     }
     Ok(chans)
 }
@@ -90,8 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.clients.max(1) {
-        let mut client =
-            KvClient::new(chans[c % chans.len()].clone()).max_decoding_message_size(usize::MAX);
+        let mut client = KvClient::new(chans[c % chans.len()].clone()).max_decoding_message_size(usize::MAX);
         let (next, args, value) = (next.clone(), args.clone(), value.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -101,30 +86,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 if i >= args.total {
                     break;
                 }
-                let k = key(
-                    if args.key_space_size > 0 {
-                        i % args.key_space_size
-                    } else {
-                        i
-                    },
-                    args.key_size,
-                );
+                let k = key(if args.key_space_size > 0 { i % args.key_space_size } else { i }, args.key_size);
                 let t = Instant::now();
                 let ok = match args.op {
-                    Op::Put => client
-                        .put(PutRequest {
-                            key: k,
-                            value: value.clone(),
-                            ..Default::default()
-                        })
-                        .await
-                        .is_ok(),
+                    Op::Put => {
+                        client.put(PutRequest { key: k, value: value.clone(), ..Default::default() }).await.is_ok()
+                    }
                     Op::Range => client
-                        .range(RangeRequest {
-                            key: k,
-                            serializable: args.serializable,
-                            ..Default::default()
-                        })
+                        .range(RangeRequest { key: k, serializable: args.serializable, ..Default::default() })
                         .await
                         .is_ok(),
                 };

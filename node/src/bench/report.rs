@@ -11,11 +11,7 @@ pub struct Report {
 impl Report {
     pub fn new(mut latencies: Vec<Duration>, errors: usize, elapsed: Duration) -> Report {
         latencies.sort_unstable();
-        Report {
-            sorted: latencies,
-            errors,
-            elapsed,
-        }
+        Report { sorted: latencies, errors, elapsed }
     }
 
     fn pct(&self, p: f64) -> f64 {

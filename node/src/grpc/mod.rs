@@ -6,12 +6,31 @@ pub mod kv;
 pub mod status;
 pub mod validate;
 
+use crate::apply::FromApplied;
 use crate::metrics::Metrics;
+use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::raft::RaftHandle;
 use crate::storage::backend::Backend;
 use crate::storage::mvcc::MvccStore;
+use status::EtcdError;
 use std::sync::Arc;
+
+/// Every etcd response carries a header; this reaches it generically.
+pub trait Headed {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+#[macro_export]
+macro_rules! headed {
+    ($($ty:ty),* $(,)?) => {$(
+        impl $crate::grpc::Headed for $ty {
+            fn header_mut(&mut self) -> &mut Option<$crate::proto::etcdserverpb::ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
 
 /// What every service needs; shared behind an Arc.
 pub struct ServerCtx {
@@ -27,13 +46,36 @@ pub struct ServerCtx {
 impl ServerCtx {
     /// Fills a response header as etcd does: ids and term always; the revision only when the
     /// response did not set one (then the current revision).
-    pub fn fill(&self, header: &mut Option<ResponseHeader>) {
-        let h = header.get_or_insert_with(ResponseHeader::default);
+    pub fn fill(&self, resp: &mut impl Headed) {
+        let h = resp.header_mut().get_or_insert_with(ResponseHeader::default);
         h.cluster_id = self.cluster_id;
         h.member_id = self.member_id;
         h.raft_term = self.raft.status().term();
         if h.revision == 0 {
             h.revision = self.mvcc.current_revision();
         }
+    }
+
+    /// A handler's last step: fill the header, count the call, map the error.
+    pub fn answer<T: Headed>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        r: Result<T, EtcdError>,
+    ) -> Result<tonic::Response<T>, tonic::Status> {
+        let code = r.as_ref().err().map_or(tonic::Code::Ok, |e| e.code());
+        self.metrics.grpc_handled(service, method, code);
+        r.map(|mut resp| {
+            self.fill(&mut resp);
+            tonic::Response::new(resp)
+        })
+        .map_err(tonic::Status::from)
+    }
+
+    /// Replicates a request and returns the response applying it produced.
+    pub async fn propose<T: FromApplied>(&self, req: Request) -> Result<T, EtcdError> {
+        let applied = self.raft.propose(req).await?;
+        let shown = format!("{applied:?}");
+        T::from_applied(applied).ok_or_else(|| EtcdError::Internal(format!("unexpected apply result {shown}")))
     }
 }

@@ -4,9 +4,7 @@
 
 use super::status::EtcdError;
 use crate::proto::etcdserverpb::request_op::Request;
-use crate::proto::etcdserverpb::{
-    DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-};
+use crate::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use std::collections::HashSet;
 
 pub fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
@@ -86,10 +84,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Span>), E
     let mut dels: Vec<Span> = ops
         .iter()
         .filter_map(|op| match &op.request {
-            Some(Request::RequestDeleteRange(d)) => Some(Span {
-                start: d.key.clone(),
-                end: d.range_end.clone(),
-            }),
+            Some(Request::RequestDeleteRange(d)) => Some(Span { start: d.key.clone(), end: d.range_end.clone() }),
             _ => None,
         })
         .collect();

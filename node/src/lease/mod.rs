@@ -12,9 +12,6 @@ pub struct Lessor {
 
 impl Lessor {
     pub fn exists(&self, id: i64) -> bool {
-        self.leases
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&id)
+        self.leases.read().unwrap_or_else(|e| e.into_inner()).contains(&id)
     }
 }

@@ -44,11 +44,7 @@ impl RaftHandle {
     /// Replicates `request` and returns what applying it produced.
     pub async fn propose(&self, request: Request) -> ApplyResult {
         let (id, rx) = self.waiters.register();
-        let data = InternalRequest {
-            id,
-            request: Some(request),
-        }
-        .encode_to_vec();
+        let data = InternalRequest { id, request: Some(request) }.encode_to_vec();
         if data.len() > self.max_request_bytes {
             self.waiters.forget(id);
             return Err(EtcdError::RequestTooLarge);
@@ -79,14 +75,9 @@ impl RaftHandle {
         let wait = async {
             let index = rx.await.map_err(|_| EtcdError::Stopped)??;
             let mut applied = self.applied.clone();
-            applied
-                .wait_for(|a| *a >= index)
-                .await
-                .map_err(|_| EtcdError::Stopped)?;
+            applied.wait_for(|a| *a >= index).await.map_err(|_| EtcdError::Stopped)?;
             Ok(())
         };
-        tokio::time::timeout(self.request_timeout, wait)
-            .await
-            .unwrap_or(Err(EtcdError::Timeout))
+        tokio::time::timeout(self.request_timeout, wait).await.unwrap_or(Err(EtcdError::Timeout))
     }
 }

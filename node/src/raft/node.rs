@@ -28,13 +28,8 @@ const PROPOSAL_QUEUE: usize = 16 * 1024;
 const APPLY_QUEUE: usize = 1024;
 
 pub enum Msg {
-    Propose {
-        id: u64,
-        data: Vec<u8>,
-    },
-    ReadIndex {
-        reply: oneshot::Sender<Result<u64, EtcdError>>,
-    },
+    Propose { id: u64, data: Vec<u8> },
+    ReadIndex { reply: oneshot::Sender<Result<u64, EtcdError>> },
 }
 
 pub struct NodeConfig {
@@ -79,14 +74,7 @@ pub fn spawn(
     raft_cfg.validate()?;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let mut raw = RawNode::new(&raft_cfg, storage, &logger)?;
-    let voters = raw
-        .raft
-        .prs()
-        .conf()
-        .voters()
-        .ids()
-        .iter()
-        .collect::<Vec<_>>();
+    let voters = raw.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
     if voters == [cfg.id] {
         // Alone in the cluster: nobody to wait for, elect ourselves now.
         raw.campaign()?;
@@ -98,22 +86,11 @@ pub fn spawn(
     let progress = Arc::new(AtomicU64::new(applied_index));
 
     let applier_thread = {
-        let (durable, progress, status) =
-            (durable_applied.clone(), progress.clone(), status.clone());
+        let (durable, progress, status) = (durable_applied.clone(), progress.clone(), status.clone());
         let snapshot_count = cfg.snapshot_count;
         std::thread::Builder::new()
             .name("cairn-apply".into())
-            .spawn(move || {
-                run_applier(
-                    applier,
-                    apply_rx,
-                    backend,
-                    snapshot_count,
-                    durable,
-                    progress,
-                    status,
-                )
-            })?
+            .spawn(move || run_applier(applier, apply_rx, backend, snapshot_count, durable, progress, status))?
     };
     let node = RaftNode {
         raw,
@@ -131,9 +108,7 @@ pub fn spawn(
         tick: cfg.tick,
     };
     node.publish_status();
-    let loop_thread = std::thread::Builder::new()
-        .name("cairn-raft".into())
-        .spawn(move || node.run())?;
+    let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
     let handle = RaftHandle {
         tx,
         waiters,
@@ -142,10 +117,7 @@ pub fn spawn(
         request_timeout: cfg.request_timeout,
         max_request_bytes: cfg.max_request_bytes,
     };
-    Ok(Started {
-        handle,
-        threads: vec![loop_thread, applier_thread],
-    })
+    Ok(Started { handle, threads: vec![loop_thread, applier_thread] })
 }
 
 fn run_applier(
@@ -161,11 +133,7 @@ fn run_applier(
     let mut last = last_flushed;
     loop {
         // With compaction garbage left, poll so the cleanup proceeds between batches.
-        let wait = if applier.has_garbage() {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1)
-        };
+        let wait = if applier.has_garbage() { Duration::ZERO } else { Duration::from_secs(1) };
         match rx.recv_timeout(wait) {
             Ok(entries) => {
                 applier.apply(&entries);
@@ -258,8 +226,7 @@ impl RaftNode {
         match m {
             Msg::Propose { id, data } => {
                 if self.raw.propose(vec![], data).is_err() {
-                    self.waiters
-                        .trigger(id, ApplyResult::Err(EtcdError::NoLeader));
+                    self.waiters.trigger(id, ApplyResult::Err(EtcdError::NoLeader));
                 }
             }
             Msg::ReadIndex { reply } => reads.push(reply),
@@ -302,11 +269,7 @@ impl RaftNode {
             self.wal.save_hard_state(&hs)?;
         }
         self.send_to_applier(light.take_committed_entries())?;
-        self.raw.advance_apply_to(
-            self.progress
-                .load(Ordering::Acquire)
-                .max(self.raw.raft.raft_log.applied),
-        );
+        self.raw.advance_apply_to(self.progress.load(Ordering::Acquire).max(self.raw.raft.raft_log.applied));
         self.publish_status();
         Ok(())
     }
@@ -315,21 +278,15 @@ impl RaftNode {
         if entries.is_empty() {
             return Ok(());
         }
-        self.apply_tx
-            .send(entries)
-            .map_err(|_| anyhow::anyhow!("applier stopped"))
+        self.apply_tx.send(entries).map_err(|_| anyhow::anyhow!("applier stopped"))
     }
 
     fn publish_status(&self) {
         let r = &self.raw.raft;
         self.status.term.store(r.term, Ordering::Relaxed);
         self.status.leader.store(r.leader_id, Ordering::Relaxed);
-        self.status
-            .commit
-            .store(r.raft_log.committed, Ordering::Relaxed);
-        self.status
-            .is_leader
-            .store(r.state == StateRole::Leader, Ordering::Relaxed);
+        self.status.commit.store(r.raft_log.committed, Ordering::Relaxed);
+        self.status.is_leader.store(r.state == StateRole::Leader, Ordering::Relaxed);
     }
 
     /// Once the backend has flushed `snapshot_count` more entries, the log before them is
@@ -341,11 +298,7 @@ impl RaftNode {
         }
         let result = (|| -> anyhow::Result<()> {
             let term = self.raw.store().term(durable)?;
-            let mut meta = SnapshotMetadata {
-                index: durable,
-                term,
-                ..Default::default()
-            };
+            let mut meta = SnapshotMetadata { index: durable, term, ..Default::default() };
             meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
             self.wal.save_snapshot(&meta)?;
             self.wal.sync()?;

@@ -7,21 +7,10 @@ use raft::storage::MemStorage;
 /// The state a brand-new member starts from: membership as of index 1, term 1 (as etcd's
 /// bootstrap entries are), so the first election makes term 2 like etcd's.
 pub fn bootstrap_state(voters: Vec<u64>) -> (SnapshotMetadata, HardState) {
-    let cs = ConfState {
-        voters,
-        ..Default::default()
-    };
-    let mut meta = SnapshotMetadata {
-        index: 1,
-        term: 1,
-        ..Default::default()
-    };
+    let cs = ConfState { voters, ..Default::default() };
+    let mut meta = SnapshotMetadata { index: 1, term: 1, ..Default::default() };
     meta.set_conf_state(cs);
-    let hs = HardState {
-        term: 1,
-        commit: 1,
-        ..Default::default()
-    };
+    let hs = HardState { term: 1, commit: 1, ..Default::default() };
     (meta, hs)
 }
 

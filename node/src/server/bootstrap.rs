@@ -28,8 +28,7 @@ pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
     } else {
         create(cfg, &wal_dir)?;
     }
-    let (wal, replayed) =
-        Wal::open(&wal_dir).with_context(|| format!("opening {}", wal_dir.display()))?;
+    let (wal, replayed) = Wal::open(&wal_dir).with_context(|| format!("opening {}", wal_dir.display()))?;
     if replayed.repaired_bytes > 0 {
         tracing::warn!(bytes = replayed.repaired_bytes, "repaired a torn wal tail");
     }
@@ -43,14 +42,7 @@ pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
     }
     let mvcc = Arc::new(MvccStore::open(backend.clone()).context("loading the key index")?);
     let storage = restore_storage(&replayed, applied)?;
-    Ok(Opened {
-        identity: replayed.identity,
-        wal,
-        storage,
-        backend,
-        mvcc,
-        applied,
-    })
+    Ok(Opened { identity: replayed.identity, wal, storage, backend, mvcc, applied })
 }
 
 fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -63,18 +55,14 @@ fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<()> {
             cfg.initial_cluster.len()
         );
     }
-    let members: Vec<u64> = cfg
-        .initial_cluster
-        .iter()
-        .map(|(_, urls)| ids::member_id(urls, &cfg.initial_cluster_token))
-        .collect();
+    let members: Vec<u64> =
+        cfg.initial_cluster.iter().map(|(_, urls)| ids::member_id(urls, &cfg.initial_cluster_token)).collect();
     let identity = Identity {
         member_id: ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token),
         cluster_id: ids::cluster_id(&members),
     };
     let (snapshot, hard_state) = bootstrap_state(members);
-    std::fs::create_dir_all(wal_dir)
-        .with_context(|| format!("cannot create data dir {}", wal_dir.display()))?;
+    std::fs::create_dir_all(wal_dir).with_context(|| format!("cannot create data dir {}", wal_dir.display()))?;
     Wal::create(wal_dir, identity, snapshot, hard_state)?;
     tracing::info!(member_id = %format!("{:x}", identity.member_id), cluster_id = %format!("{:x}", identity.cluster_id),
         "bootstrapped a new cluster");

@@ -38,10 +38,7 @@ async fn version() -> impl IntoResponse {
         "etcdcluster": CLUSTER_VERSION,
         "cairn": env!("CARGO_PKG_VERSION"),
     });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
 async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
@@ -57,8 +54,5 @@ async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
         keys: ctx.mvcc.key_count(),
         revision: ctx.mvcc.current_revision(),
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctx.metrics.render(&g),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render(&g))
 }

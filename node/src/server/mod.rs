@@ -25,28 +25,17 @@ use tokio::sync::watch;
 /// etcd's allowance for gRPC framing on top of --max-request-bytes.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-pub async fn run(
-    cfg: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let opened = bootstrap::open(&cfg)?;
     let mut listeners = Vec::new();
     for addr in &cfg.listen_client {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listen tcp {addr}"))?;
+        let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
         listeners.push(l);
     }
     let waiters = Arc::new(Waiters::default());
     let lessor = Arc::new(Lessor::default());
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
-    let applier = Applier::new(
-        opened.mvcc.clone(),
-        lessor.clone(),
-        waiters.clone(),
-        applied_tx,
-        opened.applied,
-    );
+    let applier = Applier::new(opened.mvcc.clone(), lessor.clone(), waiters.clone(), applied_tx, opened.applied);
     let node_cfg = NodeConfig {
         id: opened.identity.member_id,
         tick: cfg.heartbeat,
@@ -57,15 +46,8 @@ pub async fn run(
         request_timeout: Duration::from_secs(5) + cfg.heartbeat * (2 * cfg.election_ticks as u32),
         max_request_bytes: cfg.max_request_bytes,
     };
-    let started = raft::spawn(
-        node_cfg,
-        opened.storage,
-        opened.wal,
-        opened.backend.clone(),
-        applier,
-        applied_rx,
-        waiters,
-    )?;
+    let started =
+        raft::spawn(node_cfg, opened.storage, opened.wal, opened.backend.clone(), applier, applied_rx, waiters)?;
     let ctx = Arc::new(ServerCtx {
         cluster_id: opened.identity.cluster_id,
         member_id: opened.identity.member_id,
@@ -84,9 +66,7 @@ pub async fn run(
     for listener in listeners {
         let kv = KvServer::new(KvService::new(ctx.clone(), lessor.clone()))
             .max_decoding_message_size(cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
-        let router = tonic::service::Routes::new(kv)
-            .into_axum_router()
-            .merge(http::routes(ctx.clone()));
+        let router = tonic::service::Routes::new(kv).into_axum_router().merge(http::routes(ctx.clone()));
         let mut stop = stop_rx.clone();
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
         servers.push(tokio::spawn(async move {

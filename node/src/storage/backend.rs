@@ -31,10 +31,7 @@ pub struct Backend {
 
 impl Backend {
     pub fn open(path: &Path) -> Result<Backend, BackendError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(200))
-            .open()?;
+        let db = sled::Config::new().path(path).flush_every_ms(Some(200)).open()?;
         let tree = db.open_tree("cairn")?;
         Ok(Backend { db, tree })
     }

@@ -20,23 +20,15 @@ impl KeyRange {
     pub fn from_request(key: &[u8], range_end: &[u8]) -> KeyRange {
         match range_end {
             [] => KeyRange::Single(key.to_vec()),
-            [0] => KeyRange::Span {
-                start: key.to_vec(),
-                end: None,
-            },
-            end => KeyRange::Span {
-                start: key.to_vec(),
-                end: Some(end.to_vec()),
-            },
+            [0] => KeyRange::Span { start: key.to_vec(), end: None },
+            end => KeyRange::Span { start: key.to_vec(), end: Some(end.to_vec()) },
         }
     }
 
     pub fn contains(&self, k: &[u8]) -> bool {
         match self {
             KeyRange::Single(key) => key == k,
-            KeyRange::Span { start, end } => {
-                k >= start.as_slice() && end.as_ref().is_none_or(|e| k < e.as_slice())
-            }
+            KeyRange::Span { start, end } => k >= start.as_slice() && end.as_ref().is_none_or(|e| k < e.as_slice()),
         }
     }
 }
@@ -82,31 +74,18 @@ impl KeyIndex {
             h.created = rev.main;
             h.version = 1;
         }
-        h.changes.push(Change {
-            rev,
-            tombstone: false,
-        });
+        h.changes.push(Change { rev, tombstone: false });
         (h.created, h.version)
     }
 
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) {
         if let Some(h) = self.keys.get_mut(key) {
-            h.changes.push(Change {
-                rev,
-                tombstone: true,
-            });
+            h.changes.push(Change { rev, tombstone: true });
         }
     }
 
     /// Used while rebuilding from the backend, in revision order.
-    pub fn restore(
-        &mut self,
-        key: &[u8],
-        rev: Revision,
-        tombstone: bool,
-        created: i64,
-        version: i64,
-    ) {
+    pub fn restore(&mut self, key: &[u8], rev: Revision, tombstone: bool, created: i64, version: i64) {
         let h = self.keys.entry(key.to_vec()).or_default();
         h.changes.push(Change { rev, tombstone });
         if !tombstone {

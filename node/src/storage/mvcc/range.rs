@@ -26,10 +26,8 @@ impl RangeView for WriteTxn<'_> {
 }
 
 pub fn range_request(view: &impl RangeView, r: &RangeRequest) -> Result<RangeResponse, MvccError> {
-    let filtered = r.min_mod_revision != 0
-        || r.max_mod_revision != 0
-        || r.min_create_revision != 0
-        || r.max_create_revision != 0;
+    let filtered =
+        r.min_mod_revision != 0 || r.max_mod_revision != 0 || r.min_create_revision != 0 || r.max_create_revision != 0;
     let sort_order = match (r.sort_order(), r.sort_target()) {
         // The index already yields keys in ascending order.
         (SortOrder::None, SortTarget::Key) => SortOrder::None,
@@ -38,20 +36,9 @@ pub fn range_request(view: &impl RangeView, r: &RangeRequest) -> Result<RangeRes
     };
     // Sorting and filtering need every key; otherwise fetch one more than asked so we
     // know whether there are more.
-    let limit = if r.sort_order() != SortOrder::None || filtered || r.limit <= 0 {
-        0
-    } else {
-        r.limit as usize + 1
-    };
+    let limit = if r.sort_order() != SortOrder::None || filtered || r.limit <= 0 { 0 } else { r.limit as usize + 1 };
     let range = KeyRange::from_request(&r.key, &r.range_end);
-    let res = view.range(
-        &range,
-        RangeOptions {
-            limit,
-            rev: r.revision,
-            count_only: r.count_only,
-        },
-    )?;
+    let res = view.range(&range, RangeOptions { limit, rev: r.revision, count_only: r.count_only })?;
     let mut kvs = res.kvs;
     if filtered {
         kvs.retain(|kv| {
@@ -89,10 +76,7 @@ pub fn range_request(view: &impl RangeView, r: &RangeRequest) -> Result<RangeRes
         }
     }
     Ok(RangeResponse {
-        header: Some(ResponseHeader {
-            revision: res.rev,
-            ..Default::default()
-        }),
+        header: Some(ResponseHeader { revision: res.rev, ..Default::default() }),
         kvs,
         more,
         count: res.count as i64,

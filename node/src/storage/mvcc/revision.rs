@@ -54,10 +54,7 @@ pub fn tombstones_main(k: &[u8]) -> Option<i64> {
 }
 
 pub fn corrupt(key: &[u8], why: impl ToString) -> BackendError {
-    BackendError::Corrupt {
-        key: hex::encode(key),
-        why: why.to_string(),
-    }
+    BackendError::Corrupt { key: hex::encode(key), why: why.to_string() }
 }
 
 pub fn decode_put(key: &[u8], v: &[u8]) -> Result<KeyValue, BackendError> {

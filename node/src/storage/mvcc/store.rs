@@ -74,15 +74,13 @@ fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
     let mut changes = Vec::new();
     for item in backend.tree().scan_prefix([backend::PREFIX_REV]) {
         let (k, v) = item?;
-        let rev =
-            Revision::from_key(&k).ok_or_else(|| revision::corrupt(&k, "bad revision key"))?;
+        let rev = Revision::from_key(&k).ok_or_else(|| revision::corrupt(&k, "bad revision key"))?;
         let kv = revision::decode_put(&k, &v)?;
         changes.push((rev, kv.key, Some((kv.create_revision, kv.version))));
     }
     for item in backend.tree().scan_prefix([backend::PREFIX_TOMBSTONES]) {
         let (k, v) = item?;
-        let main = revision::tombstones_main(&k)
-            .ok_or_else(|| revision::corrupt(&k, "bad tombstone key"))?;
+        let main = revision::tombstones_main(&k).ok_or_else(|| revision::corrupt(&k, "bad tombstone key"))?;
         let rec = TombstoneRecord::decode(&v[..]).map_err(|e| revision::corrupt(&k, e))?;
         if rec.subs.len() != rec.keys.len() {
             return Err(revision::corrupt(&k, "tombstone record lengths differ"));
@@ -108,27 +106,18 @@ impl MvccStore {
             max_rev = max_rev.max(rev.main);
         }
         let stored_rev = backend.get_u64(backend::META_REVISION)?.unwrap_or(1) as i64;
-        let compact_rev = backend
-            .get_u64(backend::META_COMPACT_REVISION)?
-            .unwrap_or(0) as i64;
+        let compact_rev = backend.get_u64(backend::META_COMPACT_REVISION)?.unwrap_or(0) as i64;
         // Records a compaction freed but a crash kept: find them again.
         let leftovers = garbage_keys(&index.compact(compact_rev));
         Ok(MvccStore {
             backend,
-            state: RwLock::new(State {
-                index,
-                rev: stored_rev.max(max_rev),
-                compact_rev,
-            }),
+            state: RwLock::new(State { index, rev: stored_rev.max(max_rev), compact_rev }),
             garbage: Mutex::new(leftovers.into()),
         })
     }
 
     pub fn read(&self) -> ReadTxn<'_> {
-        ReadTxn {
-            store: self,
-            st: self.state.read().unwrap_or_else(|e| e.into_inner()),
-        }
+        ReadTxn { store: self, st: self.state.read().unwrap_or_else(|e| e.into_inner()) }
     }
 
     pub fn write(&self) -> WriteTxn<'_> {
@@ -144,10 +133,7 @@ impl MvccStore {
     }
 
     pub(super) fn add_garbage(&self, keys: Vec<Vec<u8>>) {
-        self.garbage
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(keys);
+        self.garbage.lock().unwrap_or_else(|e| e.into_inner()).extend(keys);
     }
 
     pub fn garbage_len(&self) -> usize {
@@ -176,13 +162,8 @@ impl MvccStore {
     pub(super) fn load(&self, rev: Revision) -> Result<KeyValue, MvccError> {
         let key = rev.to_key();
         match self.backend.tree().get(key) {
-            Ok(Some(v)) => {
-                revision::decode_put(&key, &v).map_err(|e| MvccError::Backend(e.to_string()))
-            }
-            Ok(None) => Err(MvccError::Backend(format!(
-                "revision {}.{} missing from the backend",
-                rev.main, rev.sub
-            ))),
+            Ok(Some(v)) => revision::decode_put(&key, &v).map_err(|e| MvccError::Backend(e.to_string())),
+            Ok(None) => Err(MvccError::Backend(format!("revision {}.{} missing from the backend", rev.main, rev.sub))),
             Err(e) => Err(MvccError::Backend(e.to_string())),
         }
     }
@@ -210,11 +191,7 @@ pub(super) fn range_in(
             kvs.push(load(rev)?);
         }
     }
-    Ok(RangeResult {
-        kvs,
-        count,
-        rev: view_rev,
-    })
+    Ok(RangeResult { kvs, count, rev: view_rev })
 }
 
 pub struct ReadTxn<'a> {

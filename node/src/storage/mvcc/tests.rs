@@ -17,20 +17,12 @@ fn put(s: &MvccStore, idx: u64, k: &str, v: &str) -> i64 {
 }
 
 fn get(s: &MvccStore, k: &str, rev: i64) -> Result<Option<(String, i64, i64, i64)>, MvccError> {
-    let r = RangeRequest {
-        key: k.into(),
-        revision: rev,
-        ..Default::default()
-    };
+    let r = RangeRequest { key: k.into(), revision: rev, ..Default::default() };
     let resp = range_request(&s.read(), &r)?;
-    Ok(resp.kvs.first().map(|kv| {
-        (
-            String::from_utf8(kv.value.clone()).unwrap(),
-            kv.create_revision,
-            kv.mod_revision,
-            kv.version,
-        )
-    }))
+    Ok(resp
+        .kvs
+        .first()
+        .map(|kv| (String::from_utf8(kv.value.clone()).unwrap(), kv.create_revision, kv.mod_revision, kv.version)))
 }
 
 /// Backend records of history: puts plus tombstone records.
@@ -79,9 +71,7 @@ fn one_txn_is_one_revision_and_sees_its_own_writes() {
     let mut w = s.write();
     w.put(b"a", b"1".to_vec(), 0);
     w.put(b"b", b"2".to_vec(), 0);
-    let seen = w
-        .range(&KeyRange::from_request(b"a", b"c"), RangeOptions::default())
-        .unwrap();
+    let seen = w.range(&KeyRange::from_request(b"a", b"c"), RangeOptions::default()).unwrap();
     assert_eq!(seen.kvs.len(), 2);
     assert_eq!(seen.rev, 2);
     let events = w.commit(1).unwrap();
@@ -137,11 +127,7 @@ fn restart_rebuilds_the_index_and_keeps_revision_and_compaction() {
     }
     let (b, s) = open(dir.path());
     assert_eq!(stored_records(&b), 3);
-    assert_eq!(
-        s.garbage_len(),
-        3,
-        "open must find what the compaction freed"
-    );
+    assert_eq!(s.garbage_len(), 3, "open must find what the compaction freed");
     s.collect_garbage(100).unwrap();
     assert_eq!(stored_records(&b), 0);
     // Every stored revision of "a" was compacted away, yet the revision counter holds.
@@ -159,36 +145,18 @@ fn range_limit_count_more_and_sort() {
     for (i, k) in ["c", "a", "b", "d"].iter().enumerate() {
         put(&s, i as u64 + 1, k, &format!("v{}", 9 - i));
     }
-    let r = RangeRequest {
-        key: b"a".to_vec(),
-        range_end: b"d".to_vec(),
-        limit: 2,
-        ..Default::default()
-    };
+    let r = RangeRequest { key: b"a".to_vec(), range_end: b"d".to_vec(), limit: 2, ..Default::default() };
     let resp = range_request(&s.read(), &r).unwrap();
-    assert_eq!(
-        resp.kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(),
-        vec![b"a".to_vec(), b"b".to_vec()]
-    );
+    assert_eq!(resp.kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
     assert!(resp.more);
     assert_eq!(resp.count, 3);
-    let r = RangeRequest {
-        key: vec![0],
-        range_end: vec![0],
-        sort_order: 2,
-        sort_target: 3,
-        ..Default::default()
-    };
+    let r = RangeRequest { key: vec![0], range_end: vec![0], sort_order: 2, sort_target: 3, ..Default::default() };
     let resp = range_request(&s.read(), &r).unwrap();
     assert_eq!(
         resp.kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(),
         vec![b"d".to_vec(), b"b".to_vec(), b"a".to_vec(), b"c".to_vec()]
     );
-    let r = RangeRequest {
-        key: b"b".to_vec(),
-        range_end: b"a".to_vec(),
-        ..Default::default()
-    };
+    let r = RangeRequest { key: b"b".to_vec(), range_end: b"a".to_vec(), ..Default::default() };
     assert_eq!(range_request(&s.read(), &r).unwrap().count, 0);
 }
 
@@ -202,20 +170,12 @@ fn entries_sharing_one_batch_get_their_own_revisions() {
     // An entry that changes nothing takes no revision.
     assert_eq!(w.delete_range(&KeyRange::Single(b"missing".to_vec())), 0);
     w.finish_entry();
-    let seen = w
-        .range(&KeyRange::Single(b"a".to_vec()), RangeOptions::default())
-        .unwrap();
+    let seen = w.range(&KeyRange::Single(b"a".to_vec()), RangeOptions::default()).unwrap();
     assert_eq!(seen.kvs[0].value, b"1");
     assert_eq!(w.put(b"a", b"2".to_vec(), 0), 3);
     w.finish_entry();
     let events = w.commit(7).unwrap();
-    assert_eq!(
-        events
-            .iter()
-            .map(|e| e.kv.as_ref().unwrap().mod_revision)
-            .collect::<Vec<_>>(),
-        vec![2, 3]
-    );
+    assert_eq!(events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(s.current_revision(), 3);
     assert_eq!(b.applied_index().unwrap(), 7);
     assert_eq!(get(&s, "a", 2).unwrap(), Some(("1".into(), 2, 2, 1)));
@@ -235,9 +195,7 @@ fn deleting_many_keys_writes_one_tombstone_record() {
     assert_eq!(w.delete_range(&KeyRange::from_request(b"k", b"l")), 100);
     let events = w.commit(2).unwrap();
     assert_eq!(events.len(), 100);
-    assert!(events
-        .iter()
-        .all(|e| e.kv.as_ref().unwrap().mod_revision == 3));
+    assert!(events.iter().all(|e| e.kv.as_ref().unwrap().mod_revision == 3));
     assert_eq!(b.tree().scan_prefix([PREFIX_TOMBSTONES]).count(), 1);
     drop(s);
     // The index rebuilt from the record knows every key is gone, at the right revision.

@@ -77,19 +77,14 @@ impl<'a> WriteTxn<'a> {
     }
 
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, MvccError> {
-        range_in(&self.st, self.rev(), range, opts, |r| {
-            match self.pending.get(&r) {
-                Some(kv) => Ok(kv.clone()),
-                None => self.store.load(r),
-            }
+        range_in(&self.st, self.rev(), range, opts, |r| match self.pending.get(&r) {
+            Some(kv) => Ok(kv.clone()),
+            None => self.store.load(r),
         })
     }
 
     fn next_rev(&mut self) -> Revision {
-        let r = Revision {
-            main: self.base_rev + 1,
-            sub: self.sub,
-        };
+        let r = Revision { main: self.base_rev + 1, sub: self.sub };
         self.sub += 1;
         r
     }
@@ -98,20 +93,9 @@ impl<'a> WriteTxn<'a> {
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
         let rev = self.next_rev();
         let (create_revision, version) = self.st.index.put(key, rev);
-        let kv = KeyValue {
-            key: key.to_vec(),
-            create_revision,
-            mod_revision: rev.main,
-            version,
-            value,
-            lease,
-        };
+        let kv = KeyValue { key: key.to_vec(), create_revision, mod_revision: rev.main, version, value, lease };
         self.batch.insert(&rev.to_key(), kv.encode_to_vec());
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv.clone()),
-            prev_kv: None,
-        });
+        self.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv.clone()), prev_kv: None });
         self.pending.insert(rev, kv);
         rev.main
     }
@@ -119,28 +103,15 @@ impl<'a> WriteTxn<'a> {
     /// Deletes every key visible in `range`; returns how many.
     pub fn delete_range(&mut self, range: &KeyRange) -> usize {
         let at = self.rev();
-        let keys: Vec<Vec<u8>> = self
-            .st
-            .index
-            .visible(range, at)
-            .map(|(k, _)| k.to_vec())
-            .collect();
+        let keys: Vec<Vec<u8>> = self.st.index.visible(range, at).map(|(k, _)| k.to_vec()).collect();
         for key in &keys {
             let rev = self.next_rev();
             self.st.index.tombstone(key, rev);
             let rec = self.tombstones.entry(tombstones_key(rev)).or_default();
             rec.subs.push(rev.sub);
             rec.keys.push(key.clone());
-            let kv = KeyValue {
-                key: key.clone(),
-                mod_revision: rev.main,
-                ..Default::default()
-            };
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(kv),
-                prev_kv: None,
-            });
+            let kv = KeyValue { key: key.clone(), mod_revision: rev.main, ..Default::default() };
+            self.events.push(Event { r#type: EventType::Delete as i32, kv: Some(kv), prev_kv: None });
         }
         keys.len()
     }
@@ -173,11 +144,7 @@ impl<'a> WriteTxn<'a> {
         let new_rev = self.rev();
         backend::put_u64(&mut self.batch, backend::META_APPLIED_INDEX, applied_index);
         backend::put_u64(&mut self.batch, backend::META_REVISION, new_rev as u64);
-        backend::put_u64(
-            &mut self.batch,
-            backend::META_COMPACT_REVISION,
-            self.st.compact_rev as u64,
-        );
+        backend::put_u64(&mut self.batch, backend::META_COMPACT_REVISION, self.st.compact_rev as u64);
         self.store.backend.apply(std::mem::take(&mut self.batch))?;
         self.st.rev = new_rev;
         // Only now may the freed records go: the compaction that freed them is in the backend.

@@ -74,15 +74,9 @@ impl Wal {
     ) -> Result<Wal, WalError> {
         fs::create_dir_all(dir)?;
         if Wal::exists(dir) {
-            return Err(WalError::Invalid(format!(
-                "{} already holds a wal",
-                dir.display()
-            )));
+            return Err(WalError::Invalid(format!("{} already holds a wal", dir.display())));
         }
-        let name = SegmentName {
-            seq: 0,
-            first_index: snapshot.index + 1,
-        };
+        let name = SegmentName { seq: 0, first_index: snapshot.index + 1 };
         let mut wal = Wal::start_segment(dir, identity, name, 0, Vec::new())?;
         wal.last_index = snapshot.index;
         wal.save_snapshot(&snapshot)?;
@@ -95,10 +89,7 @@ impl Wal {
     pub fn open(dir: &Path) -> Result<(Wal, Replayed), WalError> {
         let names = segment::list(dir)?;
         let Some(last) = names.last().copied() else {
-            return Err(WalError::Invalid(format!(
-                "no wal segments in {}",
-                dir.display()
-            )));
+            return Err(WalError::Invalid(format!("no wal segments in {}", dir.display())));
         };
         let mut identity = None;
         let mut snapshot = SnapshotMetadata::default();
@@ -113,10 +104,7 @@ impl Wal {
             let seg = Segment::read(&path)?;
             if let Some(bad_at) = seg.bad_offset {
                 if !is_last {
-                    return Err(WalError::Corrupt {
-                        segment: name.file_name(),
-                        offset: bad_at,
-                    });
+                    return Err(WalError::Corrupt { segment: name.file_name(), offset: bad_at });
                 }
                 repaired_bytes = seg.file_len - bad_at;
                 tracing::warn!(segment = %name.file_name(), offset = bad_at, bytes = repaired_bytes,
@@ -126,32 +114,22 @@ impl Wal {
                 f.sync_all()?;
             }
             let Some(header) = seg.header else {
-                return Err(WalError::Corrupt {
-                    segment: name.file_name(),
-                    offset: 0,
-                });
+                return Err(WalError::Corrupt { segment: name.file_name(), offset: 0 });
             };
             if name.seq != names[0].seq && header.prev_crc != crc {
-                return Err(WalError::Corrupt {
-                    segment: name.file_name(),
-                    offset: 0,
-                });
+                return Err(WalError::Corrupt { segment: name.file_name(), offset: 0 });
             }
             match identity {
                 None => identity = Some(header.identity),
                 Some(id) if id != header.identity => {
-                    return Err(WalError::Invalid(format!(
-                        "segment {} belongs to another member",
-                        name.file_name()
-                    )))
+                    return Err(WalError::Invalid(format!("segment {} belongs to another member", name.file_name())))
                 }
                 Some(_) => {}
             }
             for rec in seg.records {
                 match rec.kind {
                     Kind::Entry => {
-                        let e = Entry::parse_from_bytes(&rec.body)
-                            .map_err(|e| WalError::Invalid(e.to_string()))?;
+                        let e = Entry::parse_from_bytes(&rec.body).map_err(|e| WalError::Invalid(e.to_string()))?;
                         // A later write at an index we already hold replaces the old tail
                         // (raft truncated a conflicting suffix).
                         while entries.last().is_some_and(|l| l.index >= e.index) {
@@ -160,8 +138,8 @@ impl Wal {
                         entries.push(e);
                     }
                     Kind::HardState => {
-                        hard_state = HardState::parse_from_bytes(&rec.body)
-                            .map_err(|e| WalError::Invalid(e.to_string()))?;
+                        hard_state =
+                            HardState::parse_from_bytes(&rec.body).map_err(|e| WalError::Invalid(e.to_string()))?;
                     }
                     Kind::Snapshot => {
                         snapshot = SnapshotMetadata::parse_from_bytes(&rec.body)
@@ -183,9 +161,7 @@ impl Wal {
             }
         }
         let identity = identity.expect("at least one segment was read");
-        let file = OpenOptions::new()
-            .append(true)
-            .open(dir.join(last.file_name()))?;
+        let file = OpenOptions::new().append(true).open(dir.join(last.file_name()))?;
         let last_index = entries.last().map_or(snapshot.index, |e| e.index);
         let wal = Wal {
             dir: dir.to_path_buf(),
@@ -198,16 +174,7 @@ impl Wal {
             hard_state: hard_state.clone(),
             snapshot: snapshot.clone(),
         };
-        Ok((
-            wal,
-            Replayed {
-                identity,
-                snapshot,
-                hard_state,
-                entries,
-                repaired_bytes,
-            },
-        ))
+        Ok((wal, Replayed { identity, snapshot, hard_state, entries, repaired_bytes }))
     }
 
     pub fn identity(&self) -> Identity {
@@ -216,20 +183,14 @@ impl Wal {
 
     pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), WalError> {
         for e in entries {
-            let body = e
-                .write_to_bytes()
-                .map_err(|e| WalError::Invalid(e.to_string()))?;
-            self.write(Kind::Entry, &body)?;
+            self.write_message(Kind::Entry, e)?;
             self.last_index = e.index;
         }
         Ok(())
     }
 
     pub fn save_hard_state(&mut self, hs: &HardState) -> Result<(), WalError> {
-        let body = hs
-            .write_to_bytes()
-            .map_err(|e| WalError::Invalid(e.to_string()))?;
-        self.write(Kind::HardState, &body)?;
+        self.write_message(Kind::HardState, hs)?;
         self.hard_state = hs.clone();
         Ok(())
     }
@@ -237,12 +198,14 @@ impl Wal {
     /// Records that everything up to `meta.index` is held by the backend; the entries before
     /// it are no longer needed for replay.
     pub fn save_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), WalError> {
-        let body = meta
-            .write_to_bytes()
-            .map_err(|e| WalError::Invalid(e.to_string()))?;
-        self.write(Kind::Snapshot, &body)?;
+        self.write_message(Kind::Snapshot, meta)?;
         self.snapshot = meta.clone();
         Ok(())
+    }
+
+    fn write_message(&mut self, kind: Kind, m: &impl protobuf::Message) -> Result<(), WalError> {
+        let body = m.write_to_bytes().map_err(|e| WalError::Invalid(e.to_string()))?;
+        self.write(kind, &body)
     }
 
     /// Makes everything written so far durable (one fsync for however many records: this is
@@ -282,22 +245,9 @@ impl Wal {
 
     fn cut(&mut self) -> Result<(), WalError> {
         let last = *self.segments.last().expect("an open wal has a segment");
-        let name = SegmentName {
-            seq: last.seq + 1,
-            first_index: self.last_index + 1,
-        };
-        let next = Wal::start_segment(
-            &self.dir,
-            self.identity,
-            name,
-            self.crc,
-            std::mem::take(&mut self.segments),
-        )?;
-        let (hs, snap, last_index) = (
-            self.hard_state.clone(),
-            self.snapshot.clone(),
-            self.last_index,
-        );
+        let name = SegmentName { seq: last.seq + 1, first_index: self.last_index + 1 };
+        let next = Wal::start_segment(&self.dir, self.identity, name, self.crc, std::mem::take(&mut self.segments))?;
+        let (hs, snap, last_index) = (self.hard_state.clone(), self.snapshot.clone(), self.last_index);
         *self = next;
         self.last_index = last_index;
         // Each segment restates the latest snapshot marker and hard state so that older
@@ -316,12 +266,7 @@ impl Wal {
     ) -> Result<Wal, WalError> {
         let tmp = dir.join(format!("{}.tmp", name.file_name()));
         let mut buf = Vec::new();
-        let crc = record::encode(
-            &mut buf,
-            0,
-            Kind::SegmentHeader,
-            &segment::header_body(identity, prev_crc),
-        )?;
+        let crc = record::encode(&mut buf, 0, Kind::SegmentHeader, &segment::header_body(identity, prev_crc))?;
         {
             let mut f = File::create(&tmp)?;
             f.write_all(&buf)?;
@@ -329,9 +274,7 @@ impl Wal {
         }
         fs::rename(&tmp, dir.join(name.file_name()))?;
         File::open(dir)?.sync_all()?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(dir.join(name.file_name()))?;
+        let file = OpenOptions::new().append(true).open(dir.join(name.file_name()))?;
         segments.push(name);
         Ok(Wal {
             dir: dir.to_path_buf(),

@@ -43,8 +43,7 @@ pub fn crc(seed: u32, kind: Kind, body: &[u8]) -> u32 {
 /// Appends one record to `out` and returns its CRC (the seed of the next record).
 pub fn encode(out: &mut impl Write, seed: u32, kind: Kind, body: &[u8]) -> io::Result<u32> {
     let c = crc(seed, kind, body);
-    let len =
-        u32::try_from(body.len() + 1).map_err(|_| io::Error::other("wal record too large"))?;
+    let len = u32::try_from(body.len() + 1).map_err(|_| io::Error::other("wal record too large"))?;
     out.write_all(&len.to_le_bytes())?;
     out.write_all(&c.to_le_bytes())?;
     out.write_all(&[kind as u8])?;
@@ -87,10 +86,5 @@ pub fn decode(buf: &[u8], seed: u32) -> Result<Decoded<'_>, Bad> {
     if c != stored {
         return Err(Bad::Corrupt);
     }
-    Ok(Decoded {
-        kind,
-        body,
-        crc: c,
-        len: HEADER_LEN + len,
-    })
+    Ok(Decoded { kind, body, crc: c, len: HEADER_LEN + len })
 }

@@ -21,10 +21,7 @@ impl SegmentName {
     fn parse(s: &str) -> Option<SegmentName> {
         let stem = s.strip_suffix(".wal")?;
         let (a, b) = stem.split_once('-')?;
-        Some(SegmentName {
-            seq: u64::from_str_radix(a, 16).ok()?,
-            first_index: u64::from_str_radix(b, 16).ok()?,
-        })
+        Some(SegmentName { seq: u64::from_str_radix(a, 16).ok()?, first_index: u64::from_str_radix(b, 16).ok()? })
     }
 }
 
@@ -112,10 +109,7 @@ impl Segment {
                             }
                         }
                     } else {
-                        records.push(OwnedRecord {
-                            kind: d.kind,
-                            body: d.body.to_vec(),
-                        });
+                        records.push(OwnedRecord { kind: d.kind, body: d.body.to_vec() });
                     }
                     crc = d.crc;
                     off += d.len;
@@ -126,13 +120,6 @@ impl Segment {
                 }
             }
         }
-        Ok(Segment {
-            header,
-            records,
-            last_crc: crc,
-            valid_len: off,
-            file_len: buf.len(),
-            bad_offset,
-        })
+        Ok(Segment { header, records, last_crc: crc, valid_len: off, file_len: buf.len(), bad_offset })
     }
 }

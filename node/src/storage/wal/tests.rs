@@ -2,40 +2,21 @@ use super::*;
 use raft::eraftpb::ConfState;
 
 fn ident() -> Identity {
-    Identity {
-        member_id: 7,
-        cluster_id: 9,
-    }
+    Identity { member_id: 7, cluster_id: 9 }
 }
 
 fn boot_snapshot() -> SnapshotMetadata {
-    let mut m = SnapshotMetadata {
-        index: 1,
-        term: 1,
-        ..Default::default()
-    };
-    m.set_conf_state(ConfState {
-        voters: vec![7],
-        ..Default::default()
-    });
+    let mut m = SnapshotMetadata { index: 1, term: 1, ..Default::default() };
+    m.set_conf_state(ConfState { voters: vec![7], ..Default::default() });
     m
 }
 
 fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-    Entry {
-        index,
-        term,
-        data: data.to_vec().into(),
-        ..Default::default()
-    }
+    Entry { index, term, data: data.to_vec().into(), ..Default::default() }
 }
 
 fn hs(term: u64, commit: u64) -> HardState {
-    HardState {
-        term,
-        commit,
-        ..Default::default()
-    }
+    HardState { term, commit, ..Default::default() }
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
@@ -48,8 +29,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 fn replays_what_was_synced() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"b")])
-        .unwrap();
+    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"b")]).unwrap();
     w.save_hard_state(&hs(2, 3)).unwrap();
     w.sync().unwrap();
     drop(w);
@@ -58,10 +38,7 @@ fn replays_what_was_synced() {
     assert_eq!(r.snapshot.index, 1);
     assert_eq!(r.snapshot.get_conf_state().voters, vec![7]);
     assert_eq!(r.hard_state.commit, 3);
-    assert_eq!(
-        r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![2, 3]
-    );
+    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(&r.entries[1].data[..], b"b");
     assert_eq!(r.repaired_bytes, 0);
 }
@@ -78,18 +55,10 @@ fn torn_tail_is_cut_and_earlier_records_survive() {
     let path = only_segment(dir.path());
     let len = std::fs::metadata(&path).unwrap().len();
     // A crash in the middle of writing the last record.
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 40)
-        .unwrap();
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 40).unwrap();
     let (mut w, r) = Wal::open(dir.path()).unwrap();
     assert!(r.repaired_bytes > 0);
-    assert_eq!(
-        r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
     // The repaired log takes new appends and replays them.
     w.append_entries(&[entry(3, 2, b"again")]).unwrap();
     w.sync().unwrap();
@@ -103,8 +72,7 @@ fn torn_tail_is_cut_and_earlier_records_survive() {
 fn corrupt_tail_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"kept"), entry(3, 2, b"flipped")])
-        .unwrap();
+    w.append_entries(&[entry(2, 2, b"kept"), entry(3, 2, b"flipped")]).unwrap();
     w.sync().unwrap();
     drop(w);
     let path = only_segment(dir.path());
@@ -113,10 +81,7 @@ fn corrupt_tail_is_cut() {
     bytes[n - 2] ^= 0xFF;
     std::fs::write(&path, &bytes).unwrap();
     let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(
-        r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
     assert!(r.repaired_bytes > 0);
 }
 
@@ -147,19 +112,12 @@ fn corruption_before_the_last_segment_refuses_to_start() {
 fn overwritten_suffix_replaces_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"old"), entry(4, 2, b"old")])
-        .unwrap();
+    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"old"), entry(4, 2, b"old")]).unwrap();
     w.append_entries(&[entry(3, 3, b"new")]).unwrap();
     w.sync().unwrap();
     drop(w);
     let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(
-        r.entries
-            .iter()
-            .map(|e| (e.index, e.term))
-            .collect::<Vec<_>>(),
-        vec![(2, 2), (3, 3)]
-    );
+    assert_eq!(r.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(), vec![(2, 2), (3, 3)]);
 }
 
 #[test]
@@ -185,8 +143,5 @@ fn segments_are_cut_chained_and_released() {
     drop(w);
     let (_, r) = Wal::open(dir.path()).unwrap();
     assert_eq!(r.snapshot.index, 3);
-    assert_eq!(
-        r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![4, 5]
-    );
+    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![4, 5]);
 }
