@@ -31,6 +31,7 @@ fn unknown_and_contradictory_flags_fail_at_start() {
     fails_with(&["--listen-client-urls", "127.0.0.1:2379"], "--listen-client-urls");
     fails_with(&["--listen-client-urls", "http://127.0.0.1:2379/v3"], "URL must not contain a path");
     fails_with(&["--initial-cluster-state", "maybe"], "invalid value 'maybe'");
+    fails_with(&["--log-level", "loud"], "--log-level");
     fails_with(&["--snapshot-count=-1"], "invalid value '-1' for '--snapshot-count");
 }
 

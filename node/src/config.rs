@@ -152,6 +152,9 @@ impl ServerArgs {
                 self.election_timeout, self.heartbeat_interval
             ));
         }
+        if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error") {
+            return Err(format!("--log-level: {:?} is not one of debug, info, warn, error", self.log_level));
+        }
         if self.snapshot_count == 0 {
             return Err("--snapshot-count must be greater than 0".into());
         }
