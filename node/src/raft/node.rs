@@ -9,6 +9,7 @@ use super::handle::RaftHandle;
 use super::RaftStatus;
 use crate::apply::{Applier, ApplyResult};
 use crate::grpc::status::EtcdError;
+use crate::metrics::Histogram;
 use crate::storage::backend::Backend;
 use crate::storage::wal::Wal;
 use crate::wait::Waiters;
@@ -40,6 +41,7 @@ pub struct NodeConfig {
     pub snapshot_count: u64,
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
+    pub wal_fsync: Arc<Histogram>,
 }
 
 pub struct Started {
@@ -106,6 +108,7 @@ pub fn spawn(
         snapshot_index,
         snapshot_count: cfg.snapshot_count,
         tick: cfg.tick,
+        wal_fsync: cfg.wal_fsync.clone(),
     };
     node.publish_status();
     let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
@@ -180,6 +183,7 @@ struct RaftNode {
     snapshot_index: u64,
     snapshot_count: u64,
     tick: Duration,
+    wal_fsync: Arc<Histogram>,
 }
 
 impl RaftNode {
@@ -252,7 +256,7 @@ impl RaftNode {
             self.raw.mut_store().wl().set_hardstate(hs.clone());
         }
         if ready.must_sync() || !ready.entries().is_empty() {
-            self.wal.sync()?;
+            self.sync_wal()?;
         }
         for rs in ready.take_read_states() {
             let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or_default());
@@ -271,6 +275,13 @@ impl RaftNode {
         self.send_to_applier(light.take_committed_entries())?;
         self.raw.advance_apply_to(self.progress.load(Ordering::Acquire).max(self.raw.raft.raft_log.applied));
         self.publish_status();
+        Ok(())
+    }
+
+    fn sync_wal(&mut self) -> anyhow::Result<()> {
+        let t = Instant::now();
+        self.wal.sync()?;
+        self.wal_fsync.observe(t.elapsed());
         Ok(())
     }
 
@@ -301,7 +312,7 @@ impl RaftNode {
             let mut meta = SnapshotMetadata { index: durable, term, ..Default::default() };
             meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
             self.wal.save_snapshot(&meta)?;
-            self.wal.sync()?;
+            self.sync_wal()?;
             self.wal.release_to(durable)?;
             self.raw.mut_store().wl().compact(durable)?;
             Ok(())

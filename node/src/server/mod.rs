@@ -32,6 +32,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
         listeners.push(l);
     }
+    let metrics = Arc::new(Metrics::default());
     let waiters = Arc::new(Waiters::default());
     let lessor = Arc::new(Lessor::default());
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
@@ -45,6 +46,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         // etcd: 5s plus twice the election timeout.
         request_timeout: Duration::from_secs(5) + cfg.heartbeat * (2 * cfg.election_ticks as u32),
         max_request_bytes: cfg.max_request_bytes,
+        wal_fsync: metrics.wal_fsync.clone(),
     };
     let started =
         raft::spawn(node_cfg, opened.storage, opened.wal, opened.backend.clone(), applier, applied_rx, waiters)?;
@@ -54,7 +56,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         raft: started.handle,
         mvcc: opened.mvcc,
         backend: opened.backend,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         max_txn_ops: cfg.max_txn_ops,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
