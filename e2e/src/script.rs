@@ -1,7 +1,9 @@
 //! etcdctl scripts run side by side against etcd and Cairn.
 //!
 //! Format: one etcdctl command per line (shell quoting), `#` comments. A line ending in `<<`
-//! takes the following lines, up to a line `>>`, as its standard input (for `txn`).
+//! takes the following lines, up to a line `>>`, as its standard input (for `txn`). A line
+//! ending in `#=> NAME` captures the lease id it prints as NAME; `$NAME` in later lines is
+//! that id (each server's own), and outputs show the name instead of the id.
 
 use crate::harness::etcdctl;
 use regex::Regex;
@@ -10,6 +12,7 @@ pub struct Step {
     pub line: String,
     pub args: Vec<String>,
     pub stdin: Option<String>,
+    pub capture: Option<String>,
 }
 
 pub fn parse(script: &str) -> Vec<Step> {
@@ -20,6 +23,10 @@ pub fn parse(script: &str) -> Vec<Step> {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
+        let (t, capture) = match t.split_once("#=>") {
+            Some((cmd, name)) => (cmd.trim(), Some(name.trim().to_string())),
+            None => (t, None),
+        };
         let (cmd, stdin) = match t.strip_suffix("<<") {
             Some(cmd) => {
                 let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != ">>").collect();
@@ -28,31 +35,91 @@ pub fn parse(script: &str) -> Vec<Step> {
             None => (t, None),
         };
         let args = shell_words::split(cmd).unwrap_or_else(|e| panic!("bad script line {cmd:?}: {e}"));
-        steps.push(Step { line: cmd.to_string(), args, stdin });
+        steps.push(Step { line: cmd.to_string(), args, stdin, capture });
     }
     steps
 }
 
-/// Ids differ between any two clusters; everything else must not.
+/// Lease ids captured from one server, by name.
+#[derive(Default)]
+pub struct Vars(Vec<(String, i64)>);
+
+impl Vars {
+    fn substitute(&self, arg: &str) -> String {
+        let mut out = arg.to_string();
+        // Longest names first, so $L10 is not read as $L1 followed by 0.
+        let mut vars: Vec<_> = self.0.iter().collect();
+        vars.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        for (name, id) in vars {
+            out = out.replace(&format!("${name}"), &format!("{id:x}"));
+        }
+        out
+    }
+
+    /// Shows captured ids (hex or decimal) by their names.
+    fn name_ids(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (name, id) in &self.0 {
+            let re = Regex::new(&format!(r"\b({:x}|{})\b", id, id)).expect("valid regex");
+            out = re.replace_all(&out, regex::NoExpand(&format!("${name}"))).into_owned();
+        }
+        out
+    }
+}
+
+/// Ids differ between any two clusters; everything else must not. Remaining lease TTLs depend
+/// on timing, so they are masked here and checked by their own tests.
 pub fn normalize(s: &str) -> String {
     let rules = [
         (r#""cluster_id":\d+"#, r#""cluster_id":<ID>"#),
         (r#""member_id":\d+"#, r#""member_id":<ID>"#),
         (r#""ClusterID" : \d+"#, r#""ClusterID" : <ID>"#),
         (r#""MemberID" : \d+"#, r#""MemberID" : <ID>"#),
+        (r"lease [0-9a-f]+ granted", "lease <LEASE> granted"),
+        (r#""ID":\d+"#, r#""ID":<LEASE>"#),
+        (r#""ID" : \d+"#, r#""ID" : <LEASE>"#),
+        (r"remaining\(\d+s\)", "remaining(<n>s)"),
+        // Uncaptured lease ids, as `lease list` prints them.
+        (r"(?m)^[0-9a-f]{16}$", "<LEASE>"),
+        (r#""ttl":\d+,"granted-ttl""#, r#""ttl":<n>,"granted-ttl""#),
     ];
     let mut out = s.to_string();
     for (re, with) in rules {
         out = Regex::new(re).expect("valid regex").replace_all(&out, with).into_owned();
     }
-    out
+    sort_lease_keys(&out)
+}
+
+/// etcd keeps a lease's keys in a Go map, so it lists them in random order: compare them as
+/// sets (sorted), in the text and the JSON forms.
+fn sort_lease_keys(s: &str) -> String {
+    let sorted = |items: &str, sep: &str| {
+        let mut v: Vec<&str> = items.split(sep).filter(|x| !x.is_empty()).collect();
+        v.sort_unstable();
+        v.join(sep)
+    };
+    let text = Regex::new(r"attached keys\(\[([^\]]*)\]\)").expect("valid regex");
+    let out = text.replace_all(s, |c: &regex::Captures| format!("attached keys([{}])", sorted(&c[1], " ")));
+    let json = Regex::new(r#""keys":\[([^\]]*)\]"#).expect("valid regex");
+    json.replace_all(&out, |c: &regex::Captures| format!(r#""keys":[{}]"#, sorted(&c[1], ","))).into_owned()
 }
 
 /// A step's normalised transcript and whether etcdctl succeeded.
-pub fn run_step(endpoint: &str, step: &Step) -> (String, bool) {
-    let o = etcdctl(endpoint, &step.args, step.stdin.as_deref());
-    let text = normalize(&format!("{}{}\n[{}]", o.stdout, o.errors, if o.success { "ok" } else { "failed" }));
-    (text, o.success)
+pub fn run_step(endpoint: &str, step: &Step, vars: &mut Vars) -> (String, bool) {
+    let args: Vec<String> = step.args.iter().map(|a| vars.substitute(a)).collect();
+    let o = etcdctl(endpoint, &args, step.stdin.as_deref());
+    if let Some(name) = &step.capture {
+        let hex = Regex::new(r"lease ([0-9a-f]+) granted").expect("valid regex");
+        let json = Regex::new(r#""ID":(\d+)"#).expect("valid regex");
+        let id = hex
+            .captures(&o.stdout)
+            .and_then(|c| i64::from_str_radix(&c[1], 16).ok())
+            .or_else(|| json.captures(&o.stdout).and_then(|c| c[1].parse().ok()))
+            .unwrap_or_else(|| panic!("{endpoint}: `{}` printed no lease id: {}{}", step.line, o.stdout, o.errors));
+        vars.0.push((name.clone(), id));
+    }
+    let raw = format!("{}{}\n[{}]", o.stdout, o.errors, if o.success { "ok" } else { "failed" });
+    (normalize(&vars.name_ids(&raw)), o.success)
 }
 
 pub struct Comparison {
@@ -66,9 +133,10 @@ pub struct Comparison {
 /// Runs every step against both endpoints, in lockstep.
 pub fn compare(script: &str, reference: &str, candidate: &str) -> Comparison {
     let mut c = Comparison { steps: 0, ok_steps: 0, diffs: Vec::new() };
+    let (mut ref_vars, mut cand_vars) = (Vars::default(), Vars::default());
     for step in parse(script) {
-        let (want, ok) = run_step(reference, &step);
-        let (got, _) = run_step(candidate, &step);
+        let (want, ok) = run_step(reference, &step, &mut ref_vars);
+        let (got, _) = run_step(candidate, &step, &mut cand_vars);
         c.steps += 1;
         c.ok_steps += ok as usize;
         if want != got {

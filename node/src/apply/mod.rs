@@ -6,9 +6,13 @@ pub mod ops;
 pub mod txn;
 
 use crate::grpc::status::EtcdError;
-use crate::lease::Lessor;
+use crate::lease::{self, Lessor};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
-use crate::proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
+use crate::proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
+    TxnResponse,
+};
+use crate::storage::mvcc::KeyRange;
 use crate::storage::mvcc::{MvccStore, WriteTxn};
 use crate::wait::Waiters;
 use prost::Message;
@@ -22,6 +26,8 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
@@ -44,7 +50,14 @@ macro_rules! from_applied {
     )*};
 }
 
-from_applied!(Put => PutResponse, DeleteRange => DeleteRangeResponse, Txn => TxnResponse, Compaction => CompactionResponse);
+from_applied!(
+    Put => PutResponse,
+    DeleteRange => DeleteRangeResponse,
+    Txn => TxnResponse,
+    Compaction => CompactionResponse,
+    LeaseGrant => LeaseGrantResponse,
+    LeaseRevoke => LeaseRevokeResponse
+);
 
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
@@ -108,8 +121,13 @@ impl Applier {
                 let req = InternalRequest::decode(&e.data[..])
                     .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
                 let wants_physical = matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
+                let first_event = w.event_count();
                 let result = self.execute(&mut w, req.request);
                 physical |= wants_physical && result.is_ok();
+                // Before the next entry runs: it may revoke a lease this one attached a key to.
+                for ev in w.events_since(first_event) {
+                    self.lessor.on_event(ev);
+                }
                 if result.is_err() && w.has_changes() {
                     return Err(format!("entry {}: request failed after writing: {result:?}", e.index));
                 }
@@ -153,6 +171,21 @@ impl Applier {
             Some(Request::Compaction(c)) => {
                 w.compact(c.revision)?;
                 Ok(Applied::Compaction(CompactionResponse { header: None }))
+            }
+            Some(Request::LeaseGrant(g)) => {
+                let ttl = self.lessor.grant(g.id, g.ttl)?;
+                w.put_record(&lease::record_key(g.id), lease::record_value(g.id, ttl));
+                Ok(Applied::LeaseGrant(LeaseGrantResponse { header: None, id: g.id, ttl, error: String::new() }))
+            }
+            Some(Request::LeaseRevoke(r)) => {
+                let keys = self.lessor.keys_of(r.id).ok_or(EtcdError::LeaseNotFound)?;
+                // Every attached key goes in this one revision.
+                for key in keys {
+                    w.delete_range(&KeyRange::Single(key));
+                }
+                self.lessor.remove(r.id);
+                w.remove_record(&lease::record_key(r.id));
+                Ok(Applied::LeaseRevoke(LeaseRevokeResponse { header: None }))
             }
             None => Err(EtcdError::Internal("empty request".into())),
         }

@@ -3,7 +3,6 @@
 use super::status::EtcdError;
 use super::{validate, ServerCtx};
 use crate::apply::{ops, txn};
-use crate::lease::Lessor;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::request_op;
@@ -20,12 +19,11 @@ const SERVICE: &str = "etcdserverpb.KV";
 
 pub struct KvService {
     ctx: Arc<ServerCtx>,
-    lessor: Arc<Lessor>,
 }
 
 impl KvService {
-    pub fn new(ctx: Arc<ServerCtx>, lessor: Arc<Lessor>) -> Self {
-        KvService { ctx, lessor }
+    pub fn new(ctx: Arc<ServerCtx>) -> Self {
+        KvService { ctx }
     }
 }
 
@@ -87,7 +85,7 @@ impl Kv for KvService {
             if !txn_is_serializable(&r) {
                 self.ctx.raft.linearizable_read().await?;
             }
-            txn::txn(&mut self.ctx.mvcc.read(), &self.lessor, &r)
+            txn::txn(&mut self.ctx.mvcc.read(), &self.ctx.lessor, &r)
         }
         .await;
         self.ctx.answer(SERVICE, "Txn", result)

@@ -3,10 +3,12 @@
 //! storage themselves.
 
 pub mod kv;
+pub mod lease;
 pub mod status;
 pub mod validate;
 
 use crate::apply::FromApplied;
+use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
@@ -40,6 +42,8 @@ pub struct ServerCtx {
     pub mvcc: Arc<MvccStore>,
     pub backend: Arc<Backend>,
     pub metrics: Arc<Metrics>,
+    pub lessor: Arc<Lessor>,
+    pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
 }
 

@@ -24,12 +24,18 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
     #[error("etcdserver: too many requests")]
     TooManyRequests,
     #[error("etcdserver: no leader")]
     NoLeader,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
     #[error("etcdserver: server stopped")]
@@ -45,7 +51,8 @@ impl EtcdError {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge => {
                 Code::InvalidArgument
             }
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseExists | NotLeader => Code::FailedPrecondition,
             LeaseNotFound => Code::NotFound,
             TooManyRequests => Code::ResourceExhausted,
             NoLeader | Timeout | Stopped => Code::Unavailable,

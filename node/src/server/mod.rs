@@ -9,10 +9,13 @@ pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 
 use crate::apply::Applier;
 use crate::config::Config;
-use crate::grpc::{kv::KvService, ServerCtx};
-use crate::lease::Lessor;
+use crate::grpc::{kv::KvService, lease::LeaseService, ServerCtx};
+use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
+use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::LeaseRevokeRequest;
 use crate::raft::{self, NodeConfig};
 use crate::wait::Waiters;
 use anyhow::Context;
@@ -34,7 +37,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     }
     let metrics = Arc::new(Metrics::default());
     let waiters = Arc::new(Waiters::default());
-    let lessor = Arc::new(Lessor::default());
+    // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
+    let election_timeout = cfg.heartbeat * cfg.election_ticks as u32;
+    let min_ttl = (election_timeout.as_secs_f64() * 1.5).ceil() as i64;
+    let lessor = Arc::new(Lessor::new(min_ttl));
+    lessor.load(&opened.backend, opened.mvcc.leased_keys())?;
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
     let applier = Applier::new(opened.mvcc.clone(), lessor.clone(), waiters.clone(), applied_tx, opened.applied);
     let node_cfg = NodeConfig {
@@ -57,8 +64,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         mvcc: opened.mvcc,
         backend: opened.backend,
         metrics,
+        lessor: lessor.clone(),
+        lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
     });
+    tokio::spawn(expire_leases(ctx.clone(), election_timeout));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -66,9 +76,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     });
     let mut servers = Vec::new();
     for listener in listeners {
-        let kv = KvServer::new(KvService::new(ctx.clone(), lessor.clone()))
-            .max_decoding_message_size(cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
-        let router = tonic::service::Routes::new(kv).into_axum_router().merge(http::routes(ctx.clone()));
+        let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
+        let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(limit);
+        let lease = LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(limit);
+        let router =
+            tonic::service::Routes::new(kv).add_service(lease).into_axum_router().merge(http::routes(ctx.clone()));
         let mut stop = stop_rx.clone();
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
         servers.push(tokio::spawn(async move {
@@ -95,4 +107,38 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The leader's side of lease expiry: on becoming leader every deadline restarts; each lease
+/// past its deadline is revoked through raft. Ends when the server's last handle goes.
+async fn expire_leases(ctx: Arc<ServerCtx>, election_timeout: Duration) {
+    let mut primary = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if Arc::strong_count(&ctx) == 1 {
+            return;
+        }
+        let leader = ctx.raft.status().is_leader();
+        if leader != primary {
+            primary = leader;
+            if leader {
+                ctx.lessor.promote(election_timeout);
+            } else {
+                ctx.lessor.demote();
+            }
+        }
+        if !primary {
+            continue;
+        }
+        for id in ctx.lessor.expired() {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id });
+                if let Err(e) = ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(revoke).await {
+                    tracing::debug!(lease = id, error = %e, "revoking an expired lease failed; will retry");
+                }
+            });
+        }
+    }
 }

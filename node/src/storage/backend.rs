@@ -2,7 +2,7 @@
 //! the applied raft index — is atomic: after a crash the backend is exactly as of some applied
 //! index, and raft replays from there.
 //!
-//! Key prefixes, in key order: `m` + name (metadata), `q` + main revision + chunk (tombstones
+//! Key prefixes, in key order: `l` + lease id (a lease), `m` + name (metadata), `q` + main revision + chunk (tombstones
 //! of that revision), `r` + revision (a put). The order matters to sled: new puts append at
 //! the very end of the keyspace, so no other record shares the leaf they keep rewriting.
 
@@ -18,6 +18,7 @@ pub enum BackendError {
 
 pub const PREFIX_REV: u8 = b'r';
 pub const PREFIX_TOMBSTONES: u8 = b'q';
+pub const PREFIX_LEASE: u8 = b'l';
 pub const PREFIX_META: u8 = b'm';
 
 pub const META_APPLIED_INDEX: &[u8] = b"mapplied_index";

@@ -42,9 +42,11 @@ struct Change {
 #[derive(Debug, Default)]
 struct History {
     changes: Vec<Change>,
-    /// Create revision and version of the live generation (meaningless after a tombstone).
+    /// Create revision, version and lease of the live generation (meaningless after a
+    /// tombstone).
     created: i64,
     version: i64,
+    lease: i64,
 }
 
 impl History {
@@ -66,8 +68,9 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     /// Records a put and returns the (create revision, version) the new value carries.
-    pub fn put(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
+    pub fn put(&mut self, key: &[u8], rev: Revision, lease: i64) -> (i64, i64) {
         let h = self.keys.entry(key.to_vec()).or_default();
+        h.lease = lease;
         if h.live() {
             h.version += 1;
         } else {
@@ -85,13 +88,19 @@ impl KeyIndex {
     }
 
     /// Used while rebuilding from the backend, in revision order.
-    pub fn restore(&mut self, key: &[u8], rev: Revision, tombstone: bool, created: i64, version: i64) {
+    pub fn restore(&mut self, key: &[u8], rev: Revision, tombstone: bool, created: i64, version: i64, lease: i64) {
         let h = self.keys.entry(key.to_vec()).or_default();
         h.changes.push(Change { rev, tombstone });
         if !tombstone {
             h.created = created;
             h.version = version;
+            h.lease = lease;
         }
+    }
+
+    /// Live keys attached to a lease, with the lease.
+    pub fn leased(&self) -> Vec<(Vec<u8>, i64)> {
+        self.keys.iter().filter(|(_, h)| h.live() && h.lease != 0).map(|(k, h)| (k.clone(), h.lease)).collect()
     }
 
     /// Keys visible at revision `main` within `range`, in key order, with the revision of the

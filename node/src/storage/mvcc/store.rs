@@ -67,8 +67,8 @@ pub(super) fn garbage_keys(removed: &[(Revision, bool)]) -> Vec<Vec<u8>> {
 }
 
 /// Every change in the backend, in revision order: (revision, key, None for a tombstone or
-/// Some((create revision, version)) for a put).
-type Change = (Revision, Vec<u8>, Option<(i64, i64)>);
+/// Some((create revision, version, lease)) for a put).
+type Change = (Revision, Vec<u8>, Option<(i64, i64, i64)>);
 
 fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
     let mut changes = Vec::new();
@@ -76,7 +76,7 @@ fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
         let (k, v) = item?;
         let rev = Revision::from_key(&k).ok_or_else(|| revision::corrupt(&k, "bad revision key"))?;
         let kv = revision::decode_put(&k, &v)?;
-        changes.push((rev, kv.key, Some((kv.create_revision, kv.version))));
+        changes.push((rev, kv.key, Some((kv.create_revision, kv.version, kv.lease))));
     }
     for item in backend.tree().scan_prefix([backend::PREFIX_TOMBSTONES]) {
         let (k, v) = item?;
@@ -100,8 +100,8 @@ impl MvccStore {
         let mut max_rev = 1i64;
         for (rev, key, put) in load_changes(&backend)? {
             match put {
-                Some((created, version)) => index.restore(&key, rev, false, created, version),
-                None => index.restore(&key, rev, true, 0, 0),
+                Some((created, version, lease)) => index.restore(&key, rev, false, created, version, lease),
+                None => index.restore(&key, rev, true, 0, 0, 0),
             }
             max_rev = max_rev.max(rev.main);
         }
@@ -130,6 +130,11 @@ impl MvccStore {
 
     pub fn key_count(&self) -> usize {
         self.read().st.index.key_count()
+    }
+
+    /// Live keys attached to a lease, with the lease (the lessor's state at start).
+    pub fn leased_keys(&self) -> Vec<(Vec<u8>, i64)> {
+        self.read().st.index.leased()
     }
 
     pub(super) fn add_garbage(&self, keys: Vec<Vec<u8>>) {

@@ -92,7 +92,7 @@ impl<'a> WriteTxn<'a> {
     /// Returns the revision of the write.
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
         let rev = self.next_rev();
-        let (create_revision, version) = self.st.index.put(key, rev);
+        let (create_revision, version) = self.st.index.put(key, rev, lease);
         let kv = KeyValue { key: key.to_vec(), create_revision, mod_revision: rev.main, version, value, lease };
         self.batch.insert(&rev.to_key(), kv.encode_to_vec());
         self.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv.clone()), prev_kv: None });
@@ -114,6 +114,24 @@ impl<'a> WriteTxn<'a> {
             self.events.push(Event { r#type: EventType::Delete as i32, kv: Some(kv), prev_kv: None });
         }
         keys.len()
+    }
+
+    /// Writes a record that is state beside the MVCC history (a lease, say) in this batch.
+    pub fn put_record(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.insert(key, value);
+    }
+
+    pub fn remove_record(&mut self, key: &[u8]) {
+        self.batch.remove(key);
+    }
+
+    /// How many events this batch produced so far; with `events_since`, one entry's events.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn events_since(&self, from: usize) -> &[Event] {
+        &self.events[from..]
     }
 
     /// Checks a compaction target the way etcd does.

@@ -1,0 +1,131 @@
+//! etcdserverpb.Lease. Grants and revokes go through raft; keep-alives renew on the leader;
+//! TimeToLive and Leases read the lessor after a ReadIndex.
+
+use super::status::EtcdError;
+use super::ServerCtx;
+use crate::lease::MAX_LEASE_TTL;
+use crate::proto::cairnpb::internal_request::Request;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
+};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+crate::headed!(
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    LeaseKeepAliveResponse,
+    LeaseTimeToLiveResponse,
+    LeaseLeasesResponse
+);
+
+const SERVICE: &str = "etcdserverpb.Lease";
+/// Keep-alive answers buffered per stream; a client that stops reading stops being answered.
+const KEEPALIVE_QUEUE: usize = 16;
+
+pub struct LeaseService {
+    ctx: Arc<ServerCtx>,
+}
+
+impl LeaseService {
+    pub fn new(ctx: Arc<ServerCtx>) -> Self {
+        LeaseService { ctx }
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: GrpcRequest<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let mut r = request.into_inner();
+        let result = async {
+            if r.ttl > MAX_LEASE_TTL {
+                return Err(EtcdError::LeaseTtlTooLarge);
+            }
+            if r.id == 0 {
+                // Chosen before proposing, so every member applies the same id.
+                r.id = self.ctx.lease_ids.next();
+            }
+            self.ctx.propose(Request::LeaseGrant(r)).await
+        }
+        .await;
+        self.ctx.answer(SERVICE, "LeaseGrant", result)
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: GrpcRequest<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let result = self.ctx.propose(Request::LeaseRevoke(request.into_inner())).await;
+        self.ctx.answer(SERVICE, "LeaseRevoke", result)
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: GrpcRequest<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_QUEUE);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(req)) = incoming.next().await {
+                if !ctx.raft.status().is_leader() {
+                    let _ = tx.send(Err(Status::from(EtcdError::NotLeader))).await;
+                    return;
+                }
+                // etcd answers a keep-alive of a missing or expired lease with TTL 0.
+                let ttl = ctx.lessor.renew(req.id).unwrap_or(0);
+                let mut resp = LeaseKeepAliveResponse { header: None, id: req.id, ttl };
+                ctx.fill(&mut resp);
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: GrpcRequest<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = request.into_inner();
+        let result = async {
+            self.ctx.raft.linearizable_read().await?;
+            Ok(match self.ctx.lessor.time_to_live(r.id, r.keys) {
+                Some(t) => LeaseTimeToLiveResponse {
+                    header: None,
+                    id: r.id,
+                    ttl: t.remaining,
+                    granted_ttl: t.granted,
+                    keys: t.keys,
+                },
+                None => LeaseTimeToLiveResponse { header: None, id: r.id, ttl: -1, granted_ttl: 0, keys: vec![] },
+            })
+        }
+        .await;
+        self.ctx.answer(SERVICE, "LeaseTimeToLive", result)
+    }
+
+    async fn lease_leases(&self, _: GrpcRequest<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let result = async {
+            self.ctx.raft.linearizable_read().await?;
+            let leases = self.ctx.lessor.ids().into_iter().map(|id| LeaseStatus { id }).collect();
+            Ok(LeaseLeasesResponse { header: None, leases })
+        }
+        .await;
+        self.ctx.answer(SERVICE, "LeaseLeases", result)
+    }
+}
