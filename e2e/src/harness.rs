@@ -158,6 +158,16 @@ pub struct CtlOutput {
 }
 
 pub fn etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>) -> CtlOutput {
+    run_etcdctl(endpoint, args, stdin, None)
+}
+
+/// For commands that never exit (watch): runs until stdout has been quiet for `quiet`, then
+/// stops it. Its output is what it printed by then.
+pub fn etcdctl_until_quiet(endpoint: &str, args: &[String], quiet: Duration) -> CtlOutput {
+    run_etcdctl(endpoint, args, None, Some(quiet))
+}
+
+fn run_etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>, quiet: Option<Duration>) -> CtlOutput {
     let mut child = Command::new(require_tool("etcdctl"))
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoint}"))
@@ -174,8 +184,50 @@ pub fn etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>) -> CtlOutpu
             input.write_all(s.as_bytes()).expect("write etcdctl stdin");
         }
     }
+    if let Some(quiet) = quiet {
+        return until_quiet(child, quiet);
+    }
     let out = child.wait_with_output().expect("etcdctl output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors = stderr.lines().filter(|l| !l.starts_with("{\"level\"")).collect::<Vec<_>>().join("\n");
     CtlOutput { stdout: String::from_utf8_lossy(&out.stdout).into_owned(), errors, success: out.status.success() }
+}
+
+fn until_quiet(mut child: Child, quiet: Duration) -> CtlOutput {
+    use std::sync::{Arc, Mutex};
+    let out = Arc::new(Mutex::new((Vec::<u8>::new(), Instant::now())));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let sink = out.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut o = sink.lock().unwrap();
+            o.0.extend_from_slice(&buf[..n]);
+            o.1 = Instant::now();
+        }
+    });
+    let hard_stop = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let last = out.lock().unwrap().1;
+        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        if exited || last.elapsed() >= quiet || Instant::now() > hard_stop {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("wait etcdctl");
+    let _ = reader.join();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let errors = stderr.lines().filter(|l| !l.starts_with("{\"level\"")).collect::<Vec<_>>().join("\n");
+    let stdout = String::from_utf8_lossy(&out.lock().unwrap().0).into_owned();
+    // Stopped by us is success; an exit of its own keeps its status.
+    let success = status.success() || status.code().is_none();
+    CtlOutput { stdout, errors, success }
 }

@@ -3,16 +3,19 @@
 //! Format: one etcdctl command per line (shell quoting), `#` comments. A line ending in `<<`
 //! takes the following lines, up to a line `>>`, as its standard input (for `txn`). A line
 //! ending in `#=> NAME` captures the lease id it prints as NAME; `$NAME` in later lines is
-//! that id (each server's own), and outputs show the name instead of the id.
+//! that id (each server's own), and outputs show the name instead of the id. A line starting
+//! with `@` runs a command that does not exit by itself (watch) until its output is quiet.
 
-use crate::harness::etcdctl;
+use crate::harness::{etcdctl, etcdctl_until_quiet};
 use regex::Regex;
+use std::time::Duration;
 
 pub struct Step {
     pub line: String,
     pub args: Vec<String>,
     pub stdin: Option<String>,
     pub capture: Option<String>,
+    pub until_quiet: bool,
 }
 
 pub fn parse(script: &str) -> Vec<Step> {
@@ -23,6 +26,10 @@ pub fn parse(script: &str) -> Vec<Step> {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
+        let (t, until_quiet) = match t.strip_prefix('@') {
+            Some(rest) => (rest.trim(), true),
+            None => (t, false),
+        };
         let (t, capture) = match t.split_once("#=>") {
             Some((cmd, name)) => (cmd.trim(), Some(name.trim().to_string())),
             None => (t, None),
@@ -35,7 +42,7 @@ pub fn parse(script: &str) -> Vec<Step> {
             None => (t, None),
         };
         let args = shell_words::split(cmd).unwrap_or_else(|e| panic!("bad script line {cmd:?}: {e}"));
-        steps.push(Step { line: cmd.to_string(), args, stdin, capture });
+        steps.push(Step { line: cmd.to_string(), args, stdin, capture, until_quiet });
     }
     steps
 }
@@ -107,7 +114,11 @@ fn sort_lease_keys(s: &str) -> String {
 /// A step's normalised transcript and whether etcdctl succeeded.
 pub fn run_step(endpoint: &str, step: &Step, vars: &mut Vars) -> (String, bool) {
     let args: Vec<String> = step.args.iter().map(|a| vars.substitute(a)).collect();
-    let o = etcdctl(endpoint, &args, step.stdin.as_deref());
+    let o = if step.until_quiet {
+        etcdctl_until_quiet(endpoint, &args, Duration::from_millis(700))
+    } else {
+        etcdctl(endpoint, &args, step.stdin.as_deref())
+    };
     if let Some(name) = &step.capture {
         let hex = Regex::new(r"lease ([0-9a-f]+) granted").expect("valid regex");
         let json = Regex::new(r#""ID":(\d+)"#).expect("valid regex");

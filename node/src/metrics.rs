@@ -78,6 +78,9 @@ pub struct Gauges {
     pub db_size: u64,
     pub keys: usize,
     pub revision: i64,
+    pub watchers: usize,
+    pub slow_watchers: usize,
+    pub watchers_fell_behind: u64,
 }
 
 impl Metrics {
@@ -124,6 +127,19 @@ impl Metrics {
         );
         gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", "gauge", g.keys as f64);
         gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.", "gauge", g.revision as f64);
+        gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", "gauge", g.watchers as f64);
+        gauge(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            "gauge",
+            g.slow_watchers as f64,
+        );
+        gauge(
+            "cairn_watchers_fell_behind_total",
+            "Times a watcher's stream was full and it went on from history.",
+            "counter",
+            g.watchers_fell_behind as f64,
+        );
         let p = process_stats();
         gauge("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", p.rss as f64);
         gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", p.vsize as f64);

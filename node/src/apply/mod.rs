@@ -12,7 +12,9 @@ use crate::proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
     TxnResponse,
 };
-use crate::storage::mvcc::KeyRange;
+use crate::proto::mvccpb::Event;
+use crate::storage::mvcc::watch::WatchHub;
+use crate::storage::mvcc::{KeyRange, Revision};
 use crate::storage::mvcc::{MvccStore, WriteTxn};
 use crate::wait::Waiters;
 use prost::Message;
@@ -77,6 +79,7 @@ fn finish(a: Applied, rev: i64) -> Applied {
 
 pub struct Applier {
     mvcc: Arc<MvccStore>,
+    hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
     waiters: Arc<Waiters>,
     applied: watch::Sender<u64>,
@@ -86,12 +89,13 @@ pub struct Applier {
 impl Applier {
     pub fn new(
         mvcc: Arc<MvccStore>,
+        hub: Arc<WatchHub>,
         lessor: Arc<Lessor>,
         waiters: Arc<Waiters>,
         applied: watch::Sender<u64>,
         last_applied: u64,
     ) -> Applier {
-        Applier { mvcc, lessor, waiters, applied, last_applied }
+        Applier { mvcc, hub, lessor, waiters, applied, last_applied }
     }
 
     /// Applies committed entries in order, up to `BATCH_ENTRIES` of them per backend batch:
@@ -139,8 +143,14 @@ impl Applier {
         if last == self.last_applied {
             return Ok(());
         }
-        w.commit(last).map_err(|err| err.to_string())?;
+        let events = w.commit(last).map_err(|err| err.to_string())?;
         self.last_applied = last;
+        let mvcc = &self.mvcc;
+        self.hub.notify(mvcc.current_revision(), &events, |e| {
+            let kv = e.kv.as_ref()?;
+            let prev = mvcc.prev_kv(&kv.key, Revision { main: kv.mod_revision, sub: 0 }).ok()??;
+            Some(Event { prev_kv: Some(prev), ..e.clone() })
+        });
         if physical {
             // etcd answers a physical compaction once the freed space is really gone.
             while self.collect_garbage()? > 0 {}

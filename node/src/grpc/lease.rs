@@ -80,7 +80,14 @@ impl Lease for LeaseService {
         let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_QUEUE);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            while let Some(Ok(req)) = incoming.next().await {
+            loop {
+                let req = tokio::select! {
+                    r = incoming.next() => match r {
+                        Some(Ok(req)) => req,
+                        _ => return,
+                    },
+                    _ = ctx.stopped() => return,
+                };
                 if !ctx.raft.status().is_leader() {
                     let _ = tx.send(Err(Status::from(EtcdError::NotLeader))).await;
                     return;

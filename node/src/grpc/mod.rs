@@ -6,6 +6,7 @@ pub mod kv;
 pub mod lease;
 pub mod status;
 pub mod validate;
+pub mod watch;
 
 use crate::apply::FromApplied;
 use crate::lease::{LeaseIdGenerator, Lessor};
@@ -14,6 +15,7 @@ use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::raft::RaftHandle;
 use crate::storage::backend::Backend;
+use crate::storage::mvcc::watch::WatchHub;
 use crate::storage::mvcc::MvccStore;
 use status::EtcdError;
 use std::sync::Arc;
@@ -43,8 +45,19 @@ pub struct ServerCtx {
     pub backend: Arc<Backend>,
     pub metrics: Arc<Metrics>,
     pub lessor: Arc<Lessor>,
+    pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
+    /// Turns true when the server stops: long-lived streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ServerCtx {
+    /// Resolves once the server is stopping.
+    pub async fn stopped(&self) {
+        let mut s = self.stopping.clone();
+        let _ = s.wait_for(|v| *v).await;
+    }
 }
 
 impl ServerCtx {

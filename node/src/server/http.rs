@@ -43,7 +43,11 @@ async fn version() -> impl IntoResponse {
 
 async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
     let s = ctx.raft.status();
+    let (watchers, slow_watchers, watchers_fell_behind) = ctx.hub.stats();
     let g = Gauges {
+        watchers,
+        slow_watchers,
+        watchers_fell_behind,
         has_leader: s.has_leader(),
         is_leader: s.is_leader(),
         term: s.term(),

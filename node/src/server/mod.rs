@@ -9,14 +9,16 @@ pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 
 use crate::apply::Applier;
 use crate::config::Config;
-use crate::grpc::{kv::KvService, lease::LeaseService, ServerCtx};
+use crate::grpc::{kv::KvService, lease::LeaseService, watch::WatchService, ServerCtx};
 use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::etcdserverpb::LeaseRevokeRequest;
 use crate::raft::{self, NodeConfig};
+use crate::storage::mvcc::watch::{run_catch_up, WatchHub};
 use crate::wait::Waiters;
 use anyhow::Context;
 use std::future::Future;
@@ -43,7 +45,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let lessor = Arc::new(Lessor::new(min_ttl));
     lessor.load(&opened.backend, opened.mvcc.leased_keys())?;
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
-    let applier = Applier::new(opened.mvcc.clone(), lessor.clone(), waiters.clone(), applied_tx, opened.applied);
+    let hub = Arc::new(WatchHub::new(opened.mvcc.current_revision()));
+    let applier =
+        Applier::new(opened.mvcc.clone(), hub.clone(), lessor.clone(), waiters.clone(), applied_tx, opened.applied);
     let node_cfg = NodeConfig {
         id: opened.identity.member_id,
         tick: cfg.heartbeat,
@@ -57,6 +61,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     };
     let started =
         raft::spawn(node_cfg, opened.storage, opened.wal, opened.backend.clone(), applier, applied_rx, waiters)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Arc::new(ServerCtx {
         cluster_id: opened.identity.cluster_id,
         member_id: opened.identity.member_id,
@@ -65,11 +70,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         backend: opened.backend,
         metrics,
         lessor: lessor.clone(),
+        hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
+        stopping: stop_rx.clone(),
     });
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone()));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -79,8 +86,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(limit);
         let lease = LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(limit);
-        let router =
-            tonic::service::Routes::new(kv).add_service(lease).into_axum_router().merge(http::routes(ctx.clone()));
+        let watch = WatchServer::new(WatchService::new(ctx.clone())).max_decoding_message_size(limit);
+        let router = tonic::service::Routes::new(kv)
+            .add_service(lease)
+            .add_service(watch)
+            .into_axum_router()
+            .merge(http::routes(ctx.clone()));
         let mut stop = stop_rx.clone();
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
         servers.push(tokio::spawn(async move {

@@ -3,12 +3,15 @@
 //! revision because the in-memory index and the revision counter only change under the
 //! write lock, after the backend batch that backs them is applied.
 
+mod history;
 mod key_index;
 mod range;
 mod revision;
 mod store;
+pub mod watch;
 mod write;
 
+pub use history::History;
 pub use key_index::KeyRange;
 pub use range::{range_request, RangeView};
 pub use revision::Revision;

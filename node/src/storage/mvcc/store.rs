@@ -128,6 +128,10 @@ impl MvccStore {
         self.read().st.rev
     }
 
+    pub fn compact_revision(&self) -> i64 {
+        self.read().st.compact_rev
+    }
+
     pub fn key_count(&self) -> usize {
         self.read().st.index.key_count()
     }

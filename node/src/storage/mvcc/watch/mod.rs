@@ -1,0 +1,258 @@
+//! Watchers and the hub that feeds them.
+//!
+//! A *synced* watcher is at the head: the applier hands it each committed batch's events
+//! (`notify`), without ever waiting. When a watcher's stream queue is full it becomes
+//! *unsynced* (etcd's "victim") at the first revision it did not get, and `catch_up` — run by
+//! a task of its own — reads its missed events back from the MVCC history, in bounded chunks,
+//! until it is at the head again. A watcher that starts in the past begins unsynced. Nothing
+//! is buffered beyond the stream queues, and nothing is lost: a watcher whose history has been
+//! compacted away is canceled with the compaction revision.
+
+#[cfg(test)]
+mod tests;
+
+use super::{KeyRange, MvccError, MvccStore};
+use crate::proto::etcdserverpb::{ResponseHeader, WatchResponse};
+use crate::proto::mvccpb::{event::EventType, Event};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
+
+/// Events read from history per catch-up step (a revision is never split).
+const CATCH_UP_EVENTS: usize = 1000;
+
+/// A watcher is named by its stream and its id on that stream.
+pub type WatcherKey = (u64, i64);
+
+#[derive(Clone)]
+pub struct Watcher {
+    pub range: KeyRange,
+    /// The next revision this watcher is owed.
+    pub next_rev: i64,
+    pub no_put: bool,
+    pub no_delete: bool,
+    pub prev_kv: bool,
+    /// The stream's queue, shared by all its watchers.
+    pub tx: mpsc::Sender<WatchResponse>,
+}
+
+impl Watcher {
+    fn wants(&self, ev: &Event) -> bool {
+        let Some(kv) = &ev.kv else { return false };
+        let filtered = if ev.r#type == EventType::Put as i32 { self.no_put } else { self.no_delete };
+        kv.mod_revision >= self.next_rev && !filtered && self.range.contains(&kv.key)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The newest revision notified.
+    rev: i64,
+    synced: HashMap<WatcherKey, Watcher>,
+    unsynced: HashMap<WatcherKey, Watcher>,
+}
+
+pub struct WatchHub {
+    inner: Mutex<Inner>,
+    /// How many times a watcher fell behind its stream (exported as a metric).
+    fell_behind: std::sync::atomic::AtomicU64,
+    /// Wakes the catch-up task.
+    pub lagging: Notify,
+}
+
+fn response(watch_id: i64, revision: i64, events: Vec<Event>) -> WatchResponse {
+    WatchResponse {
+        header: Some(ResponseHeader { revision, ..Default::default() }),
+        watch_id,
+        events,
+        ..Default::default()
+    }
+}
+
+impl WatchHub {
+    pub fn new(rev: i64) -> WatchHub {
+        WatchHub {
+            inner: Mutex::new(Inner { rev, ..Default::default() }),
+            fell_behind: Default::default(),
+            lagging: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.lock().rev
+    }
+
+    /// (watchers, of which behind, times any fell behind).
+    pub fn stats(&self) -> (usize, usize, u64) {
+        let inner = self.lock();
+        let behind = self.fell_behind.load(std::sync::atomic::Ordering::Relaxed);
+        (inner.synced.len() + inner.unsynced.len(), inner.unsynced.len(), behind)
+    }
+
+    /// Registers a watcher; returns false if its id is taken on its stream.
+    pub fn add(&self, key: WatcherKey, w: Watcher) -> bool {
+        let mut inner = self.lock();
+        if inner.synced.contains_key(&key) || inner.unsynced.contains_key(&key) {
+            return false;
+        }
+        if w.next_rev > inner.rev {
+            inner.synced.insert(key, w);
+        } else {
+            inner.unsynced.insert(key, w);
+            drop(inner);
+            self.lagging.notify_one();
+        }
+        true
+    }
+
+    pub fn contains(&self, key: WatcherKey) -> bool {
+        let inner = self.lock();
+        inner.synced.contains_key(&key) || inner.unsynced.contains_key(&key)
+    }
+
+    pub fn remove(&self, key: WatcherKey) -> bool {
+        let mut inner = self.lock();
+        inner.synced.remove(&key).is_some() || inner.unsynced.remove(&key).is_some()
+    }
+
+    pub fn remove_stream(&self, stream: u64) {
+        let mut inner = self.lock();
+        inner.synced.retain(|k, _| k.0 != stream);
+        inner.unsynced.retain(|k, _| k.0 != stream);
+    }
+
+    /// Whether every watcher of a stream is at the head (a progress notification may go out).
+    pub fn stream_synced(&self, stream: u64) -> bool {
+        !self.lock().unsynced.keys().any(|k| k.0 == stream)
+    }
+
+    /// The applier's hand-off after a commit: `events` of revisions up to `rev`. Never blocks.
+    /// `prev` looks up the previous value of an event's key for watchers that asked for it.
+    pub fn notify(&self, rev: i64, events: &[Event], prev: impl Fn(&Event) -> Option<Event>) {
+        let mut inner = self.lock();
+        inner.rev = rev;
+        let mut fell_behind = Vec::new();
+        let mut gone = Vec::new();
+        for (key, w) in inner.synced.iter_mut() {
+            let mine: Vec<Event> = events
+                .iter()
+                .filter(|e| w.wants(e))
+                .map(|e| if w.prev_kv { prev(e).unwrap_or_else(|| e.clone()) } else { e.clone() })
+                .collect();
+            if mine.is_empty() {
+                w.next_rev = rev + 1;
+                continue;
+            }
+            let first = mine[0].kv.as_ref().map_or(w.next_rev, |kv| kv.mod_revision);
+            match w.tx.try_send(response(key.1, rev, mine)) {
+                Ok(()) => w.next_rev = rev + 1,
+                Err(TrySendError::Full(_)) => {
+                    w.next_rev = first;
+                    fell_behind.push(*key);
+                }
+                Err(TrySendError::Closed(_)) => gone.push(*key),
+            }
+        }
+        for key in gone {
+            inner.synced.remove(&key);
+        }
+        let lagging = !fell_behind.is_empty();
+        self.fell_behind.fetch_add(fell_behind.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for key in fell_behind {
+            if let Some(w) = inner.synced.remove(&key) {
+                inner.unsynced.insert(key, w);
+            }
+        }
+        drop(inner);
+        if lagging {
+            self.lagging.notify_one();
+        }
+    }
+
+    /// One pass over the unsynced watchers: send each what it missed (from history), cancel
+    /// those whose history is compacted, move those that reached the head to synced. Returns
+    /// whether any watcher is still behind.
+    pub fn catch_up(&self, mvcc: &MvccStore, compact_rev: impl Fn() -> i64) -> bool {
+        // A snapshot: history is read without holding the hub.
+        let todo: Vec<(WatcherKey, Watcher)> = self.lock().unsynced.iter().map(|(k, w)| (*k, w.clone())).collect();
+        for (key, w) in todo {
+            let head = self.revision();
+            let tx = &w.tx;
+            let hist = match mvcc.events(&w.range, w.next_rev, head, CATCH_UP_EVENTS, w.prev_kv) {
+                Ok(h) => h,
+                Err(MvccError::Compacted) => {
+                    let cancel = WatchResponse {
+                        header: Some(ResponseHeader { revision: head, ..Default::default() }),
+                        watch_id: key.1,
+                        canceled: true,
+                        // etcd 3.4 leaves cancel_reason empty here: clients key on compact_revision.
+                        compact_revision: compact_rev(),
+                        ..Default::default()
+                    };
+                    if !matches!(tx.try_send(cancel), Err(TrySendError::Full(_))) {
+                        self.remove(key);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading watch history failed");
+                    continue;
+                }
+            };
+            let events: Vec<Event> = hist
+                .events
+                .into_iter()
+                .filter(|e| if e.r#type == EventType::Put as i32 { !w.no_put } else { !w.no_delete })
+                .collect();
+            if !events.is_empty() {
+                match tx.try_send(response(key.1, head, events)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => continue,
+                    Err(TrySendError::Closed(_)) => {
+                        self.remove(key);
+                        continue;
+                    }
+                }
+            }
+            let mut inner = self.lock();
+            let at_head = hist.next > inner.rev;
+            if let Some(w) = inner.unsynced.get_mut(&key) {
+                w.next_rev = hist.next;
+                if at_head {
+                    let w = inner.unsynced.remove(&key).expect("just seen");
+                    inner.synced.insert(key, w);
+                }
+            }
+        }
+        !self.lock().unsynced.is_empty()
+    }
+}
+
+/// Runs `catch_up` whenever a watcher falls behind, and keeps retrying (a stalled client's
+/// queue frees up only when it reads) until nobody is behind. Ends when `hub` is the last
+/// reference.
+pub async fn run_catch_up(hub: Arc<WatchHub>, mvcc: Arc<MvccStore>) {
+    loop {
+        let behind = {
+            let mvcc = mvcc.clone();
+            let hub2 = hub.clone();
+            tokio::task::spawn_blocking(move || hub2.catch_up(&mvcc, || mvcc.compact_revision())).await.unwrap_or(true)
+        };
+        if Arc::strong_count(&hub) == 1 {
+            return;
+        }
+        if behind {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        } else {
+            tokio::select! {
+                _ = hub.lagging.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
