@@ -134,3 +134,56 @@ async fn a_watch_from_a_compacted_revision_is_created_then_canceled() {
     let (mut s, _t) = watch(ch, "w/", 6).await;
     collect_contiguous(&mut s, 6, 6).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_watchers_each_get_their_complete_stream() {
+    const KEYS: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Cairn, dir.path(), &[]);
+    let ch = channel(&m).await;
+    let start = current_revision(&mut KvClient::new(ch.clone())).await + 1;
+    // One stream, one watcher per key.
+    let (tx, rx) = mpsc::channel(KEYS);
+    for i in 0..KEYS {
+        let key = format!("k/{i:05}").into_bytes();
+        tx.send(WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest { key, ..Default::default() })),
+        })
+        .await
+        .unwrap();
+    }
+    let mut many = WatchClient::new(ch.clone()).watch(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut created = 0;
+    while created < KEYS {
+        let r = many.message().await.unwrap().unwrap();
+        assert!(r.created, "creates are answered first: {r:?}");
+        assert_eq!(r.watch_id, created as i64, "in request order");
+        created += 1;
+    }
+    // Another connection stalls on a watcher of everything.
+    let (mut stalled, _s) = watch(channel(&m).await, "k/", 0).await;
+    let mut kv = KvClient::new(ch.clone());
+    for round in 0..2 {
+        for i in 0..KEYS {
+            let key = format!("k/{i:05}").into_bytes();
+            let value = vec![b'0' + round as u8; 2048];
+            kv.put(PutRequest { key, value, ..Default::default() }).await.unwrap();
+        }
+    }
+    // Every per-key watcher gets exactly its two events, in order.
+    let mut seen = vec![Vec::new(); KEYS];
+    let mut total = 0;
+    while total < 2 * KEYS {
+        let r = tokio::time::timeout(Duration::from_secs(60), many.message()).await.unwrap().unwrap().unwrap();
+        for ev in r.events {
+            seen[r.watch_id as usize].push(ev.kv.unwrap().mod_revision);
+            total += 1;
+        }
+    }
+    for (i, revs) in seen.iter().enumerate() {
+        let first = start + i as i64;
+        assert_eq!(revs, &vec![first, first + KEYS as i64], "watcher {i}");
+    }
+    assert!(fell_behind(&m) > 0, "the stalled stream never fell behind");
+    collect_contiguous(&mut stalled, start, 2 * KEYS).await;
+}

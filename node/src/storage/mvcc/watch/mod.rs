@@ -11,7 +11,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::{KeyRange, MvccError, MvccStore};
+use super::{KeyRange, MvccStore};
 use crate::proto::etcdserverpb::{ResponseHeader, WatchResponse};
 use crate::proto::mvccpb::{event::EventType, Event};
 use std::collections::HashMap;
@@ -174,43 +174,59 @@ impl WatchHub {
         }
     }
 
-    /// One pass over the unsynced watchers: send each what it missed (from history), cancel
-    /// those whose history is compacted, move those that reached the head to synced. Returns
-    /// whether any watcher is still behind.
+    /// One pass over the unsynced watchers: history is read ONCE, from the lowest revision any
+    /// of them is owed, and each gets its part; those whose history is compacted are canceled;
+    /// those that reached the head become synced. Returns whether any watcher is still behind.
     pub fn catch_up(&self, mvcc: &MvccStore, compact_rev: impl Fn() -> i64) -> bool {
         // A snapshot: history is read without holding the hub.
         let todo: Vec<(WatcherKey, Watcher)> = self.lock().unsynced.iter().map(|(k, w)| (*k, w.clone())).collect();
+        if todo.is_empty() {
+            return false;
+        }
+        let head = self.revision();
+        let compacted = compact_rev();
+        let mut behind = Vec::new();
         for (key, w) in todo {
-            let head = self.revision();
-            let tx = &w.tx;
-            let hist = match mvcc.events(&w.range, w.next_rev, head, CATCH_UP_EVENTS, w.prev_kv) {
-                Ok(h) => h,
-                Err(MvccError::Compacted) => {
-                    let cancel = WatchResponse {
-                        header: Some(ResponseHeader { revision: head, ..Default::default() }),
-                        watch_id: key.1,
-                        canceled: true,
-                        // etcd 3.4 leaves cancel_reason empty here: clients key on compact_revision.
-                        compact_revision: compact_rev(),
-                        ..Default::default()
-                    };
-                    if !matches!(tx.try_send(cancel), Err(TrySendError::Full(_))) {
-                        self.remove(key);
-                    }
-                    continue;
+            if w.next_rev < compacted {
+                let cancel = WatchResponse {
+                    header: Some(ResponseHeader { revision: head, ..Default::default() }),
+                    watch_id: key.1,
+                    canceled: true,
+                    // etcd 3.4 leaves cancel_reason empty here: clients key on compact_revision.
+                    compact_revision: compacted,
+                    ..Default::default()
+                };
+                if !matches!(w.tx.try_send(cancel), Err(TrySendError::Full(_))) {
+                    self.remove(key);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading watch history failed");
-                    continue;
-                }
-            };
-            let events: Vec<Event> = hist
+            } else if w.tx.capacity() > 0 {
+                behind.push((key, w));
+            }
+            // A full stream waits for its reader: it must not pin everyone's read window.
+        }
+        let Some(from) = behind.iter().map(|(_, w)| w.next_rev).min() else {
+            return !self.lock().unsynced.is_empty();
+        };
+        // One read serves every watcher owed a revision in its window.
+        let everything = KeyRange::Span { start: Vec::new(), end: None };
+        let prev_kv = behind.iter().any(|(_, w)| w.prev_kv);
+        let hist = match mvcc.events(&everything, from, head, CATCH_UP_EVENTS, prev_kv) {
+            Ok(h) => h,
+            Err(e) => {
+                // Compacted between the check and the read: the next pass cancels.
+                tracing::debug!(error = %e, "reading watch history");
+                return true;
+            }
+        };
+        for (key, w) in behind {
+            let mine: Vec<Event> = hist
                 .events
-                .into_iter()
-                .filter(|e| if e.r#type == EventType::Put as i32 { !w.no_put } else { !w.no_delete })
+                .iter()
+                .filter(|e| w.wants(e))
+                .map(|e| if w.prev_kv { e.clone() } else { Event { prev_kv: None, ..e.clone() } })
                 .collect();
-            if !events.is_empty() {
-                match tx.try_send(response(key.1, head, events)) {
+            if !mine.is_empty() {
+                match w.tx.try_send(response(key.1, head, mine)) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => continue,
                     Err(TrySendError::Closed(_)) => {
@@ -220,12 +236,15 @@ impl WatchHub {
                 }
             }
             let mut inner = self.lock();
-            let at_head = hist.next > inner.rev;
-            if let Some(w) = inner.unsynced.get_mut(&key) {
-                w.next_rev = hist.next;
-                if at_head {
-                    let w = inner.unsynced.remove(&key).expect("just seen");
-                    inner.synced.insert(key, w);
+            let head_now = inner.rev;
+            if let Some(cur) = inner.unsynced.get_mut(&key) {
+                // Only if it is still the watcher we read for (not canceled and re-created).
+                if cur.next_rev == w.next_rev {
+                    cur.next_rev = hist.next.max(w.next_rev);
+                    if cur.next_rev > head_now {
+                        let cur = inner.unsynced.remove(&key).expect("just seen");
+                        inner.synced.insert(key, cur);
+                    }
                 }
             }
         }
