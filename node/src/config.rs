@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = 1_572_864)]
     pub max_request_bytes: usize,
+    /// Duration of periodic watch progress notifications (e.g. 10m, 30s, 500ms).
+    #[arg(long, default_value = "10m")]
+    pub experimental_watch_progress_notify_interval: String,
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -88,7 +91,23 @@ pub struct Config {
     pub election_ticks: usize,
     pub max_txn_ops: usize,
     pub max_request_bytes: usize,
+    pub watch_progress_interval: Duration,
     pub log_level: String,
+}
+
+/// A Go-style duration: a number and a unit (ms, s, m, h).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
@@ -200,6 +219,13 @@ impl ServerArgs {
             }
         }
         let heartbeat = Duration::from_millis(self.heartbeat_interval);
+        let watch_progress_interval =
+            parse_duration(&self.experimental_watch_progress_notify_interval).ok_or_else(|| {
+                format!(
+                    "--experimental-watch-progress-notify-interval: {:?} is not a duration like 10m or 500ms",
+                    self.experimental_watch_progress_notify_interval
+                )
+            })?;
         Ok(Config {
             name: self.name.clone(),
             data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
@@ -214,6 +240,7 @@ impl ServerArgs {
             election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
             max_txn_ops: self.max_txn_ops,
             max_request_bytes: self.max_request_bytes,
+            watch_progress_interval,
             log_level: self.log_level.clone(),
         })
     }

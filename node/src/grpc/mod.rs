@@ -48,6 +48,8 @@ pub struct ServerCtx {
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
+    pub max_request_bytes: usize,
+    pub watch_progress_interval: std::time::Duration,
     /// Turns true when the server stops: long-lived streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -10,9 +10,10 @@ use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
 use crate::storage::mvcc::watch::{WatchHub, Watcher};
 use crate::storage::mvcc::KeyRange;
+use std::collections::{BTreeSet, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,6 +43,10 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 struct StreamState {
     id: u64,
     next_watch_id: i64,
+    /// Watchers that asked for progress notifications.
+    progress: BTreeSet<i64>,
+    /// Watchers that accept a large revision split over several responses.
+    fragment: Arc<Mutex<HashSet<i64>>>,
     hub: Arc<WatchHub>,
     ctx: Arc<ServerCtx>,
     tx: mpsc::Sender<WatchResponse>,
@@ -87,24 +92,54 @@ impl StreamState {
             prev_kv: c.prev_kv,
             tx: self.tx.clone(),
         };
+        if c.progress_notify {
+            self.progress.insert(id);
+        }
+        if c.fragment {
+            self.fragment.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        }
         // After `created` is queued, so no event can overtake it.
         self.hub.add((self.id, id), watcher);
         true
     }
 
+    /// etcd's periodic progress notification: an empty response at the current revision to
+    /// each synced watcher that asked for it.
+    async fn notify_progress(&mut self) -> bool {
+        let ids: Vec<i64> = self.progress.iter().copied().filter(|id| self.hub.contains((self.id, *id))).collect();
+        self.progress.retain(|id| ids.contains(id));
+        for id in ids {
+            if self.hub.is_synced((self.id, id))
+                && !self
+                    .send(WatchResponse { header: header(self.hub.revision()), watch_id: id, ..Default::default() })
+                    .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn serve(mut self, mut incoming: Streaming<WatchRequest>) {
         let ctx = self.ctx.clone();
+        let mut progress = tokio::time::interval(ctx.watch_progress_interval);
+        progress.tick().await;
         loop {
             let req = tokio::select! {
                 r = incoming.next() => match r {
                     Some(Ok(req)) => req,
                     _ => break,
                 },
+                _ = progress.tick() => {
+                    if self.notify_progress().await { continue } else { break }
+                }
                 _ = ctx.stopped() => break,
             };
             let alive = match req.request_union {
                 Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
                 Some(RequestUnion::CancelRequest(c)) => {
+                    self.progress.remove(&c.watch_id);
+                    self.fragment.lock().unwrap_or_else(|e| e.into_inner()).remove(&c.watch_id);
                     !self.hub.remove((self.id, c.watch_id))
                         || self
                             .send(WatchResponse {
@@ -133,6 +168,30 @@ impl StreamState {
     }
 }
 
+/// Splits a response whose events exceed `limit` bytes into several, each but the last marked
+/// `fragment` (etcd's rule, for watchers that asked for it).
+fn fragments(r: WatchResponse, limit: usize) -> Vec<WatchResponse> {
+    use prost::Message;
+    if r.encoded_len() <= limit || r.events.len() < 2 {
+        return vec![r];
+    }
+    let mut out = Vec::new();
+    let mut cur = WatchResponse { events: Vec::new(), ..r.clone() };
+    let mut size = 0;
+    for ev in r.events {
+        let n = ev.encoded_len();
+        if size + n > limit && !cur.events.is_empty() {
+            out.push(WatchResponse { fragment: true, ..cur.clone() });
+            cur.events.clear();
+            size = 0;
+        }
+        size += n;
+        cur.events.push(ev);
+    }
+    out.push(cur);
+    out
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,18 +200,23 @@ impl Watch for WatchService {
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let fragment = Arc::new(Mutex::new(HashSet::new()));
         let state = StreamState {
             id: self.next_stream.fetch_add(1, Ordering::Relaxed),
             next_watch_id: 0,
+            progress: BTreeSet::new(),
+            fragment: fragment.clone(),
             hub: self.ctx.hub.clone(),
             ctx: self.ctx.clone(),
             tx,
         };
         tokio::spawn(state.serve(request.into_inner()));
         let ctx = self.ctx.clone();
-        let out = ReceiverStream::new(rx).map(move |mut r| {
+        let out = futures::StreamExt::flat_map(ReceiverStream::new(rx), move |mut r| {
             ctx.fill(&mut r);
-            Ok(r)
+            let split = fragment.lock().unwrap_or_else(|e| e.into_inner()).contains(&r.watch_id);
+            let parts = if split { fragments(r, ctx.max_request_bytes) } else { vec![r] };
+            futures::stream::iter(parts.into_iter().map(Ok))
         });
         Ok(Response::new(Box::pin(out)))
     }

@@ -73,6 +73,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
+        max_request_bytes: cfg.max_request_bytes,
+        watch_progress_interval: cfg.watch_progress_interval,
         stopping: stop_rx.clone(),
     });
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));

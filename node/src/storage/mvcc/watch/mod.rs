@@ -126,6 +126,10 @@ impl WatchHub {
         inner.unsynced.retain(|k, _| k.0 != stream);
     }
 
+    pub fn is_synced(&self, key: WatcherKey) -> bool {
+        self.lock().synced.contains_key(&key)
+    }
+
     /// Whether every watcher of a stream is at the head (a progress notification may go out).
     pub fn stream_synced(&self, stream: u64) -> bool {
         !self.lock().unsynced.keys().any(|k| k.0 == stream)
