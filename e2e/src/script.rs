@@ -67,7 +67,8 @@ impl Vars {
     fn name_ids(&self, s: &str) -> String {
         let mut out = s.to_string();
         for (name, id) in &self.0 {
-            let re = Regex::new(&format!(r"\b({:x}|{})\b", id, id)).expect("valid regex");
+            // etcdctl prints ids zero-padded to 16 hex digits.
+            let re = Regex::new(&format!(r"\b(0*{:x}|{})\b", id, id)).expect("valid regex");
             out = re.replace_all(&out, regex::NoExpand(&format!("${name}"))).into_owned();
         }
         out
@@ -155,4 +156,22 @@ pub fn compare(script: &str, reference: &str, candidate: &str) -> Comparison {
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_ids_are_named_in_every_form_etcdctl_prints() {
+        let vars = Vars(vec![("L".into(), 0x0746a1fcf9849805)]);
+        assert_eq!(vars.name_ids("lease 0746a1fcf9849805 granted"), "lease $L granted");
+        assert_eq!(vars.name_ids(&format!(r#""ID":{}"#, 0x0746a1fcf9849805i64)), r#""ID":$L"#);
+        assert_eq!(vars.substitute("--lease=$L"), "--lease=746a1fcf9849805");
+    }
+
+    #[test]
+    fn lease_key_lists_compare_as_sets() {
+        assert_eq!(normalize("attached keys([b a])"), normalize("attached keys([a b])"));
+    }
 }
