@@ -2,8 +2,11 @@
 //! ReadIndex for linearizable reads) or propose through raft and wait; they never write
 //! storage themselves.
 
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
+mod recipes;
 pub mod status;
 pub mod validate;
 pub mod watch;

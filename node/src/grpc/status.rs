@@ -40,6 +40,12 @@ pub enum EtcdError {
     Timeout,
     #[error("etcdserver: server stopped")]
     Stopped,
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -56,7 +62,8 @@ impl EtcdError {
             LeaseNotFound => Code::NotFound,
             TooManyRequests => Code::ResourceExhausted,
             NoLeader | Timeout | Stopped => Code::Unavailable,
-            Internal(_) => Code::Unknown,
+            // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
+            Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
         }
     }
 }

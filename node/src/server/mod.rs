@@ -9,7 +9,9 @@ pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 
 use crate::apply::Applier;
 use crate::config::Config;
-use crate::grpc::{kv::KvService, lease::LeaseService, watch::WatchService, ServerCtx};
+use crate::grpc::{
+    election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService, watch::WatchService, ServerCtx,
+};
 use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
@@ -17,6 +19,8 @@ use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::etcdserverpb::LeaseRevokeRequest;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{self, NodeConfig};
 use crate::storage::mvcc::watch::{run_catch_up, WatchHub};
 use crate::wait::Waiters;
@@ -89,9 +93,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(limit);
         let lease = LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(limit);
         let watch = WatchServer::new(WatchService::new(ctx.clone())).max_decoding_message_size(limit);
+        let lock = LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(limit);
+        let election = ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit);
         let router = tonic::service::Routes::new(kv)
             .add_service(lease)
             .add_service(watch)
+            .add_service(lock)
+            .add_service(election)
             .into_axum_router()
             .merge(http::routes(ctx.clone()));
         let mut stop = stop_rx.clone();

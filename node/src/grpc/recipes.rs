@@ -1,0 +1,163 @@
+//! The two steps Lock and Election are made of, done server-side on KV, leases and watches:
+//! create my key under a prefix (or find it), then wait until every key created before it
+//! under that prefix is gone. The waiting uses an internal watcher, not polling.
+
+use super::status::EtcdError;
+use super::ServerCtx;
+use crate::proto::cairnpb::internal_request::Request;
+use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+use crate::proto::etcdserverpb::request_op::Request as Op;
+use crate::proto::etcdserverpb::response_op::Response as OpResponse;
+use crate::proto::etcdserverpb::{
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+};
+use crate::proto::mvccpb::KeyValue;
+use crate::storage::mvcc::watch::Watcher;
+use crate::storage::mvcc::KeyRange;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Internal watchers live on a stream id no client stream uses.
+const INTERNAL_STREAM: u64 = u64::MAX;
+static NEXT_INTERNAL: AtomicI64 = AtomicI64::new(1);
+
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+pub fn create_revision_is(key: &[u8], rev: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Create as i32,
+        key: key.to_vec(),
+        target_union: Some(TargetUnion::CreateRevision(rev)),
+        range_end: vec![],
+    }
+}
+
+fn get(key: &[u8]) -> RequestOp {
+    RequestOp { request: Some(Op::RequestRange(RangeRequest { key: key.to_vec(), ..Default::default() })) }
+}
+
+pub async fn txn(ctx: &ServerCtx, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    ctx.propose(Request::Txn(t)).await
+}
+
+/// Puts `key` (with `lease`) unless it exists; returns the key as stored and the revision
+/// the txn ran at.
+pub async fn create_or_get(
+    ctx: &ServerCtx,
+    key: &[u8],
+    value: &[u8],
+    lease: i64,
+) -> Result<(KeyValue, i64), EtcdError> {
+    let put = RequestOp {
+        request: Some(Op::RequestPut(PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease,
+            ..Default::default()
+        })),
+    };
+    let resp = txn(
+        ctx,
+        TxnRequest { compare: vec![create_revision_is(key, 0)], success: vec![put, get(key)], failure: vec![get(key)] },
+    )
+    .await?;
+    let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+    let kv = resp
+        .responses
+        .into_iter()
+        .find_map(|r| match r.response {
+            Some(OpResponse::ResponseRange(r)) => r.kvs.into_iter().next(),
+            _ => None,
+        })
+        .ok_or_else(|| EtcdError::Internal("recipe key vanished".into()))?;
+    Ok((kv, rev))
+}
+
+pub async fn delete(ctx: &ServerCtx, key: &[u8]) -> Result<i64, EtcdError> {
+    let r: crate::proto::etcdserverpb::DeleteRangeResponse =
+        ctx.propose(Request::DeleteRange(DeleteRangeRequest { key: key.to_vec(), ..Default::default() })).await?;
+    Ok(r.header.map_or(0, |h| h.revision))
+}
+
+/// The key created first under `prefix`, and the revision read at.
+pub async fn first_created(ctx: &ServerCtx, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+    ctx.raft.linearizable_read().await?;
+    let r = RangeRequest {
+        key: prefix.to_vec(),
+        range_end: prefix_end(prefix),
+        limit: 1,
+        sort_order: SortOrder::Ascend as i32,
+        sort_target: SortTarget::Create as i32,
+        ..Default::default()
+    };
+    let resp = crate::apply::ops::range(&ctx.mvcc.read(), &r)?;
+    Ok((resp.kvs.into_iter().next(), resp.header.map_or(0, |h| h.revision)))
+}
+
+/// Waits until no key under `prefix` has a create revision below `my_rev`.
+pub async fn wait_for_predecessors(ctx: &Arc<ServerCtx>, prefix: &[u8], my_rev: i64) -> Result<(), EtcdError> {
+    loop {
+        ctx.raft.linearizable_read().await?;
+        let r = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            limit: 1,
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Create as i32,
+            max_create_revision: my_rev - 1,
+            ..Default::default()
+        };
+        let resp = crate::apply::ops::range(&ctx.mvcc.read(), &r)?;
+        let Some(last) = resp.kvs.into_iter().next() else { return Ok(()) };
+        // Waiting on the newest predecessor alone: when it goes, look again.
+        wait_for_change(ctx, KeyRange::Single(last.key), resp.header.map_or(0, |h| h.revision), true).await?;
+    }
+}
+
+/// Waits for a change in `range` after revision `after` (only deletions if `deletes_only`).
+pub async fn wait_for_change(
+    ctx: &Arc<ServerCtx>,
+    range: KeyRange,
+    after: i64,
+    deletes_only: bool,
+) -> Result<(), EtcdError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let key = (INTERNAL_STREAM, NEXT_INTERNAL.fetch_add(1, Ordering::Relaxed));
+    let w = Watcher { range, next_rev: after + 1, no_put: deletes_only, no_delete: false, prev_kv: false, tx };
+    ctx.hub.add(key, w);
+    struct Unregister<'a>(&'a ServerCtx, (u64, i64));
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            self.0.hub.remove(self.1);
+        }
+    }
+    let _unregister = Unregister(ctx, key);
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                // Canceled means compacted past `after`: whatever we waited for happened.
+                Some(r) if r.canceled || !r.events.is_empty() => return Ok(()),
+                Some(_) => continue,
+                None => return Err(EtcdError::Stopped),
+            },
+            _ = ctx.stopped() => return Err(EtcdError::Stopped),
+        }
+    }
+}
+
+/// etcd runs Lock and Election through its own client library, whose errors reach the caller
+/// as plain errors: gRPC code Unknown, etcd's message. Answers of these services do the same.
+pub fn as_client_error<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<tonic::Response<T>, tonic::Status> {
+    r.map_err(|s| tonic::Status::new(tonic::Code::Unknown, s.message()))
+}
