@@ -14,8 +14,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-etcd --version | head -1
-etcdctl version | head -1
+etcd --version | sed -n 1p
+etcdctl version | sed -n 1p
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

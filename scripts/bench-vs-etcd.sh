@@ -17,6 +17,10 @@ loads=(
   "put --clients 256 --conns 16 --total 60000"
   "range --clients 64 --conns 8 --total 60000 --key-space-size 1000"
   "range --clients 64 --conns 8 --total 60000 --key-space-size 1000 --serializable"
+  "watch --watchers 1000 --conns 10 --total 200 --val-size 64"
+  "watch --watchers 10000 --conns 10 --total 20 --val-size 64"
+  "lease-grant --clients 64 --conns 8 --total 20000"
+  "lease-keepalive --clients 64 --conns 8 --total 60000"
 )
 
 start() { # kind port
@@ -46,13 +50,19 @@ for kind in etcd cairn; do
   wait 2>/dev/null || true
 done
 
-printf '\n%-84s %12s %12s %7s %9s %9s\n' load "etcd ops/s" "cairn ops/s" ratio "etcd p99" "cairn p99"
+printf '\n%-84s %12s %12s %7s %s\n' load "etcd ops/s" "cairn ops/s" ratio "p99 or memory per watcher (etcd / cairn)"
 for i in "${!loads[@]}"; do
   python3 - "${loads[$i]}" "${result[etcd,$i]}" "${result[cairn,$i]}" <<'PY'
 import json, sys
 load, e, c = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-er, cr = e["requests_per_second"], c["requests_per_second"]
-print(f'{load:<84} {er:12.0f} {cr:12.0f} {cr/er:7.2f} {e["p99_ms"]:7.1f}ms {c["p99_ms"]:7.1f}ms'
-      + (f'  errors etcd={e["errors"]} cairn={c["errors"]}' if e["errors"] or c["errors"] else ''))
+rate = lambda r: r.get("requests_per_second", r.get("events_per_second"))
+er, cr = rate(e), rate(c)
+if "p99_ms" in e:
+    extra = f'{e["p99_ms"]:7.1f}ms {c["p99_ms"]:7.1f}ms'
+else:
+    kib = lambda r: "?" if r["server_rss_bytes_per_watcher"] is None else f'{r["server_rss_bytes_per_watcher"] / 1024:.1f} KiB'
+    extra = f'{kib(e)} / {kib(c)} (events delivered/s)'
+errors = (e.get("errors", 0), c.get("errors", 0))
+print(f'{load:<84} {er:12.0f} {cr:12.0f} {cr/er:7.2f} {extra}' + (f'  errors etcd={errors[0]} cairn={errors[1]}' if any(errors) else ''))
 PY
 done

@@ -99,3 +99,56 @@ async fn large_revisions_are_fragmented_only_for_watchers_that_ask() {
     assert!(parts >= 2, "expected fragments, got one response");
     assert_eq!(keys, (0..8).map(|i| format!("f{i}").into_bytes()).collect::<Vec<_>>());
 }
+
+fn create(c: WatchCreateRequest) -> WatchRequest {
+    WatchRequest { request_union: Some(RequestUnion::CreateRequest(c)) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_chosen_ids_cancel_and_progress_requests() {
+    use cairn_node::proto::etcdserverpb::watch_create_request::FilterType;
+    use cairn_node::proto::etcdserverpb::{DeleteRangeRequest, WatchCancelRequest, WatchProgressRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Cairn, dir.path(), &[]);
+    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let w = |id: i64, filters: Vec<i32>| WatchCreateRequest {
+        key: b"k".to_vec(),
+        watch_id: id,
+        filters,
+        ..Default::default()
+    };
+    tx.send(create(w(7, vec![FilterType::Noput as i32]))).await.unwrap();
+    tx.send(create(w(9, vec![FilterType::Nodelete as i32]))).await.unwrap();
+    tx.send(create(w(7, vec![]))).await.unwrap();
+    let mut s = WatchClient::new(ch.clone()).watch(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let (a, b, dup) = (next(&mut s).await, next(&mut s).await, next(&mut s).await);
+    assert_eq!((a.created, a.watch_id, b.created, b.watch_id), (true, 7, true, 9), "client-chosen ids");
+    assert!(dup.created && dup.canceled && dup.watch_id == -1, "a duplicate id is refused: {dup:?}");
+    assert_eq!(dup.cancel_reason, "mvcc: duplicate watch ID provided on the WatchStream");
+    let mut kv = KvClient::new(ch);
+    kv.put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }).await.unwrap();
+    kv.delete_range(DeleteRangeRequest { key: b"k".to_vec(), ..Default::default() }).await.unwrap();
+    // Watcher 9 drops deletes, watcher 7 drops puts.
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let r = next(&mut s).await;
+        got.extend(r.events.iter().map(|e| (r.watch_id, e.r#type)));
+    }
+    got.sort();
+    assert_eq!(got, vec![(7, 1), (9, 0)]);
+    tx.send(WatchRequest { request_union: Some(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: 9 })) })
+        .await
+        .unwrap();
+    let c = next(&mut s).await;
+    assert!(c.canceled && c.watch_id == 9, "cancel is confirmed: {c:?}");
+    let rev = kv.put(PutRequest { key: b"k".to_vec(), value: b"w".to_vec(), ..Default::default() }).await.unwrap();
+    let rev = rev.into_inner().header.unwrap().revision;
+    tx.send(WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) })
+        .await
+        .unwrap();
+    // Watcher 7 filters puts, so the next answer is the progress report, at the head.
+    let p = next(&mut s).await;
+    assert!(p.events.is_empty() && p.watch_id == -1, "progress report: {p:?}");
+    assert_eq!(p.header.unwrap().revision, rev);
+}

@@ -2,10 +2,12 @@
 //! the same client). N clients share M connections; each request's latency is recorded and
 //! the run reports throughput and percentiles.
 
+mod fanout;
 mod report;
 
 use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::{PutRequest, RangeRequest};
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
+use crate::proto::etcdserverpb::{LeaseGrantRequest, PutRequest, RangeRequest};
 use clap::{Args, ValueEnum};
 use report::Report;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +42,9 @@ pub struct BenchArgs {
     /// Serializable ranges instead of linearizable ones.
     #[arg(long)]
     pub serializable: bool,
+    /// Watchers, for `watch`.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -49,6 +54,10 @@ pub struct BenchArgs {
 pub enum Op {
     Put,
     Range,
+    /// --watchers watchers on one key, spread over --conns streams; --total puts to it.
+    Watch,
+    LeaseGrant,
+    LeaseKeepalive,
 }
 
 fn key(i: usize, size: usize) -> Vec<u8> {
@@ -64,40 +73,89 @@ async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
         let url = if ep.contains("://") { ep.to_string() } else { format!("http://{ep}") };
-        chans.push(Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).connect().await?);
+        // Flow-control windows that grow with the connection's throughput, as grpc-go clients
+        // (etcd's, kube-apiserver's) have them.
+        let ep = Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).http2_adaptive_window(true);
+        chans.push(ep.connect().await?);
     }
     Ok(chans)
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let chans = connect(&args).await?;
-    let next = Arc::new(AtomicUsize::new(0));
     let value = vec![b'v'; args.val_size];
+    let (space, size) = (args.key_space_size, args.key_size);
+    let key_of = move |i: usize| key(if space > 0 { i % space } else { i }, size);
+    let report = match args.op {
+        Op::Watch => {
+            let endpoint = args.endpoints.split(',').next().unwrap_or_default().trim().trim_start_matches("http://");
+            return fanout::watch(&args, &chans, endpoint).await;
+        }
+        Op::LeaseKeepalive => fanout::lease_keepalive(&args, &chans).await?,
+        Op::LeaseGrant => {
+            per_request(&args, &chans, |ch| {
+                let c = LeaseClient::new(ch);
+                move |_| {
+                    let mut c = c.clone();
+                    async move { c.lease_grant(LeaseGrantRequest { ttl: 60, id: 0 }).await.is_ok() }
+                }
+            })
+            .await?
+        }
+        Op::Put => {
+            per_request(&args, &chans, |ch| {
+                let (c, value) = (KvClient::new(ch), value.clone());
+                move |i| {
+                    let (mut c, req) =
+                        (c.clone(), PutRequest { key: key_of(i), value: value.clone(), ..Default::default() });
+                    async move { c.put(req).await.is_ok() }
+                }
+            })
+            .await?
+        }
+        Op::Range => {
+            per_request(&args, &chans, |ch| {
+                let (c, serializable) = (KvClient::new(ch), args.serializable);
+                move |i| {
+                    let mut c = c.clone();
+                    let req = RangeRequest { key: key_of(i), serializable, ..Default::default() };
+                    async move { c.range(req).await.is_ok() }
+                }
+            })
+            .await?
+        }
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+/// Runs `total` requests from `clients` concurrent clients spread over the connections; each
+/// client's `request(i)` sends request number `i` and says whether it succeeded.
+async fn per_request<F, R, RFut>(args: &BenchArgs, chans: &[Channel], make: F) -> anyhow::Result<Report>
+where
+    F: Fn(Channel) -> R,
+    R: FnMut(usize) -> RFut + Send + 'static,
+    RFut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.clients.max(1) {
-        let mut client = KvClient::new(chans[c % chans.len()].clone()).max_decoding_message_size(usize::MAX);
-        let (next, args, value) = (next.clone(), args.clone(), value.clone());
+        let mut request = make(chans[c % chans.len()].clone());
+        let (next, total) = (next.clone(), args.total);
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0usize;
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= args.total {
+                if i >= total {
                     break;
                 }
-                let k = key(if args.key_space_size > 0 { i % args.key_space_size } else { i }, args.key_size);
                 let t = Instant::now();
-                let ok = match args.op {
-                    Op::Put => {
-                        client.put(PutRequest { key: k, value: value.clone(), ..Default::default() }).await.is_ok()
-                    }
-                    Op::Range => client
-                        .range(RangeRequest { key: k, serializable: args.serializable, ..Default::default() })
-                        .await
-                        .is_ok(),
-                };
-                if ok {
+                if request(i).await {
                     lat.push(t.elapsed());
                 } else {
                     errors += 1;
@@ -106,18 +164,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (lat, errors)
         }));
     }
-    let mut all = Vec::with_capacity(args.total);
-    let mut errors = 0;
+    let (mut all, mut errors) = (Vec::with_capacity(args.total), 0);
     for t in tasks {
-        let (lat, e) = t.await?;
-        all.extend(lat);
+        let (l, e) = t.await?;
+        all.extend(l);
         errors += e;
     }
-    let report = Report::new(all, errors, start.elapsed());
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(())
+    Ok(Report::new(all, errors, start.elapsed()))
 }

@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 crate::headed!(WatchResponse);
 
 /// Responses queued per stream before its watchers fall back to catching up from history.
-const STREAM_QUEUE: usize = 128;
+const STREAM_QUEUE: usize = 1024;
 
 pub struct WatchService {
     ctx: Arc<ServerCtx>,

@@ -270,7 +270,7 @@ pub async fn run_catch_up(hub: Arc<WatchHub>, mvcc: Arc<MvccStore>) {
             return;
         }
         if behind {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         } else {
             tokio::select! {
                 _ = hub.lagging.notified() => {}
