@@ -73,10 +73,7 @@ async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
         let url = if ep.contains("://") { ep.to_string() } else { format!("http://{ep}") };
-        // Flow-control windows that grow with the connection's throughput, as grpc-go clients
-        // (etcd's, kube-apiserver's) have them.
-        let ep = Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).http2_adaptive_window(true);
-        chans.push(ep.connect().await?);
+        chans.push(Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).connect().await?);
     }
     Ok(chans)
 }
