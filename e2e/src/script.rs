@@ -6,7 +6,7 @@
 //! that id (each server's own), and outputs show the name instead of the id. A line starting
 //! with `@` runs a command that does not exit by itself (watch) until its output is quiet.
 
-use crate::harness::{etcdctl, etcdctl_until_quiet};
+use crate::harness::{etcdctl, etcdctl_until_quiet, Kind, Member};
 use regex::Regex;
 use std::time::Duration;
 
@@ -156,6 +156,26 @@ pub fn compare(script: &str, reference: &str, candidate: &str) -> Comparison {
         }
     }
     c
+}
+
+/// Starts Debian's etcd and cairn, runs `script` against both in lockstep and fails with every
+/// step whose outputs differ, or if most steps failed on etcd too (a vacuous pass).
+pub fn assert_same_as_etcd(script: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let etcd_dir = dir.path().join("etcd");
+    let cairn_dir = dir.path().join("cairn");
+    std::fs::create_dir_all(&etcd_dir).expect("etcd dir");
+    std::fs::create_dir_all(&cairn_dir).expect("cairn dir");
+    let etcd = Member::start(Kind::Etcd, &etcd_dir, &[]);
+    let cairn = Member::start(Kind::Cairn, &cairn_dir, &[]);
+    let result = compare(script, &etcd.client_addr, &cairn.client_addr);
+    assert!(result.diffs.is_empty(), "{} step(s) differ:\n{}", result.diffs.len(), result.diffs.join("\n"));
+    assert!(
+        result.ok_steps * 10 >= result.steps * 6,
+        "only {} of {} steps succeeded on etcd",
+        result.ok_steps,
+        result.steps
+    );
 }
 
 #[cfg(test)]
