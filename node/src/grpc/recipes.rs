@@ -90,38 +90,40 @@ pub async fn delete(ctx: &ServerCtx, key: &[u8]) -> Result<i64, EtcdError> {
     Ok(r.header.map_or(0, |h| h.revision))
 }
 
-/// The key created first under `prefix`, and the revision read at.
-pub async fn first_created(ctx: &ServerCtx, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+/// After a ReadIndex: the first key under `prefix` in create-revision `order`, among those
+/// created at or before `max_create` (0: all), and the revision read at.
+async fn by_creation(
+    ctx: &ServerCtx,
+    prefix: &[u8],
+    order: SortOrder,
+    max_create: i64,
+) -> Result<(Option<KeyValue>, i64), EtcdError> {
     ctx.raft.linearizable_read().await?;
     let r = RangeRequest {
         key: prefix.to_vec(),
         range_end: prefix_end(prefix),
         limit: 1,
-        sort_order: SortOrder::Ascend as i32,
+        sort_order: order as i32,
         sort_target: SortTarget::Create as i32,
+        max_create_revision: max_create,
         ..Default::default()
     };
     let resp = crate::apply::ops::range(&ctx.mvcc.read(), &r)?;
     Ok((resp.kvs.into_iter().next(), resp.header.map_or(0, |h| h.revision)))
 }
 
+/// The key created first under `prefix` (the leader, the lock holder), and the revision read at.
+pub async fn first_created(ctx: &ServerCtx, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+    by_creation(ctx, prefix, SortOrder::Ascend, 0).await
+}
+
 /// Waits until no key under `prefix` has a create revision below `my_rev`.
 pub async fn wait_for_predecessors(ctx: &Arc<ServerCtx>, prefix: &[u8], my_rev: i64) -> Result<(), EtcdError> {
     loop {
-        ctx.raft.linearizable_read().await?;
-        let r = RangeRequest {
-            key: prefix.to_vec(),
-            range_end: prefix_end(prefix),
-            limit: 1,
-            sort_order: SortOrder::Descend as i32,
-            sort_target: SortTarget::Create as i32,
-            max_create_revision: my_rev - 1,
-            ..Default::default()
-        };
-        let resp = crate::apply::ops::range(&ctx.mvcc.read(), &r)?;
-        let Some(last) = resp.kvs.into_iter().next() else { return Ok(()) };
+        let (newest, rev) = by_creation(ctx, prefix, SortOrder::Descend, my_rev - 1).await?;
+        let Some(last) = newest else { return Ok(()) };
         // Waiting on the newest predecessor alone: when it goes, look again.
-        wait_for_change(ctx, KeyRange::Single(last.key), resp.header.map_or(0, |h| h.revision), true).await?;
+        wait_for_change(ctx, KeyRange::Single(last.key), rev, true).await?;
     }
 }
 
