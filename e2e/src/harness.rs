@@ -138,10 +138,6 @@ impl Member {
         self.kill9();
         self.spawn();
     }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
 }
 
 impl Drop for Member {

@@ -238,6 +238,7 @@ impl RaftNode {
     }
 
     fn on_ready(&mut self) -> anyhow::Result<()> {
+        // Tell raft how far the applier got (it applies on its own thread).
         let applied = self.progress.load(Ordering::Acquire);
         if applied > self.raw.raft.raft_log.applied && applied <= self.raw.raft.raft_log.committed {
             self.raw.advance_apply_to(applied);
@@ -273,7 +274,6 @@ impl RaftNode {
             self.wal.save_hard_state(&hs)?;
         }
         self.send_to_applier(light.take_committed_entries())?;
-        self.raw.advance_apply_to(self.progress.load(Ordering::Acquire).max(self.raw.raft.raft_log.applied));
         self.publish_status();
         Ok(())
     }

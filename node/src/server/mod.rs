@@ -82,7 +82,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         stopping: stop_rx.clone(),
     });
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));
-    tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone()));
+    tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone(), stop_rx.clone()));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -131,14 +131,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
 }
 
 /// The leader's side of lease expiry: on becoming leader every deadline restarts; each lease
-/// past its deadline is revoked through raft. Ends when the server's last handle goes.
+/// past its deadline is revoked through raft. Ends when the server stops.
 async fn expire_leases(ctx: Arc<ServerCtx>, election_timeout: Duration) {
     let mut primary = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        tick.tick().await;
-        if Arc::strong_count(&ctx) == 1 {
-            return;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.stopped() => return,
         }
         let leader = ctx.raft.status().is_leader();
         if leader != primary {

@@ -8,9 +8,6 @@
 //! is buffered beyond the stream queues, and nothing is lost: a watcher whose history has been
 //! compacted away is canceled with the compaction revision.
 
-#[cfg(test)]
-mod tests;
-
 use super::{KeyRange, MvccStore};
 use crate::proto::etcdserverpb::{ResponseHeader, WatchResponse};
 use crate::proto::mvccpb::{event::EventType, Event};
@@ -181,14 +178,14 @@ impl WatchHub {
     /// One pass over the unsynced watchers: history is read ONCE, from the lowest revision any
     /// of them is owed, and each gets its part; those whose history is compacted are canceled;
     /// those that reached the head become synced. Returns whether any watcher is still behind.
-    pub fn catch_up(&self, mvcc: &MvccStore, compact_rev: impl Fn() -> i64) -> bool {
+    pub fn catch_up(&self, mvcc: &MvccStore) -> bool {
         // A snapshot: history is read without holding the hub.
         let todo: Vec<(WatcherKey, Watcher)> = self.lock().unsynced.iter().map(|(k, w)| (*k, w.clone())).collect();
         if todo.is_empty() {
             return false;
         }
         let head = self.revision();
-        let compacted = compact_rev();
+        let compacted = mvcc.compact_revision();
         let mut behind = Vec::new();
         for (key, w) in todo {
             if w.next_rev < compacted {
@@ -257,25 +254,18 @@ impl WatchHub {
 }
 
 /// Runs `catch_up` whenever a watcher falls behind, and keeps retrying (a stalled client's
-/// queue frees up only when it reads) until nobody is behind. Ends when `hub` is the last
-/// reference.
-pub async fn run_catch_up(hub: Arc<WatchHub>, mvcc: Arc<MvccStore>) {
+/// queue frees up only when it reads) until nobody is behind. Ends when the server stops.
+pub async fn run_catch_up(hub: Arc<WatchHub>, mvcc: Arc<MvccStore>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     loop {
         let behind = {
-            let mvcc = mvcc.clone();
-            let hub2 = hub.clone();
-            tokio::task::spawn_blocking(move || hub2.catch_up(&mvcc, || mvcc.compact_revision())).await.unwrap_or(true)
+            let (hub, mvcc) = (hub.clone(), mvcc.clone());
+            tokio::task::spawn_blocking(move || hub.catch_up(&mvcc)).await.unwrap_or(true)
         };
-        if Arc::strong_count(&hub) == 1 {
-            return;
-        }
-        if behind {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        } else {
-            tokio::select! {
-                _ = hub.lagging.notified() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            }
+        let pause = if behind { std::time::Duration::from_millis(2) } else { std::time::Duration::from_secs(1) };
+        tokio::select! {
+            _ = hub.lagging.notified(), if !behind => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopping.wait_for(|s| *s) => return,
         }
     }
 }
