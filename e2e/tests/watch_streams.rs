@@ -55,9 +55,10 @@ async fn collect_contiguous(stream: &mut Streaming<WatchResponse>, first_rev: i6
     }
 }
 
-fn fell_behind(m: &Member) -> u64 {
+fn gauge(m: &Member, name: &str) -> u64 {
     let (_, body) = http_get(&m.client_addr, "/metrics").unwrap();
-    body.lines().find_map(|l| l.strip_prefix("cairn_watchers_fell_behind_total ")).unwrap().trim().parse().unwrap()
+    let prefix = format!("{name} ");
+    body.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap().trim().parse().unwrap()
 }
 
 async fn current_revision(kv: &mut KvClient<Channel>) -> i64 {
@@ -71,12 +72,17 @@ async fn current_revision(kv: &mut KvClient<Channel>) -> i64 {
 }
 
 async fn write(ch: Channel, writers: usize, each: usize, value_size: usize) {
+    write_round(ch, 0, writers, each, value_size).await
+}
+
+/// `writers` concurrent clients each put `each` keys of their own, distinct for each `round`.
+async fn write_round(ch: Channel, round: usize, writers: usize, each: usize, value_size: usize) {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let mut kv = KvClient::new(ch.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..each {
-                let key = format!("w/{w}/{i}").into_bytes();
+                let key = format!("w/{round}/{w}/{i}").into_bytes();
                 kv.put(PutRequest { key, value: vec![b'v'; value_size], ..Default::default() }).await.unwrap();
             }
         }));
@@ -107,16 +113,33 @@ async fn a_stalled_reader_hurts_nobody_and_misses_nothing() {
     let start = current_revision(&mut KvClient::new(ch.clone())).await + 1;
     // Its own connection, so only its stream stalls.
     let (mut stalled, _s) = watch(channel(&m).await, "w/", 0).await;
-    let (mut live, _l) = watch(ch.clone(), "w/", 0).await;
-    // Far more than the HTTP/2 windows and the stream queue hold, so the stall is real.
-    let writes = 8000;
-    let writer = tokio::spawn(write(ch.clone(), 16, writes / 16, 1024));
-    // The reading watcher keeps up while the other one reads nothing.
-    collect_contiguous(&mut live, start, writes).await;
-    writer.await.unwrap();
-    assert!(fell_behind(&m) > 0, "the stalled watcher never fell behind: the test proved nothing");
+    let (mut live, live_requests) = watch(ch.clone(), "w/", 0).await;
+    // How many events the stalled stream absorbs before it falls behind depends on how the
+    // applier batched them, so write in rounds until it has, however long that takes.
+    const ROUND: usize = 1024;
+    let mut written = 0;
+    loop {
+        assert!(written < 64 * ROUND, "the stalled watcher never fell behind: the test proved nothing");
+        let writer = tokio::spawn(write_round(ch.clone(), written / ROUND, 16, ROUND / 16, 1024));
+        // The reading watcher keeps up while the other one reads nothing.
+        collect_contiguous(&mut live, start + written as i64, ROUND).await;
+        writer.await.unwrap();
+        written += ROUND;
+        // Once the live stream's progress request is answered, its watcher is synced, so a
+        // slow watcher can only be the stalled one.
+        live_requests
+            .send(WatchRequest { request_union: Some(RequestUnion::ProgressRequest(Default::default())) })
+            .await
+            .unwrap();
+        let progress = tokio::time::timeout(Duration::from_secs(60), live.message()).await.unwrap().unwrap().unwrap();
+        assert!(progress.watch_id == -1 && progress.events.is_empty(), "expected a progress answer: {progress:?}");
+        if gauge(&m, "etcd_debugging_mvcc_slow_watcher_total") == 1 {
+            break;
+        }
+    }
+    assert!(gauge(&m, "cairn_watchers_fell_behind_total") > 0);
     // Now it reads: everything, from history, in order.
-    collect_contiguous(&mut stalled, start, writes).await;
+    collect_contiguous(&mut stalled, start, written).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +207,6 @@ async fn thousands_of_watchers_each_get_their_complete_stream() {
         let first = start + i as i64;
         assert_eq!(revs, &vec![first, first + KEYS as i64], "watcher {i}");
     }
-    assert!(fell_behind(&m) > 0, "the stalled stream never fell behind");
+    assert!(gauge(&m, "cairn_watchers_fell_behind_total") > 0, "the stalled stream never fell behind");
     collect_contiguous(&mut stalled, start, 2 * KEYS).await;
 }
