@@ -210,3 +210,42 @@ async fn thousands_of_watchers_each_get_their_complete_stream() {
     assert!(gauge(&m, "cairn_watchers_fell_behind_total") > 0, "the stalled stream never fell behind");
     collect_contiguous(&mut stalled, start, 2 * KEYS).await;
 }
+
+type Watching = (Streaming<WatchResponse>, mpsc::Sender<WatchRequest>);
+
+const HEAVY_WRITERS: usize = 64;
+const HEAVY_EACH: usize = 1024;
+
+/// A member after 128 MiB of puts under `w/` (from revision 2), with one stream watching `w/`
+/// that either reads everything (`reading`) or nothing; returns its resident memory then, and
+/// the stream (kept open: closing its request side ends it).
+async fn after_heavy_writes(dir: &std::path::Path, reading: bool) -> (u64, Member, Watching) {
+    let m = Member::start(Kind::Cairn, dir, &[]);
+    let ch = channel(&m).await;
+    let (mut stream, requests) = watch(channel(&m).await, "w/", 2).await;
+    let writer = tokio::spawn(write(ch, HEAVY_WRITERS, HEAVY_EACH, 2048));
+    if reading {
+        collect_contiguous(&mut stream, 2, HEAVY_WRITERS * HEAVY_EACH).await;
+    }
+    writer.await.unwrap();
+    (gauge(&m, "process_resident_memory_bytes"), m, (stream, requests))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_costs_bounded_memory() {
+    // The same writes with a reading watcher are the control: what the store, its caches and
+    // the allocator cost whatever the watchers do.
+    let control_dir = tempfile::tempdir().unwrap();
+    let (control, control_member, _) = after_heavy_writes(control_dir.path(), true).await;
+    drop(control_member);
+    let dir = tempfile::tempdir().unwrap();
+    let (stalled, m, (mut stream, _requests)) = after_heavy_writes(dir.path(), false).await;
+    // The stalled watcher is owed 128 MiB; holding it would show. Its stream may hold its byte
+    // budget (4 MiB) plus the HTTP/2 buffers.
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("resident: {:.1} MiB with a stalled watcher, {:.1} MiB with a reading one", mib(stalled), mib(control));
+    assert!(stalled < control + (48 << 20), "a stalled watcher cost {:.1} MiB", mib(stalled.saturating_sub(control)));
+    assert!(gauge(&m, "cairn_watchers_fell_behind_total") > 0, "the watcher never fell behind");
+    // And it misses nothing once it reads.
+    collect_contiguous(&mut stream, 2, HEAVY_WRITERS * HEAVY_EACH).await;
+}

@@ -134,7 +134,7 @@ pub async fn wait_for_change(
     after: i64,
     deletes_only: bool,
 ) -> Result<(), EtcdError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut rx) = crate::storage::mvcc::watch::stream_queue(4, 1 << 20);
     let key = (INTERNAL_STREAM, NEXT_INTERNAL.fetch_add(1, Ordering::Relaxed));
     let w = Watcher { range, next_rev: after + 1, no_put: deletes_only, no_delete: false, prev_kv: false, tx };
     ctx.hub.add(key, w);

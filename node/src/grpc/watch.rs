@@ -8,22 +8,22 @@ use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
-use crate::storage::mvcc::watch::{WatchHub, Watcher};
+use crate::storage::mvcc::watch::{stream_queue, QueueSender, WatchHub, Watcher};
 use crate::storage::mvcc::KeyRange;
 use std::collections::{BTreeSet, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 crate::headed!(WatchResponse);
 
-/// Responses queued per stream before its watchers fall back to catching up from history.
+/// Responses, and bytes, queued per stream before its watchers fall back to catching up from
+/// history: what a client that stops reading can cost.
 const STREAM_QUEUE: usize = 1024;
+const STREAM_QUEUE_BYTES: usize = 4 << 20;
 
 pub struct WatchService {
     ctx: Arc<ServerCtx>,
@@ -49,12 +49,12 @@ struct StreamState {
     fragment: Arc<Mutex<HashSet<i64>>>,
     hub: Arc<WatchHub>,
     ctx: Arc<ServerCtx>,
-    tx: mpsc::Sender<WatchResponse>,
+    tx: QueueSender,
 }
 
 impl StreamState {
     async fn send(&self, r: WatchResponse) -> bool {
-        self.tx.send(r).await.is_ok()
+        self.tx.send(r).await
     }
 
     async fn create(&mut self, c: WatchCreateRequest) -> bool {
@@ -199,7 +199,7 @@ impl Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let (tx, rx) = stream_queue(STREAM_QUEUE, STREAM_QUEUE_BYTES);
         let fragment = Arc::new(Mutex::new(HashSet::new()));
         let state = StreamState {
             id: self.next_stream.fetch_add(1, Ordering::Relaxed),
@@ -212,7 +212,7 @@ impl Watch for WatchService {
         };
         tokio::spawn(state.serve(request.into_inner()));
         let ctx = self.ctx.clone();
-        let out = futures::StreamExt::flat_map(ReceiverStream::new(rx), move |mut r| {
+        let out = futures::StreamExt::flat_map(rx.into_stream(), move |mut r| {
             ctx.fill(&mut r);
             let split = fragment.lock().unwrap_or_else(|e| e.into_inner()).contains(&r.watch_id);
             let parts = if split { fragments(r, ctx.max_request_bytes) } else { vec![r] };

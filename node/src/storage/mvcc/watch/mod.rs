@@ -5,7 +5,7 @@
 //! *unsynced* (etcd's "victim") at the first revision it did not get, and `catch_up` — run by
 //! a task of its own — reads its missed events back from the MVCC history, in bounded chunks,
 //! until it is at the head again. A watcher that starts in the past begins unsynced. Nothing
-//! is buffered beyond the stream queues, and nothing is lost: a watcher whose history has been
+//! is buffered beyond the stream queues (bounded in bytes, see `queue`), and nothing is lost: a watcher whose history has been
 //! compacted away is canceled with the compaction revision.
 
 use super::{KeyRange, MvccStore};
@@ -14,7 +14,10 @@ use crate::proto::mvccpb::{event::EventType, Event};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+mod queue;
+pub use queue::{stream_queue, QueueReceiver, QueueSender};
 
 /// Events read from history per catch-up step (a revision is never split).
 const CATCH_UP_EVENTS: usize = 1000;
@@ -31,7 +34,7 @@ pub struct Watcher {
     pub no_delete: bool,
     pub prev_kv: bool,
     /// The stream's queue, shared by all its watchers.
-    pub tx: mpsc::Sender<WatchResponse>,
+    pub tx: QueueSender,
 }
 
 impl Watcher {
@@ -200,7 +203,7 @@ impl WatchHub {
                 if !matches!(w.tx.try_send(cancel), Err(TrySendError::Full(_))) {
                     self.remove(key);
                 }
-            } else if w.tx.capacity() > 0 {
+            } else if w.tx.has_room() {
                 behind.push((key, w));
             }
             // A full stream waits for its reader: it must not pin everyone's read window.
