@@ -17,8 +17,8 @@ loads=(
   "put --clients 256 --conns 16 --total 60000"
   "range --clients 64 --conns 8 --total 60000 --key-space-size 1000"
   "range --clients 64 --conns 8 --total 60000 --key-space-size 1000 --serializable"
-  "watch --watchers 1000 --conns 10 --total 200 --val-size 64"
-  "watch --watchers 10000 --conns 10 --total 20 --val-size 64"
+  "watch --watchers 1000 --conns 10 --total 1000 --val-size 64"
+  "watch --watchers 10000 --conns 10 --total 100 --val-size 64"
   "lease-grant --clients 64 --conns 8 --total 20000"
   "lease-keepalive --clients 64 --conns 8 --total 60000"
 )

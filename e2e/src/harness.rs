@@ -158,9 +158,10 @@ pub fn etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>) -> CtlOutpu
 }
 
 /// For commands that never exit (watch): runs until stdout has been quiet for `quiet`, then
-/// stops it. Its output is what it printed by then.
-pub fn etcdctl_until_quiet(endpoint: &str, args: &[String], quiet: Duration) -> CtlOutput {
-    run_etcdctl(endpoint, args, None, Some(quiet))
+/// stops it. Its output is what it printed by then. Its standard input stays open meanwhile
+/// (`watch -i` reads commands from it and gives up at its end).
+pub fn etcdctl_until_quiet(endpoint: &str, args: &[String], stdin: Option<&str>, quiet: Duration) -> CtlOutput {
+    run_etcdctl(endpoint, args, stdin, Some(quiet))
 }
 
 fn run_etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>, quiet: Option<Duration>) -> CtlOutput {
@@ -174,15 +175,16 @@ fn run_etcdctl(endpoint: &str, args: &[String], stdin: Option<&str>, quiet: Opti
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn etcdctl");
-    {
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).expect("write etcdctl stdin");
-        }
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).expect("write etcdctl stdin");
     }
     if let Some(quiet) = quiet {
-        return until_quiet(child, quiet);
+        let out = until_quiet(child, quiet);
+        drop(input);
+        return out;
     }
+    drop(input);
     let out = child.wait_with_output().expect("etcdctl output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors = stderr.lines().filter(|l| !l.starts_with("{\"level\"")).collect::<Vec<_>>().join("\n");

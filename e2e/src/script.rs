@@ -4,7 +4,8 @@
 //! takes the following lines, up to a line `>>`, as its standard input (for `txn`). A line
 //! ending in `#=> NAME` captures the lease id it prints as NAME; `$NAME` in later lines is
 //! that id (each server's own), and outputs show the name instead of the id. A line starting
-//! with `@` runs a command that does not exit by itself (watch) until its output is quiet.
+//! with `@` runs a command that does not exit by itself (watch) until its output is quiet; its
+//! standard input, if any, stays open until then.
 
 use crate::harness::{etcdctl, etcdctl_until_quiet, Kind, Member};
 use regex::Regex;
@@ -116,7 +117,7 @@ fn sort_lease_keys(s: &str) -> String {
 pub fn run_step(endpoint: &str, step: &Step, vars: &mut Vars) -> (String, bool) {
     let args: Vec<String> = step.args.iter().map(|a| vars.substitute(a)).collect();
     let o = if step.until_quiet {
-        etcdctl_until_quiet(endpoint, &args, Duration::from_millis(700))
+        etcdctl_until_quiet(endpoint, &args, step.stdin.as_deref(), Duration::from_millis(700))
     } else {
         etcdctl(endpoint, &args, step.stdin.as_deref())
     };

@@ -105,6 +105,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let mut stop = stop_rx.clone();
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
         servers.push(tokio::spawn(async move {
+            // Small answers (a put's) must not wait for the ACK of earlier data (Nagle's
+            // algorithm against the client's delayed ACK: ~40 ms each), as etcd's Go runtime
+            // also sets TCP_NODELAY.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "setting TCP_NODELAY");
+                }
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
