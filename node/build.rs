@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3electionpb/v3election.proto",
         "proto/v3lockpb/v3lock.proto",
         "proto/cairnpb/internal.proto",
+        "proto/cairnpb/peer.proto",
     ];
     tonic_prost_build::configure().build_server(true).build_client(true).compile_protos(&protos, &["proto"])?;
     for p in protos {
