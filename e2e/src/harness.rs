@@ -89,7 +89,73 @@ impl Member {
         m
     }
 
+    /// Starts `n` members of one new cluster in `dir` (data dirs `dir/m<i>`, logs
+    /// `dir/m<i>.log`), all on 127.0.0.1; returns once each is healthy (has a leader).
+    pub fn start_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Member> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Member> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| {
+                let (client, peer) = (format!("http://127.0.0.1:{c}"), format!("http://127.0.0.1:{p}"));
+                let data_dir = dir.join(format!("m{i}"));
+                let mut args: Vec<String> = [
+                    "--name",
+                    &format!("m{i}"),
+                    "--data-dir",
+                    &data_dir.display().to_string(),
+                    "--listen-client-urls",
+                    &client,
+                    "--advertise-client-urls",
+                    &client,
+                    "--listen-peer-urls",
+                    &peer,
+                    "--initial-advertise-peer-urls",
+                    &peer,
+                    "--initial-cluster",
+                    &initial,
+                    "--initial-cluster-token",
+                    "e2e-cluster",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                args.extend(extra.iter().map(|s| s.to_string()));
+                let log = dir.join(format!("m{i}.log"));
+                Member { kind, data_dir, client_addr: format!("127.0.0.1:{c}"), args, log, child: None }
+            })
+            .collect();
+        // All first: none is healthy before a quorum runs.
+        for m in &mut members {
+            m.spawn_process();
+        }
+        for m in &mut members {
+            m.wait_ready(Duration::from_secs(30));
+        }
+        members
+    }
+
+    /// Whether this member says it is the leader (etcd_server_is_leader).
+    pub fn is_leader(&self) -> bool {
+        http_get(&self.client_addr, "/metrics").is_some_and(|(_, b)| b.lines().any(|l| l == "etcd_server_is_leader 1"))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    fn spawn_process(&mut self) {
         let bin = match self.kind {
             Kind::Cairn => cairn_bin(),
             Kind::Etcd => require_tool("etcd"),
@@ -103,7 +169,6 @@ impl Member {
             .spawn()
             .expect("spawn member");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(30));
     }
 
     /// Polls /health until it answers 200; panics with the log's tail if it never does.

@@ -40,10 +40,13 @@ fn default_data_dir_is_name_dot_cairn_and_restart_ignores_bootstrap_flags() {
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://localhost:{port}");
+    // Tests run side by side: each needs a peer port of its own, not the default 2380.
+    let peer = format!("http://localhost:{}", free_port());
     let run = |token: &str| {
         Command::new(cairn_bin())
             .current_dir(cwd.path())
             .args(["--listen-client-urls", &url, "--advertise-client-urls", &url, "--initial-cluster-token", token])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,9 +88,11 @@ fn every_listen_url_serves_and_limits_follow_their_flags() {
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (free_port(), free_port());
     let urls = format!("http://127.0.0.1:{p1},http://127.0.0.1:{p2}");
+    let peer = format!("http://127.0.0.1:{}", free_port());
     let mut child = Command::new(cairn_bin())
         .current_dir(dir.path())
         .args(["--listen-client-urls", &urls, "--advertise-client-urls", &urls])
+        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
         .args(["--max-txn-ops", "2", "--max-request-bytes", "1000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

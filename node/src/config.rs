@@ -80,6 +80,7 @@ pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
     pub listen_client: Vec<SocketAddr>,
+    pub listen_peer: Vec<SocketAddr>,
     pub advertise_client_urls: Vec<String>,
     pub initial_advertise_peer_urls: Vec<String>,
     /// (name, peer URLs) in flag order.
@@ -192,7 +193,10 @@ impl ServerArgs {
             .map(|u| listen_addr(u))
             .collect::<Result<Vec<_>, _>>()?;
         let advertise_client_urls = split_urls("advertise-client-urls", &self.advertise_client_urls)?;
-        split_urls("listen-peer-urls", &self.listen_peer_urls)?;
+        let listen_peer = split_urls("listen-peer-urls", &self.listen_peer_urls)?
+            .iter()
+            .map(|u| listen_addr(u))
+            .collect::<Result<Vec<_>, _>>()?;
         let apurls = split_urls("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?;
         let initial_cluster = match &self.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
@@ -230,6 +234,7 @@ impl ServerArgs {
             name: self.name.clone(),
             data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
             listen_client,
+            listen_peer,
             advertise_client_urls,
             initial_advertise_peer_urls: apurls,
             initial_cluster,

@@ -7,6 +7,7 @@ pub mod txn;
 
 use crate::grpc::status::EtcdError;
 use crate::lease::{self, Lessor};
+use crate::membership::Membership;
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
@@ -30,6 +31,8 @@ pub enum Applied {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    /// A change of cluster metadata, answered by no response of its own.
+    Done,
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
@@ -61,6 +64,25 @@ from_applied!(
     LeaseRevoke => LeaseRevokeResponse
 );
 
+/// A new cluster's members, as every founding member writes them from --initial-cluster
+/// before its first entry (all write the same, so they agree without a raft round).
+pub fn write_initial_members(
+    backend: &crate::storage::backend::Backend,
+    members: &[crate::proto::cairnpb::MemberRecord],
+) -> Result<(), crate::storage::backend::BackendError> {
+    let mut batch = sled::Batch::default();
+    for m in members {
+        batch.insert(&crate::membership::record_key(m.id), m.encode_to_vec());
+    }
+    backend.apply(batch)?;
+    backend.flush()
+}
+
+/// A restart after a snapshot was recorded in the WAL but before its image was loaded.
+pub fn recover_from_image(backend: &crate::storage::backend::Backend, image: &std::path::Path) -> std::io::Result<()> {
+    crate::storage::image::load(backend, image)
+}
+
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
 /// Records freed by compaction deleted per pass: small enough that writes never wait long.
@@ -79,6 +101,7 @@ fn finish(a: Applied, rev: i64) -> Applied {
 
 pub struct Applier {
     mvcc: Arc<MvccStore>,
+    membership: Arc<Membership>,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
     waiters: Arc<Waiters>,
@@ -89,13 +112,32 @@ pub struct Applier {
 impl Applier {
     pub fn new(
         mvcc: Arc<MvccStore>,
+        membership: Arc<Membership>,
         hub: Arc<WatchHub>,
         lessor: Arc<Lessor>,
         waiters: Arc<Waiters>,
         applied: watch::Sender<u64>,
         last_applied: u64,
     ) -> Applier {
-        Applier { mvcc, hub, lessor, waiters, applied, last_applied }
+        Applier { mvcc, membership, hub, lessor, waiters, applied, last_applied }
+    }
+
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
+
+    /// Replaces the whole state with a snapshot's backend image, as of raft index `index`.
+    /// Watchers then catch up from the new history.
+    pub fn install(&mut self, index: u64, image: &std::path::Path) -> Result<(), String> {
+        let backend = self.mvcc.backend();
+        crate::storage::image::load(backend, image).map_err(|e| format!("loading {}: {e}", image.display()))?;
+        self.mvcc.reload().map_err(|e| e.to_string())?;
+        self.lessor.load(backend, self.mvcc.leased_keys()).map_err(|e| e.to_string())?;
+        self.membership.reload(backend).map_err(|e| e.to_string())?;
+        self.hub.resync(self.mvcc.current_revision());
+        self.last_applied = index;
+        self.applied.send_replace(index);
+        Ok(())
     }
 
     /// Applies committed entries in order, up to `BATCH_ENTRIES` of them per backend batch:
@@ -196,6 +238,15 @@ impl Applier {
                 self.lessor.remove(r.id);
                 w.remove_record(&lease::record_key(r.id));
                 Ok(Applied::LeaseRevoke(LeaseRevokeResponse { header: None }))
+            }
+            Some(Request::MemberAttrs(a)) => {
+                // A member removed meanwhile stays removed.
+                let Some(mut rec) = self.membership.get(a.id) else { return Ok(Applied::Done) };
+                rec.name = a.name;
+                rec.client_urls = a.client_urls;
+                w.put_record(&crate::membership::record_key(a.id), rec.encode_to_vec());
+                self.membership.set(rec);
+                Ok(Applied::Done)
             }
             None => Err(EtcdError::Internal("empty request".into())),
         }

@@ -2,6 +2,7 @@
 //! ReadIndex for linearizable reads) or propose through raft and wait; they never write
 //! storage themselves.
 
+pub mod cluster;
 pub mod election;
 pub mod kv;
 pub mod lease;
@@ -48,6 +49,7 @@ pub struct ServerCtx {
     pub backend: Arc<Backend>,
     pub metrics: Arc<Metrics>,
     pub lessor: Arc<Lessor>,
+    pub membership: Arc<crate::membership::Membership>,
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,

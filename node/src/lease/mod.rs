@@ -68,8 +68,11 @@ impl Lessor {
     }
 
     /// The leases in the backend and the keys attached to them.
+    /// Replaces every lease with the backend's (at start, and after a snapshot is installed).
     pub fn load(&self, backend: &Backend, leased_keys: Vec<(Vec<u8>, i64)>) -> Result<(), BackendError> {
         let mut inner = self.lock();
+        inner.leases.clear();
+        inner.key_lease.clear();
         for item in backend.tree().scan_prefix([PREFIX_LEASE]) {
             let (k, v) = item?;
             let rec = LeaseRecord::decode(&v[..])

@@ -41,6 +41,24 @@ impl RaftHandle {
         }
     }
 
+    /// A message from another member (dropped if the loop is swamped: raft resends).
+    pub fn step(&self, message: Vec<u8>) {
+        let _ = self.tx.try_send(Msg::Step(message));
+    }
+
+    /// A snapshot message whose backend image was received into `image`.
+    pub fn step_snapshot(&self, message: Vec<u8>, image: std::path::PathBuf) {
+        let _ = self.tx.try_send(Msg::StepSnapshot(message, image));
+    }
+
+    pub fn report_unreachable(&self, member: u64) {
+        let _ = self.tx.try_send(Msg::Unreachable(member));
+    }
+
+    pub fn report_snapshot(&self, member: u64, delivered: bool) {
+        let _ = self.tx.try_send(Msg::SnapshotStatus(member, delivered));
+    }
+
     /// Replicates `request` and returns what applying it produced.
     pub async fn propose(&self, request: Request) -> ApplyResult {
         let (id, rx) = self.waiters.register();

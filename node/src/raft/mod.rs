@@ -6,8 +6,22 @@ mod node;
 mod storage;
 
 pub use handle::RaftHandle;
-pub use node::{spawn, NodeConfig, Started};
+pub use node::{spawn, NodeConfig, Parts, Started};
 pub use storage::{bootstrap_state, restore_storage};
+
+/// A raft message for another member, encoded. A snapshot's backend image goes beside it.
+pub struct Outgoing {
+    pub to: u64,
+    pub message: Vec<u8>,
+    pub image: Option<std::path::PathBuf>,
+    /// The raft index the image is as of (0 without one).
+    pub snapshot_index: u64,
+}
+
+/// Where the Ready loop sends messages for other members. Must not block.
+pub trait Network: Send + Sync {
+    fn send(&self, out: Vec<Outgoing>);
+}
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -6,20 +6,22 @@
 //! the next pass drains them all into one Ready and one fsync.
 
 use super::handle::RaftHandle;
-use super::RaftStatus;
+use super::storage::{ImageSlot, LogStorage};
+use super::{Network, Outgoing, RaftStatus};
 use crate::apply::{Applier, ApplyResult};
 use crate::grpc::status::EtcdError;
 use crate::metrics::Histogram;
 use crate::storage::backend::Backend;
 use crate::storage::wal::Wal;
 use crate::wait::Waiters;
-use raft::eraftpb::{Entry, SnapshotMetadata};
+use raft::eraftpb::{Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -27,10 +29,35 @@ use tokio::sync::{oneshot, watch};
 /// Queue bounds: proposals waiting for the loop, and committed batches waiting for the applier.
 const PROPOSAL_QUEUE: usize = 16 * 1024;
 const APPLY_QUEUE: usize = 1024;
+/// Entries kept in the in-memory log behind the last snapshot, for slow followers.
+const CATCH_UP_ENTRIES: u64 = 5000;
 
 pub enum Msg {
-    Propose { id: u64, data: Vec<u8> },
-    ReadIndex { reply: oneshot::Sender<Result<u64, EtcdError>> },
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<Result<u64, EtcdError>>,
+    },
+    /// From another member, encoded.
+    Step(Vec<u8>),
+    /// A snapshot message whose image was received into the file.
+    StepSnapshot(Vec<u8>, PathBuf),
+    Unreachable(u64),
+    SnapshotStatus(u64, bool),
+}
+
+/// What the applier thread is handed, in raft order.
+enum ApplyItem {
+    Entries(Vec<Entry>),
+    /// Replace the state with a snapshot's image, as of `index`.
+    Install {
+        index: u64,
+        image: PathBuf,
+    },
+    /// Write an image of the backend as of the last applied entry, for a snapshot to send.
+    BuildImage,
 }
 
 pub struct NodeConfig {
@@ -42,6 +69,8 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
     pub wal_fsync: Arc<Histogram>,
+    /// Where backend images for snapshots are kept.
+    pub snap_dir: PathBuf,
 }
 
 pub struct Started {
@@ -51,15 +80,19 @@ pub struct Started {
     pub threads: Vec<JoinHandle<()>>,
 }
 
-pub fn spawn(
-    cfg: NodeConfig,
-    storage: MemStorage,
-    wal: Wal,
-    backend: Arc<Backend>,
-    applier: Applier,
-    applied: watch::Receiver<u64>,
-    waiters: Arc<Waiters>,
-) -> anyhow::Result<Started> {
+/// What the raft loop and the applier are built from.
+pub struct Parts {
+    pub storage: MemStorage,
+    pub wal: Wal,
+    pub backend: Arc<Backend>,
+    pub applier: Applier,
+    pub applied: watch::Receiver<u64>,
+    pub waiters: Arc<Waiters>,
+    pub network: Arc<dyn Network>,
+}
+
+pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
+    let Parts { storage, wal, backend, applier, applied, waiters, network } = parts;
     let applied_index = *applied.borrow();
     let snapshot_index = storage.first_index()?.saturating_sub(1);
     let raft_cfg = raft::Config {
@@ -75,6 +108,8 @@ pub fn spawn(
     };
     raft_cfg.validate()?;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let image = Arc::new(Mutex::new(ImageSlot::default()));
+    let storage = LogStorage { mem: storage, image: image.clone() };
     let mut raw = RawNode::new(&raft_cfg, storage, &logger)?;
     let voters = raw.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
     if voters == [cfg.id] {
@@ -83,16 +118,22 @@ pub fn spawn(
     }
     let status = Arc::new(RaftStatus::default());
     let (tx, rx) = mpsc::sync_channel(PROPOSAL_QUEUE);
-    let (apply_tx, apply_rx) = mpsc::sync_channel::<Vec<Entry>>(APPLY_QUEUE);
+    let (apply_tx, apply_rx) = mpsc::sync_channel::<ApplyItem>(APPLY_QUEUE);
     let durable_applied = Arc::new(AtomicU64::new(applied_index));
     let progress = Arc::new(AtomicU64::new(applied_index));
 
     let applier_thread = {
         let (durable, progress, status) = (durable_applied.clone(), progress.clone(), status.clone());
-        let snapshot_count = cfg.snapshot_count;
-        std::thread::Builder::new()
-            .name("cairn-apply".into())
-            .spawn(move || run_applier(applier, apply_rx, backend, snapshot_count, durable, progress, status))?
+        let shared = ApplierShared {
+            backend,
+            snapshot_count: cfg.snapshot_count,
+            durable,
+            progress,
+            status,
+            image: image.clone(),
+            snap_dir: cfg.snap_dir.clone(),
+        };
+        std::thread::Builder::new().name("cairn-apply".into()).spawn(move || run_applier(applier, apply_rx, shared))?
     };
     let node = RaftNode {
         raw,
@@ -109,6 +150,9 @@ pub fn spawn(
         snapshot_count: cfg.snapshot_count,
         tick: cfg.tick,
         wal_fsync: cfg.wal_fsync.clone(),
+        network,
+        building_image: false,
+        snap_dir: cfg.snap_dir.clone(),
     };
     node.publish_status();
     let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
@@ -123,56 +167,82 @@ pub fn spawn(
     Ok(Started { handle, threads: vec![loop_thread, applier_thread] })
 }
 
-fn run_applier(
-    mut applier: Applier,
-    rx: Receiver<Vec<Entry>>,
+struct ApplierShared {
     backend: Arc<Backend>,
     snapshot_count: u64,
     durable: Arc<AtomicU64>,
     progress: Arc<AtomicU64>,
     status: Arc<RaftStatus>,
-) {
-    let mut last_flushed = durable.load(Ordering::Relaxed);
+    image: Arc<Mutex<ImageSlot>>,
+    snap_dir: PathBuf,
+}
+
+fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
+    tracing::error!(error = %e, "{what}; stopping");
+    std::process::abort();
+}
+
+fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared) {
+    let mut last_flushed = sh.durable.load(Ordering::Relaxed);
     let mut last = last_flushed;
     loop {
         // With compaction garbage left, poll so the cleanup proceeds between batches.
         let wait = if applier.has_garbage() { Duration::ZERO } else { Duration::from_secs(1) };
         match rx.recv_timeout(wait) {
-            Ok(entries) => {
+            Ok(ApplyItem::Entries(entries)) => {
                 applier.apply(&entries);
-                if let Some(e) = entries.last() {
-                    last = last.max(e.index);
+                last = last.max(applier.last_applied());
+            }
+            Ok(ApplyItem::Install { index, image }) => {
+                if let Err(e) = applier.install(index, &image) {
+                    fatal("installing a snapshot failed", e);
                 }
-                progress.store(last, Ordering::Release);
-                status.applied.store(last, Ordering::Relaxed);
+                tracing::info!(index, "installed a snapshot");
+                // The image load flushed the backend.
+                last = index;
+                last_flushed = index;
+                sh.durable.store(index, Ordering::Release);
+            }
+            Ok(ApplyItem::BuildImage) => {
+                let path = crate::storage::image::path(&sh.snap_dir, last);
+                match crate::storage::image::write(&sh.backend, &path) {
+                    Ok(bytes) => {
+                        tracing::info!(index = last, bytes, "wrote a backend image for a snapshot");
+                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "writing a backend image failed");
+                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((0, PathBuf::new()));
+                    }
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        sh.progress.store(last, Ordering::Release);
+        sh.status.applied.store(last, Ordering::Relaxed);
         if let Err(e) = applier.collect_garbage() {
-            tracing::error!(error = %e, "deleting compacted records failed; stopping");
-            std::process::abort();
+            fatal("deleting compacted records failed", e);
         }
-        if last - last_flushed >= snapshot_count {
+        if last - last_flushed >= sh.snapshot_count {
             // The WAL may only drop entries the backend holds on disk.
-            if let Err(e) = backend.flush() {
-                tracing::error!(error = %e, "backend flush failed; stopping");
-                std::process::abort();
+            if let Err(e) = sh.backend.flush() {
+                fatal("backend flush failed", e);
             }
             last_flushed = last;
-            durable.store(last, Ordering::Release);
+            sh.durable.store(last, Ordering::Release);
         }
     }
-    if let Err(e) = backend.flush() {
+    if let Err(e) = sh.backend.flush() {
         tracing::error!(error = %e, "final backend flush failed");
     }
 }
 
 struct RaftNode {
-    raw: RawNode<MemStorage>,
+    raw: RawNode<LogStorage>,
     wal: Wal,
     rx: Receiver<Msg>,
-    apply_tx: SyncSender<Vec<Entry>>,
+    apply_tx: SyncSender<ApplyItem>,
     waiters: Arc<Waiters>,
     status: Arc<RaftStatus>,
     /// ReadIndex requests in flight, by the context raft echoes back.
@@ -184,6 +254,10 @@ struct RaftNode {
     snapshot_count: u64,
     tick: Duration,
     wal_fsync: Arc<Histogram>,
+    network: Arc<dyn Network>,
+    /// The applier is writing an image raft asked for.
+    building_image: bool,
+    snap_dir: PathBuf,
 }
 
 impl RaftNode {
@@ -222,6 +296,7 @@ impl RaftNode {
                 std::process::abort();
             }
             self.compact_log();
+            self.serve_image_requests();
         }
         tracing::info!("raft loop stopped");
     }
@@ -234,7 +309,91 @@ impl RaftNode {
                 }
             }
             Msg::ReadIndex { reply } => reads.push(reply),
+            Msg::Step(bytes) => self.step(&bytes, None),
+            Msg::StepSnapshot(bytes, image) => self.step(&bytes, Some(image)),
+            Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::SnapshotStatus(id, ok) => {
+                self.raw.report_snapshot(id, if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure })
+            }
         }
+    }
+
+    fn step(&mut self, bytes: &[u8], image: Option<PathBuf>) {
+        let mut m: Message = match protobuf::Message::parse_from_bytes(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable raft message from a peer");
+                return;
+            }
+        };
+        if let Some(path) = image {
+            m.mut_snapshot().data = path.to_string_lossy().into_owned().into_bytes().into();
+        }
+        // Messages of removed members or stale terms are refused by raft; nothing to do.
+        let _ = self.raw.step(m);
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let out = msgs
+            .into_iter()
+            .map(|mut m| {
+                let (mut image, mut snapshot_index) = (None, 0);
+                if m.get_msg_type() == MessageType::MsgSnapshot {
+                    let snap = m.mut_snapshot();
+                    image = Some(PathBuf::from(String::from_utf8_lossy(&snap.data).into_owned()));
+                    snapshot_index = snap.get_metadata().index;
+                    snap.data = Default::default();
+                }
+                let message = protobuf::Message::write_to_bytes(&m).unwrap_or_default();
+                Outgoing { to: m.to, message, image, snapshot_index }
+            })
+            .collect();
+        self.network.send(out);
+    }
+
+    /// Raft wants a snapshot to send: have the applier write an image; once written, offer it.
+    fn serve_image_requests(&mut self) {
+        let mut slot = self.raw.store().slot();
+        if let Some((index, path)) = slot.built.take() {
+            self.building_image = false;
+            let term = if index == 0 { Err(raft::Error::StepLocalMsg) } else { self.raw.store().mem.term(index) };
+            match term {
+                Ok(term) => {
+                    let mut meta = SnapshotMetadata { index, term, ..Default::default() };
+                    meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+                    slot.ready = Some((meta, path));
+                    slot.wanted = false;
+                    crate::storage::image::remove_others(&self.snap_dir, index);
+                }
+                // Its log entry was compacted meanwhile (or writing failed): build anew.
+                Err(_) => slot.wanted = true,
+            }
+        }
+        if slot.wanted && !self.building_image {
+            drop(slot);
+            self.building_image = self.apply_tx.send(ApplyItem::BuildImage).is_ok();
+        }
+    }
+
+    /// A snapshot from the leader: record it in the WAL, reset the log to it, and have the
+    /// applier load its image (in order: after every entry handed over before).
+    fn install_snapshot(&mut self, snap: Snapshot) -> anyhow::Result<()> {
+        let meta = snap.get_metadata().clone();
+        let image = PathBuf::from(String::from_utf8_lossy(&snap.data).into_owned());
+        self.wal.save_snapshot(&meta)?;
+        self.sync_wal()?;
+        self.raw.mut_store().mem.wl().apply_snapshot(snap)?;
+        self.apply_tx
+            .send(ApplyItem::Install { index: meta.index, image: image.clone() })
+            .map_err(|_| anyhow::anyhow!("applier stopped"))?;
+        self.snapshot_index = meta.index;
+        // The image stays until a newer one replaces it: a restart before the applier is done
+        // loads it again, and it can serve the next follower that needs a snapshot.
+        self.raw.store().slot().ready = Some((meta, image));
+        Ok(())
     }
 
     fn on_ready(&mut self) -> anyhow::Result<()> {
@@ -247,18 +406,25 @@ impl RaftNode {
             return Ok(());
         }
         let mut ready = self.raw.ready();
+        // A leader's messages may go before its own entries are durable (raft's thesis, 10.2.1).
+        self.send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot().clone())?;
+        }
         self.send_to_applier(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
             self.wal.append_entries(ready.entries())?;
-            self.raw.mut_store().wl().append(ready.entries())?;
+            self.raw.mut_store().mem.wl().append(ready.entries())?;
         }
         if let Some(hs) = ready.hs() {
             self.wal.save_hard_state(hs)?;
-            self.raw.mut_store().wl().set_hardstate(hs.clone());
+            self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
         }
         if ready.must_sync() || !ready.entries().is_empty() {
             self.sync_wal()?;
         }
+        // Votes and appends answered only once what they promise is on disk.
+        self.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
             let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or_default());
             for reply in self.pending_reads.remove(&ctx).unwrap_or_default() {
@@ -267,12 +433,13 @@ impl RaftNode {
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            let mut hs = self.raw.store().rl().hard_state().clone();
+            let mut hs = self.raw.store().mem.rl().hard_state().clone();
             hs.commit = commit;
-            self.raw.mut_store().wl().set_hardstate(hs.clone());
+            self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
             // Not synced on its own: the commit index is recoverable (applied implies committed).
             self.wal.save_hard_state(&hs)?;
         }
+        self.send(light.take_messages());
         self.send_to_applier(light.take_committed_entries())?;
         self.publish_status();
         Ok(())
@@ -289,7 +456,7 @@ impl RaftNode {
         if entries.is_empty() {
             return Ok(());
         }
-        self.apply_tx.send(entries).map_err(|_| anyhow::anyhow!("applier stopped"))
+        self.apply_tx.send(ApplyItem::Entries(entries)).map_err(|_| anyhow::anyhow!("applier stopped"))
     }
 
     fn publish_status(&self) {
@@ -314,7 +481,12 @@ impl RaftNode {
             self.wal.save_snapshot(&meta)?;
             self.sync_wal()?;
             self.wal.release_to(durable)?;
-            self.raw.mut_store().wl().compact(durable)?;
+            // Kept in memory a while longer: a follower a little behind catches up from
+            // entries instead of a whole snapshot (etcd keeps 5000 too).
+            let keep_from = durable.saturating_sub(CATCH_UP_ENTRIES);
+            if keep_from >= self.raw.store().first_index()? {
+                self.raw.mut_store().mem.wl().compact(keep_from)?;
+            }
             Ok(())
         })();
         match result {

@@ -31,3 +31,72 @@ pub fn restore_storage(r: &Replayed, applied: u64) -> raft::Result<MemStorage> {
     }
     Ok(storage)
 }
+
+/// The newest backend image this member can send, and whether raft asked for one.
+#[derive(Default)]
+pub struct ImageSlot {
+    pub ready: Option<(SnapshotMetadata, std::path::PathBuf)>,
+    pub wanted: bool,
+    /// Set by the applier when an image is written: its index (0 if writing failed) and file.
+    pub built: Option<(u64, std::path::PathBuf)>,
+}
+
+/// raft-rs's storage: the in-memory log, plus snapshots made of backend images. raft asks
+/// for a snapshot when a follower is behind the compacted log; the first ask only starts an
+/// image (the applier writes it between batches) and raft retries until it is ready.
+pub struct LogStorage {
+    pub mem: MemStorage,
+    pub image: std::sync::Arc<std::sync::Mutex<ImageSlot>>,
+}
+
+impl LogStorage {
+    pub fn slot(&self) -> std::sync::MutexGuard<'_, ImageSlot> {
+        self.image.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl raft::Storage for LogStorage {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: raft::GetEntriesContext,
+    ) -> raft::Result<Vec<raft::eraftpb::Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // raft passes 0 unless a follower asked for a given index; either way the snapshot
+        // must reach the compacted log, or the follower would need another right after.
+        let needed = request_index.max(self.mem.first_index()?.saturating_sub(1));
+        let mut slot = self.slot();
+        if let Some((meta, path)) = &slot.ready {
+            if meta.index >= needed {
+                let mut snap = Snapshot::default();
+                snap.set_metadata(meta.clone());
+                // The image travels beside the message; its path marks which one.
+                snap.data = path.to_string_lossy().into_owned().into_bytes().into();
+                return Ok(snap);
+            }
+        }
+        slot.wanted = true;
+        Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable))
+    }
+}

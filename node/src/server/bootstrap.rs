@@ -3,6 +3,8 @@
 
 use super::ids;
 use crate::config::{ClusterState, Config};
+use crate::membership::Membership;
+use crate::proto::cairnpb::MemberRecord;
 use crate::raft::{bootstrap_state, restore_storage};
 use crate::storage::backend::Backend;
 use crate::storage::mvcc::MvccStore;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 
 pub struct Opened {
     pub identity: Identity,
+    pub membership: Arc<Membership>,
+    pub snap_dir: std::path::PathBuf,
     pub wal: Wal,
     pub storage: MemStorage,
     pub backend: Arc<Backend>,
@@ -23,17 +27,29 @@ pub struct Opened {
 pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
     let member_dir = cfg.data_dir.join("member");
     let wal_dir = member_dir.join("wal");
-    if Wal::exists(&wal_dir) {
+    let snap_dir = member_dir.join("snap");
+    let founders = if Wal::exists(&wal_dir) {
         tracing::info!(data_dir = %cfg.data_dir.display(), "restarting member from its data dir; bootstrap flags are ignored");
+        None
     } else {
-        create(cfg, &wal_dir)?;
-    }
+        Some(create(cfg, &wal_dir)?)
+    };
+    std::fs::create_dir_all(&snap_dir).with_context(|| format!("cannot create {}", snap_dir.display()))?;
     let (wal, replayed) = Wal::open(&wal_dir).with_context(|| format!("opening {}", wal_dir.display()))?;
     if replayed.repaired_bytes > 0 {
         tracing::warn!(bytes = replayed.repaired_bytes, "repaired a torn wal tail");
     }
     let backend = Arc::new(Backend::open(&member_dir.join("db")).context("opening the backend")?);
-    let applied = backend.applied_index()?;
+    if let Some(members) = founders {
+        crate::apply::write_initial_members(&backend, &members)?;
+    }
+    let mut applied = backend.applied_index()?;
+    let image = crate::storage::image::path(&snap_dir, replayed.snapshot.index);
+    if applied < replayed.snapshot.index && image.exists() {
+        tracing::info!(index = replayed.snapshot.index, "loading the snapshot a crash interrupted");
+        crate::apply::recover_from_image(&backend, &image).context("loading a snapshot image")?;
+        applied = backend.applied_index()?;
+    }
     if replayed.snapshot.index > 1 && applied < replayed.snapshot.index {
         bail!(
             "backend is at raft index {applied} but the wal starts after {}: the data dir is damaged",
@@ -42,21 +58,26 @@ pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
     }
     let mvcc = Arc::new(MvccStore::open(backend.clone()).context("loading the key index")?);
     let storage = restore_storage(&replayed, applied)?;
-    Ok(Opened { identity: replayed.identity, wal, storage, backend, mvcc, applied })
+    let membership = Arc::new(Membership::load(&backend)?);
+    Ok(Opened { identity: replayed.identity, membership, snap_dir, wal, storage, backend, mvcc, applied })
 }
 
-fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<()> {
+/// A new member's WAL; returns the founding members, to be written to the new backend.
+fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecord>> {
     if cfg.initial_cluster_state == ClusterState::Existing {
         bail!("--initial-cluster-state=existing: joining a running cluster is not supported yet");
     }
-    if cfg.initial_cluster.len() > 1 {
-        bail!(
-            "--initial-cluster lists {} members: multi-member clusters are not supported yet",
-            cfg.initial_cluster.len()
-        );
-    }
-    let members: Vec<u64> =
-        cfg.initial_cluster.iter().map(|(_, urls)| ids::member_id(urls, &cfg.initial_cluster_token)).collect();
+    let records: Vec<MemberRecord> = cfg
+        .initial_cluster
+        .iter()
+        .map(|(name, urls)| MemberRecord {
+            id: ids::member_id(urls, &cfg.initial_cluster_token),
+            name: name.clone(),
+            peer_urls: urls.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let members: Vec<u64> = records.iter().map(|r| r.id).collect();
     let identity = Identity {
         member_id: ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token),
         cluster_id: ids::cluster_id(&members),
@@ -66,5 +87,5 @@ fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<()> {
     Wal::create(wal_dir, identity, snapshot, hard_state)?;
     tracing::info!(member_id = %format!("{:x}", identity.member_id), cluster_id = %format!("{:x}", identity.cluster_id),
         "bootstrapped a new cluster");
-    Ok(())
+    Ok(records)
 }

@@ -22,8 +22,10 @@ pub fn routes(ctx: Arc<ServerCtx>) -> Router {
 }
 
 async fn health(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
-    // Healthy means: there is a leader and a linearizable read goes through now.
-    let ok = ctx.raft.status().has_leader() && ctx.raft.linearizable_read().await.is_ok();
+    // Healthy means: this member has published itself to the cluster (etcd serves clients
+    // only from then on), there is a leader, and a linearizable read goes through now.
+    let published = ctx.membership.get(ctx.member_id).is_some_and(|m| !m.client_urls.is_empty());
+    let ok = published && ctx.raft.status().has_leader() && ctx.raft.linearizable_read().await.is_ok();
     let (code, body) = if ok {
         (StatusCode::OK, r#"{"health":"true"}"#)
     } else {

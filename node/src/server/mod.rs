@@ -10,11 +10,14 @@ pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 use crate::apply::Applier;
 use crate::config::Config;
 use crate::grpc::{
-    election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService, watch::WatchService, ServerCtx,
+    cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
+    watch::WatchService, ServerCtx,
 };
 use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
+use crate::proto::cairnpb::peer_server::PeerServer;
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
@@ -23,6 +26,7 @@ use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{self, NodeConfig};
 use crate::storage::mvcc::watch::{run_catch_up, WatchHub};
+use crate::transport::{PeerService, Transport};
 use crate::wait::Waiters;
 use anyhow::Context;
 use std::future::Future;
@@ -30,6 +34,46 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// etcd's "publish": once raft runs, this member's name and client URLs are replicated to
+/// every member's list. Retried until it is through (or the server stops).
+async fn publish(ctx: Arc<ServerCtx>, name: String, client_urls: Vec<String>) {
+    use crate::proto::cairnpb::MemberAttrs;
+    let me = ctx.member_id;
+    loop {
+        let current = ctx.membership.get(me);
+        if current.is_some_and(|m| m.name == name && m.client_urls == client_urls) {
+            return;
+        }
+        let attrs = MemberAttrs { id: me, name: name.clone(), client_urls: client_urls.clone() };
+        let done = tokio::select! {
+            r = ctx.raft.propose(Request::MemberAttrs(attrs)) => r.is_ok(),
+            _ = ctx.stopped() => return,
+        };
+        if !done {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = ctx.stopped() => return,
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until the stop signal.
+async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    // Small answers (a put's) must not wait for the ACK of earlier data (Nagle's algorithm
+    // against the client's delayed ACK: ~40 ms each); etcd's Go runtime sets TCP_NODELAY too.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
 
 /// etcd's allowance for gRPC framing on top of --max-request-bytes.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -41,6 +85,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
         listeners.push(l);
     }
+    let mut peer_listeners = Vec::new();
+    for addr in &cfg.listen_peer {
+        let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
+        peer_listeners.push(l);
+    }
     let metrics = Arc::new(Metrics::default());
     let waiters = Arc::new(Waiters::default());
     // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
@@ -50,8 +99,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     lessor.load(&opened.backend, opened.mvcc.leased_keys())?;
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
     let hub = Arc::new(WatchHub::new(opened.mvcc.current_revision()));
-    let applier =
-        Applier::new(opened.mvcc.clone(), hub.clone(), lessor.clone(), waiters.clone(), applied_tx, opened.applied);
+    let applier = Applier::new(
+        opened.mvcc.clone(),
+        opened.membership.clone(),
+        hub.clone(),
+        lessor.clone(),
+        waiters.clone(),
+        applied_tx,
+        opened.applied,
+    );
     let node_cfg = NodeConfig {
         id: opened.identity.member_id,
         tick: cfg.heartbeat,
@@ -62,9 +118,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         request_timeout: Duration::from_secs(5) + cfg.heartbeat * (2 * cfg.election_ticks as u32),
         max_request_bytes: cfg.max_request_bytes,
         wal_fsync: metrics.wal_fsync.clone(),
+        snap_dir: opened.snap_dir.clone(),
     };
-    let started =
-        raft::spawn(node_cfg, opened.storage, opened.wal, opened.backend.clone(), applier, applied_rx, waiters)?;
+    let transport = Transport::new(opened.identity.cluster_id, tokio::runtime::Handle::current());
+    let me = opened.identity.member_id;
+    transport
+        .set_peers(opened.membership.list().into_iter().filter(|m| m.id != me).map(|m| (m.id, m.peer_urls)).collect());
+    let parts = raft::Parts {
+        storage: opened.storage,
+        wal: opened.wal,
+        backend: opened.backend.clone(),
+        applier,
+        applied: applied_rx,
+        waiters,
+        network: transport.clone(),
+    };
+    let started = raft::spawn(node_cfg, parts)?;
+    transport.attach(started.handle.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Arc::new(ServerCtx {
         cluster_id: opened.identity.cluster_id,
@@ -74,6 +144,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         backend: opened.backend,
         metrics,
         lessor: lessor.clone(),
+        membership: opened.membership.clone(),
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
@@ -82,12 +153,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         stopping: stop_rx.clone(),
     });
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));
+    tokio::spawn(publish(ctx.clone(), cfg.name.clone(), cfg.advertise_client_urls.clone()));
     tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone(), stop_rx.clone()));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     let mut servers = Vec::new();
+    for listener in peer_listeners {
+        let peer = PeerServer::new(PeerService::new(transport.clone(), opened.snap_dir.clone()))
+            .max_decoding_message_size(64 << 20);
+        let router = tonic::service::Routes::new(peer).into_axum_router();
+        tracing::info!(addr = %listener.local_addr()?, "serving peer traffic");
+        servers.push(tokio::spawn(serve(listener, router, stop_rx.clone())));
+    }
     for listener in listeners {
         let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(limit);
@@ -95,35 +174,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let watch = WatchServer::new(WatchService::new(ctx.clone())).max_decoding_message_size(limit);
         let lock = LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(limit);
         let election = ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit);
+        let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
         let router = tonic::service::Routes::new(kv)
             .add_service(lease)
             .add_service(watch)
             .add_service(lock)
             .add_service(election)
+            .add_service(cluster)
             .into_axum_router()
             .merge(http::routes(ctx.clone()));
-        let mut stop = stop_rx.clone();
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
-        servers.push(tokio::spawn(async move {
-            // Small answers (a put's) must not wait for the ACK of earlier data (Nagle's
-            // algorithm against the client's delayed ACK: ~40 ms each), as etcd's Go runtime
-            // also sets TCP_NODELAY.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "setting TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        servers.push(tokio::spawn(serve(listener, router, stop_rx.clone())));
     }
     tracing::info!(name = %cfg.name, member_id = %format!("{:x}", ctx.member_id), "ready to serve");
     for s in servers {
         s.await??;
     }
+    transport.detach();
     // Dropping the last handle ends the raft loop, which closes the applier's queue; the
     // applier flushes the backend on its way out.
     drop(ctx);

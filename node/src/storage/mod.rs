@@ -1,5 +1,6 @@
 //! Durable state: the raft write-ahead log, the sled backend and MVCC on top of it.
 
 pub mod backend;
+pub mod image;
 pub mod mvcc;
 pub mod wal;

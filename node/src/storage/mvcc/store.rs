@@ -96,9 +96,22 @@ fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
 impl MvccStore {
     /// Loads the revision counter and rebuilds the key index from the backend.
     pub fn open(backend: Arc<Backend>) -> Result<MvccStore, BackendError> {
+        let (state, leftovers) = Self::load_state(&backend)?;
+        Ok(MvccStore { backend, state: RwLock::new(state), garbage: Mutex::new(leftovers) })
+    }
+
+    /// Rebuilds the key index from the backend, which the applier replaced with a snapshot's.
+    pub fn reload(&self) -> Result<(), BackendError> {
+        let (state, leftovers) = Self::load_state(&self.backend)?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.garbage.lock().unwrap_or_else(|e| e.into_inner()) = leftovers;
+        Ok(())
+    }
+
+    fn load_state(backend: &Backend) -> Result<(State, VecDeque<Vec<u8>>), BackendError> {
         let mut index = KeyIndex::default();
         let mut max_rev = 1i64;
-        for (rev, key, put) in load_changes(&backend)? {
+        for (rev, key, put) in load_changes(backend)? {
             match put {
                 Some((created, version, lease)) => index.restore(&key, rev, false, created, version, lease),
                 None => index.restore(&key, rev, true, 0, 0, 0),
@@ -109,11 +122,7 @@ impl MvccStore {
         let compact_rev = backend.get_u64(backend::META_COMPACT_REVISION)?.unwrap_or(0) as i64;
         // Records a compaction freed but a crash kept: find them again.
         let leftovers = garbage_keys(&index.compact(compact_rev));
-        Ok(MvccStore {
-            backend,
-            state: RwLock::new(State { index, rev: stored_rev.max(max_rev), compact_rev }),
-            garbage: Mutex::new(leftovers.into()),
-        })
+        Ok((State { index, rev: stored_rev.max(max_rev), compact_rev }, leftovers.into()))
     }
 
     pub fn read(&self) -> ReadTxn<'_> {
@@ -137,6 +146,10 @@ impl MvccStore {
     }
 
     /// Live keys attached to a lease, with the lease (the lessor's state at start).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn leased_keys(&self) -> Vec<(Vec<u8>, i64)> {
         self.read().st.index.leased()
     }

@@ -110,6 +110,17 @@ impl WatchHub {
         true
     }
 
+    /// The store jumped to `rev` (a snapshot was installed) without events: every watcher
+    /// catches up from the new history, or is told it was compacted.
+    pub fn resync(&self, rev: i64) {
+        let mut inner = self.lock();
+        inner.rev = rev;
+        let synced = std::mem::take(&mut inner.synced);
+        inner.unsynced.extend(synced);
+        drop(inner);
+        self.lagging.notify_one();
+    }
+
     pub fn contains(&self, key: WatcherKey) -> bool {
         let inner = self.lock();
         inner.synced.contains_key(&key) || inner.unsynced.contains_key(&key)

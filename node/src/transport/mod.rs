@@ -1,0 +1,83 @@
+//! Member-to-member transport on the peer URLs. Raft messages are opaque bytes here (only
+//! `raft/` knows raft-rs): each peer has a bounded queue drained by a task that keeps one
+//! gRPC stream open to it, reconnecting with backoff. A full queue drops messages — raft
+//! resends what matters — and reports the peer unreachable so raft slows down for it.
+//! Snapshots go on a stream of their own, in chunks, read from the image file.
+
+mod peer;
+mod service;
+
+pub use service::PeerService;
+
+use crate::raft::{Network, Outgoing, RaftHandle};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE: usize = 4096;
+
+pub struct Transport {
+    cluster_id: u64,
+    runtime: Handle,
+    /// Set once raft runs (raft needs the transport to start, the transport raft's handle),
+    /// and dropped at shutdown: raft stops once the last handle is gone.
+    raft: Mutex<Option<RaftHandle>>,
+    peers: Mutex<HashMap<u64, Peer>>,
+}
+
+struct Peer {
+    urls: Vec<String>,
+    queue: mpsc::Sender<Outgoing>,
+}
+
+impl Transport {
+    pub fn new(cluster_id: u64, runtime: Handle) -> Arc<Transport> {
+        Arc::new(Transport { cluster_id, runtime, raft: Mutex::new(None), peers: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn attach(&self, raft: RaftHandle) {
+        *self.raft.lock().unwrap_or_else(|e| e.into_inner()) = Some(raft);
+    }
+
+    /// At shutdown: no more messages in or out.
+    pub fn detach(&self) {
+        self.raft.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn raft(&self) -> Option<RaftHandle> {
+        self.raft.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes the peer set exactly `peers` (id, peer URLs): new ones get a sender task, gone
+    /// ones lose theirs, changed URLs restart it.
+    pub fn set_peers(self: &Arc<Self>, peers: Vec<(u64, Vec<String>)>) {
+        let mut current = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        current.retain(|id, p| peers.iter().any(|(i, urls)| i == id && *urls == p.urls));
+        for (id, urls) in peers {
+            if current.contains_key(&id) || urls.is_empty() {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            self.runtime.spawn(peer::run(self.clone(), id, urls.clone(), rx));
+            current.insert(id, Peer { urls, queue: tx });
+        }
+    }
+}
+
+impl Network for Transport {
+    fn send(&self, out: Vec<Outgoing>) {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        for m in out {
+            let to = m.to;
+            let Some(p) = peers.get(&to) else { continue };
+            if p.queue.try_send(m).is_err() {
+                if let Some(raft) = self.raft() {
+                    raft.report_unreachable(to);
+                }
+            }
+        }
+    }
+}

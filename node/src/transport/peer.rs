@@ -1,0 +1,150 @@
+//! The task that delivers one peer's messages: one client stream at a time, reconnecting with
+//! backoff, trying the peer's URLs in turn. Snapshots are streamed on the side so a long
+//! transfer never holds up heartbeats.
+
+use super::Transport;
+use crate::proto::cairnpb::peer_client::PeerClient;
+use crate::proto::cairnpb::{RaftFrame, SnapshotChunk};
+use crate::raft::Outgoing;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5)))
+}
+
+pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut attempt = 0usize;
+    // Nothing to send, no connection: wait for the first message.
+    let Some(mut first) = rx.recv().await else { return };
+    loop {
+        let url = &urls[attempt % urls.len()];
+        attempt += 1;
+        let channel = match endpoint(url) {
+            Ok(e) => e.connect().await,
+            Err(e) => {
+                tracing::warn!(peer = %format!("{id:x}"), %url, error = %e, "bad peer URL");
+                return;
+            }
+        };
+        let channel = match channel {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer = %format!("{id:x}"), %url, error = %e, "peer unreachable");
+                if let Some(raft) = t.raft() {
+                    raft.report_unreachable(id);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                // What queued meanwhile is stale; raft resends what it still needs.
+                while rx.try_recv().is_ok() {}
+                match rx.recv().await {
+                    Some(m) => first = m,
+                    None => return,
+                }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        match stream(&t, id, channel, first, &mut rx).await {
+            Some(next) => first = next,
+            None => return,
+        }
+    }
+}
+
+/// Sends on one stream until it breaks; returns the message that could not go (or None when
+/// the peer was removed).
+async fn stream(
+    t: &Arc<Transport>,
+    id: u64,
+    channel: Channel,
+    first: Outgoing,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) -> Option<Outgoing> {
+    let (tx, frames) = mpsc::channel(256);
+    let mut client = PeerClient::new(channel.clone());
+    let mut pending = Some(first);
+    // Queued before the call: a gRPC server may send nothing until it has a request.
+    let call = async move { client.raft(ReceiverStream::new(frames)).await };
+    tokio::pin!(call);
+    loop {
+        let m = match pending.take() {
+            Some(m) => m,
+            None => tokio::select! {
+                m = rx.recv() => m?,
+                r = &mut call => {
+                    tracing::debug!(peer = %format!("{id:x}"), result = ?r.map(|_| ()), "peer stream ended");
+                    if let Some(raft) = t.raft() {
+                        raft.report_unreachable(id);
+                    }
+                    return rx.recv().await;
+                }
+            },
+        };
+        if let Some(image) = m.image.clone() {
+            tokio::spawn(send_snapshot(t.clone(), id, channel.clone(), m, image));
+            continue;
+        }
+        let frame = RaftFrame { cluster_id: t.cluster_id, message: m.message };
+        tokio::select! {
+            sent = tx.send(frame) => if sent.is_err() { return rx.recv().await },
+            r = &mut call => {
+                tracing::debug!(peer = %format!("{id:x}"), result = ?r.map(|_| ()), "peer stream ended");
+                return rx.recv().await;
+            }
+        }
+    }
+}
+
+async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing, image: std::path::PathBuf) {
+    let result = stream_image(&t, channel, &m, &image).await;
+    if let Err(e) = &result {
+        tracing::warn!(peer = %format!("{id:x}"), error = %e, "sending a snapshot failed");
+    } else {
+        tracing::info!(peer = %format!("{id:x}"), index = m.snapshot_index, "snapshot sent");
+    }
+    if let Some(raft) = t.raft() {
+        raft.report_snapshot(id, result.is_ok());
+    }
+}
+
+async fn stream_image(t: &Transport, channel: Channel, m: &Outgoing, image: &Path) -> anyhow::Result<()> {
+    let mut file = tokio::fs::File::open(image).await?;
+    let (tx, chunks) = mpsc::channel(4);
+    tx.send(SnapshotChunk {
+        cluster_id: t.cluster_id,
+        message: m.message.clone(),
+        index: m.snapshot_index,
+        data: Vec::new(),
+    })
+    .await?;
+    let call = tokio::spawn(async move { PeerClient::new(channel).snapshot(ReceiverStream::new(chunks)).await });
+    loop {
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        if tx.send(SnapshotChunk { data: buf, ..Default::default() }).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    call.await??;
+    Ok(())
+}

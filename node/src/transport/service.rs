@@ -1,0 +1,71 @@
+//! The receiving side, served on the peer URLs: frames go to raft as they come; a snapshot's
+//! image is written to the snapshot dir first and handed to raft once complete.
+
+use super::Transport;
+use crate::proto::cairnpb::peer_server::Peer;
+use crate::proto::cairnpb::{PeerAck, RaftFrame, SnapshotChunk};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+pub struct PeerService {
+    transport: Arc<Transport>,
+    snap_dir: PathBuf,
+}
+
+impl PeerService {
+    pub fn new(transport: Arc<Transport>, snap_dir: PathBuf) -> PeerService {
+        PeerService { transport, snap_dir }
+    }
+
+    fn check_cluster(&self, remote: u64) -> Result<(), Status> {
+        if remote != self.transport.cluster_id {
+            // etcd's words when a member of another cluster knocks.
+            return Err(Status::failed_precondition(format!(
+                "request cluster ID mismatch: local {:x}, remote {:x}",
+                self.transport.cluster_id, remote
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn raft(&self, request: Request<Streaming<RaftFrame>>) -> Result<Response<PeerAck>, Status> {
+        let mut frames = request.into_inner();
+        while let Some(f) = frames.message().await? {
+            self.check_cluster(f.cluster_id)?;
+            let Some(raft) = self.transport.raft() else { continue };
+            raft.step(f.message);
+        }
+        Ok(Response::new(PeerAck {}))
+    }
+
+    async fn snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<PeerAck>, Status> {
+        let mut chunks = request.into_inner();
+        let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        self.check_cluster(first.cluster_id)?;
+        let index = first.index;
+        let part = self.snap_dir.join(format!("{index:016x}.image.part"));
+        let done = crate::storage::image::path(&self.snap_dir, index);
+        let internal = |e: std::io::Error| Status::internal(format!("writing snapshot: {e}"));
+        let mut file = tokio::fs::File::create(&part).await.map_err(internal)?;
+        file.write_all(&first.data).await.map_err(internal)?;
+        let mut bytes = first.data.len();
+        while let Some(c) = chunks.message().await? {
+            file.write_all(&c.data).await.map_err(internal)?;
+            bytes += c.data.len();
+        }
+        file.sync_all().await.map_err(internal)?;
+        drop(file);
+        crate::storage::image::check(&part).map_err(|e| Status::data_loss(format!("received snapshot: {e}")))?;
+        tokio::fs::rename(&part, &done).await.map_err(internal)?;
+        tracing::info!(index, bytes, "received a snapshot");
+        if let Some(raft) = self.transport.raft() {
+            raft.step_snapshot(first.message, done);
+        }
+        Ok(Response::new(PeerAck {}))
+    }
+}
