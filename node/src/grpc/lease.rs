@@ -2,9 +2,10 @@
 //! TimeToLive and Leases read the lessor after a ReadIndex.
 
 use super::status::EtcdError;
-use super::ServerCtx;
+use super::{forward, ServerCtx};
 use crate::lease::MAX_LEASE_TTL;
 use crate::proto::cairnpb::internal_request::Request;
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
@@ -26,6 +27,43 @@ crate::headed!(
 );
 
 const SERVICE: &str = "etcdserverpb.Lease";
+
+/// A keep-alive stream to the leader, kept for the client's stream; rebuilt when it breaks.
+type ToLeader = Option<(tokio::sync::mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>)>;
+
+/// Renews lease `id` on the leader, from a follower. One retry on a fresh stream covers a
+/// leader change since the last keep-alive.
+async fn keep_alive_on_leader(ctx: &ServerCtx, to_leader: &mut ToLeader, id: i64) -> Result<i64, EtcdError> {
+    for _ in 0..2 {
+        let (tx, answers) = match to_leader {
+            Some(s) => s,
+            None => {
+                let ch = forward::leader_channel(ctx).await?;
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                // Queued before the call: a gRPC server may send nothing until it has a request.
+                let _ = tx.send(LeaseKeepAliveRequest { id }).await;
+                let mut leader = LeaseClient::new(ch);
+                let call = leader.lease_keep_alive(forward::mark(GrpcRequest::new(ReceiverStream::new(rx))));
+                let Ok(answers) = call.await else { continue };
+                let s = to_leader.insert((tx, answers.into_inner()));
+                match s.1.message().await {
+                    Ok(Some(a)) => return Ok(a.ttl),
+                    _ => {
+                        *to_leader = None;
+                        continue;
+                    }
+                }
+            }
+        };
+        if tx.send(LeaseKeepAliveRequest { id }).await.is_ok() {
+            if let Ok(Some(a)) = answers.message().await {
+                return Ok(a.ttl);
+            }
+        }
+        *to_leader = None;
+    }
+    Err(EtcdError::NotLeader)
+}
 /// Keep-alive answers buffered per stream; a client that stops reading stops being answered.
 const KEEPALIVE_QUEUE: usize = 16;
 
@@ -76,10 +114,12 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let forwarded = forward::was_forwarded(&request);
         let mut incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_QUEUE);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
+            let mut to_leader = None;
             loop {
                 let req = tokio::select! {
                     r = incoming.next() => match r {
@@ -88,12 +128,21 @@ impl Lease for LeaseService {
                     },
                     _ = ctx.stopped() => return,
                 };
-                if !ctx.raft.status().is_leader() {
-                    let _ = tx.send(Err(Status::from(EtcdError::NotLeader))).await;
-                    return;
-                }
-                // etcd answers a keep-alive of a missing or expired lease with TTL 0.
-                let ttl = ctx.lessor.renew(req.id).unwrap_or(0);
+                let ttl = if ctx.raft.status().is_leader() {
+                    // etcd answers a keep-alive of a missing or expired lease with TTL 0.
+                    Ok(ctx.lessor.renew(req.id).unwrap_or(0))
+                } else if forwarded {
+                    Err(EtcdError::NotLeader)
+                } else {
+                    keep_alive_on_leader(&ctx, &mut to_leader, req.id).await
+                };
+                let ttl = match ttl {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
                 let mut resp = LeaseKeepAliveResponse { header: None, id: req.id, ttl };
                 ctx.fill(&mut resp);
                 if tx.send(Ok(resp)).await.is_err() {
@@ -108,8 +157,24 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let forwarded = forward::was_forwarded(&request);
         let r = request.into_inner();
         let result = async {
+            if !self.ctx.raft.status().is_leader() {
+                // Only the leader's lessor knows when a lease expires.
+                if forwarded {
+                    return Err(EtcdError::NotLeader);
+                }
+                let ch = forward::leader_channel(&self.ctx).await?;
+                let answer = LeaseClient::new(ch).lease_time_to_live(forward::mark(GrpcRequest::new(r))).await;
+                return answer
+                    .map(|a| {
+                        let mut a = a.into_inner();
+                        a.header = None;
+                        a
+                    })
+                    .map_err(|s| EtcdError::Forwarded(s.code(), s.message().to_string()));
+            }
             self.ctx.raft.linearizable_read().await?;
             Ok(match self.ctx.lessor.time_to_live(r.id, r.keys) {
                 Some(t) => LeaseTimeToLiveResponse {

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod election;
+mod forward;
 pub mod kv;
 pub mod lease;
 pub mod lock;

@@ -48,6 +48,9 @@ pub enum EtcdError {
     MissingLeaderKey,
     #[error("etcdserver: {0}")]
     Internal(String),
+    /// The leader's answer to a request this member forwarded, passed on as it came.
+    #[error("{1}")]
+    Forwarded(Code, String),
 }
 
 impl EtcdError {
@@ -64,6 +67,7 @@ impl EtcdError {
             NoLeader | Timeout | Stopped => Code::Unavailable,
             // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
             Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
+            Forwarded(code, _) => *code,
         }
     }
 }

@@ -1,0 +1,35 @@
+//! Requests only the leader can answer (lease keep-alives and remaining TTLs: the leader's
+//! lessor alone keeps expiry) are forwarded by a follower to the leader's client URL, as
+//! etcd's followers forward them.
+
+use super::status::EtcdError;
+use super::ServerCtx;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// A connection to the current leader, through the client URLs it published.
+pub async fn leader_channel(ctx: &ServerCtx) -> Result<Channel, EtcdError> {
+    let leader = ctx.raft.status().leader();
+    let member = ctx.membership.get(leader).ok_or(EtcdError::NoLeader)?;
+    for url in &member.client_urls {
+        let Ok(endpoint) = Endpoint::from_shared(url.clone()) else { continue };
+        let endpoint = endpoint.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true);
+        if let Ok(ch) = endpoint.connect().await {
+            return Ok(ch);
+        }
+    }
+    Err(EtcdError::NotLeader)
+}
+
+/// Marks a forwarded request: a member that is no longer the leader answers it with an error
+/// instead of forwarding it again (no ping-pong during an election).
+pub const FORWARDED: &str = "cairn-forwarded";
+
+pub fn was_forwarded<T>(r: &tonic::Request<T>) -> bool {
+    r.metadata().contains_key(FORWARDED)
+}
+
+pub fn mark<T>(mut r: tonic::Request<T>) -> tonic::Request<T> {
+    r.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    r
+}
