@@ -78,11 +78,6 @@ pub fn write_initial_members(
     backend.flush()
 }
 
-/// A restart after a snapshot was recorded in the WAL but before its image was loaded.
-pub fn recover_from_image(backend: &crate::storage::backend::Backend, image: &std::path::Path) -> std::io::Result<()> {
-    crate::storage::image::load(backend, image)
-}
-
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
 /// Records freed by compaction deleted per pass: small enough that writes never wait long.

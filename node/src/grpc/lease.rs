@@ -31,34 +31,35 @@ const SERVICE: &str = "etcdserverpb.Lease";
 /// A keep-alive stream to the leader, kept for the client's stream; rebuilt when it breaks.
 type ToLeader = Option<(tokio::sync::mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>)>;
 
+/// Opens a keep-alive stream to the leader carrying a first request for `id`; None when the
+/// leader refused the call.
+async fn open_on_leader(ctx: &ServerCtx, id: i64) -> Result<ToLeader, EtcdError> {
+    let ch = forward::leader_channel(ctx).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    // Queued before the call: a gRPC server may send nothing until it has a request.
+    let _ = tx.send(LeaseKeepAliveRequest { id }).await;
+    let mut leader = LeaseClient::new(ch);
+    let call = leader.lease_keep_alive(forward::mark(GrpcRequest::new(ReceiverStream::new(rx))));
+    Ok(call.await.ok().map(|answers| (tx, answers.into_inner())))
+}
+
 /// Renews lease `id` on the leader, from a follower. One retry on a fresh stream covers a
 /// leader change since the last keep-alive.
 async fn keep_alive_on_leader(ctx: &ServerCtx, to_leader: &mut ToLeader, id: i64) -> Result<i64, EtcdError> {
     for _ in 0..2 {
-        let (tx, answers) = match to_leader {
-            Some(s) => s,
-            None => {
-                let ch = forward::leader_channel(ctx).await?;
-                let (tx, rx) = tokio::sync::mpsc::channel(1);
-                // Queued before the call: a gRPC server may send nothing until it has a request.
-                let _ = tx.send(LeaseKeepAliveRequest { id }).await;
-                let mut leader = LeaseClient::new(ch);
-                let call = leader.lease_keep_alive(forward::mark(GrpcRequest::new(ReceiverStream::new(rx))));
-                let Ok(answers) = call.await else { continue };
-                let s = to_leader.insert((tx, answers.into_inner()));
-                match s.1.message().await {
-                    Ok(Some(a)) => return Ok(a.ttl),
-                    _ => {
-                        *to_leader = None;
-                        continue;
-                    }
-                }
+        let answers = match to_leader {
+            Some((tx, answers)) if tx.send(LeaseKeepAliveRequest { id }).await.is_ok() => answers,
+            Some(_) => {
+                *to_leader = None;
+                continue;
             }
+            None => match open_on_leader(ctx, id).await? {
+                Some(opened) => &mut to_leader.insert(opened).1,
+                None => continue,
+            },
         };
-        if tx.send(LeaseKeepAliveRequest { id }).await.is_ok() {
-            if let Ok(Some(a)) = answers.message().await {
-                return Ok(a.ttl);
-            }
+        if let Ok(Some(a)) = answers.message().await {
+            return Ok(a.ttl);
         }
         *to_leader = None;
     }

@@ -151,7 +151,6 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
         tick: cfg.tick,
         wal_fsync: cfg.wal_fsync.clone(),
         network,
-        building_image: false,
         snap_dir: cfg.snap_dir.clone(),
     };
     node.publish_status();
@@ -210,11 +209,10 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                         tracing::info!(index = last, bytes, "wrote a backend image for a snapshot");
                         sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path));
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "writing a backend image failed");
-                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((0, PathBuf::new()));
-                    }
+                    // Still wanted: the raft loop asks again.
+                    Err(e) => tracing::warn!(error = %e, "writing a backend image failed"),
                 }
+                sh.image.lock().unwrap_or_else(|e| e.into_inner()).building = false;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -255,8 +253,6 @@ struct RaftNode {
     tick: Duration,
     wal_fsync: Arc<Histogram>,
     network: Arc<dyn Network>,
-    /// The applier is writing an image raft asked for.
-    building_image: bool,
     snap_dir: PathBuf,
 }
 
@@ -358,9 +354,7 @@ impl RaftNode {
     fn serve_image_requests(&mut self) {
         let mut slot = self.raw.store().slot();
         if let Some((index, path)) = slot.built.take() {
-            self.building_image = false;
-            let term = if index == 0 { Err(raft::Error::StepLocalMsg) } else { self.raw.store().mem.term(index) };
-            match term {
+            match self.raw.store().mem.term(index) {
                 Ok(term) => {
                     let mut meta = SnapshotMetadata { index, term, ..Default::default() };
                     meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
@@ -368,13 +362,15 @@ impl RaftNode {
                     slot.wanted = false;
                     crate::storage::image::remove_others(&self.snap_dir, index);
                 }
-                // Its log entry was compacted meanwhile (or writing failed): build anew.
+                // Its log entry was compacted meanwhile: build anew.
                 Err(_) => slot.wanted = true,
             }
         }
-        if slot.wanted && !self.building_image {
+        if slot.wanted && !slot.building {
+            slot.building = true;
             drop(slot);
-            self.building_image = self.apply_tx.send(ApplyItem::BuildImage).is_ok();
+            // Fails only when the applier is gone, that is when the server stops.
+            let _ = self.apply_tx.send(ApplyItem::BuildImage);
         }
     }
 
@@ -390,6 +386,7 @@ impl RaftNode {
             .send(ApplyItem::Install { index: meta.index, image: image.clone() })
             .map_err(|_| anyhow::anyhow!("applier stopped"))?;
         self.snapshot_index = meta.index;
+        crate::storage::image::remove_others(&self.snap_dir, meta.index);
         // The image stays until a newer one replaces it: a restart before the applier is done
         // loads it again, and it can serve the next follower that needs a snapshot.
         self.raw.store().slot().ready = Some((meta, image));

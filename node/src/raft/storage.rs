@@ -37,7 +37,9 @@ pub fn restore_storage(r: &Replayed, applied: u64) -> raft::Result<MemStorage> {
 pub struct ImageSlot {
     pub ready: Option<(SnapshotMetadata, std::path::PathBuf)>,
     pub wanted: bool,
-    /// Set by the applier when an image is written: its index (0 if writing failed) and file.
+    /// The applier is writing one; it clears this when done, and fills `built` on success.
+    pub building: bool,
+    /// An image just written: its index and file.
     pub built: Option<(u64, std::path::PathBuf)>,
 }
 

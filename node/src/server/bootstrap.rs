@@ -47,7 +47,8 @@ pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
     let image = crate::storage::image::path(&snap_dir, replayed.snapshot.index);
     if applied < replayed.snapshot.index && image.exists() {
         tracing::info!(index = replayed.snapshot.index, "loading the snapshot a crash interrupted");
-        crate::apply::recover_from_image(&backend, &image).context("loading a snapshot image")?;
+        // Before the applier exists: finishing what it had started, nothing else writes yet.
+        crate::storage::image::load(&backend, &image).context("loading a snapshot image")?;
         applied = backend.applied_index()?;
     }
     if replayed.snapshot.index > 1 && applied < replayed.snapshot.index {

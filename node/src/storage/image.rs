@@ -112,13 +112,14 @@ pub fn load(backend: &Backend, src: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Deletes the images in `dir` other than the one of index `keep`.
+/// Deletes the complete images in `dir` other than the one of index `keep` (not those being
+/// written or received: they end in `.tmp` or `.part`).
 pub fn remove_others(dir: &Path, keep: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let keep = path(dir, keep);
     for e in entries.flatten() {
         let p = e.path();
-        if p != keep && p.to_string_lossy().contains(".image") {
+        if p != keep && p.extension().is_some_and(|x| x == "image") {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -181,5 +182,19 @@ mod tests {
         // Cut short: refused too.
         std::fs::write(&img, &bytes[..mid]).unwrap();
         assert!(check(&img).is_err());
+    }
+
+    #[test]
+    fn only_other_complete_images_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["000000000000002a.image", "0000000000000007.image", "0000000000000050.image.part", "x.image.tmp"];
+        for n in names {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        remove_others(dir.path(), 42);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["000000000000002a.image", "0000000000000050.image.part", "x.image.tmp"]);
     }
 }

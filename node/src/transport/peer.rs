@@ -81,18 +81,12 @@ async fn stream(
     // Queued before the call: a gRPC server may send nothing until it has a request.
     let call = async move { client.raft(ReceiverStream::new(frames)).await };
     tokio::pin!(call);
-    loop {
+    let ended = loop {
         let m = match pending.take() {
             Some(m) => m,
             None => tokio::select! {
                 m = rx.recv() => m?,
-                r = &mut call => {
-                    tracing::debug!(peer = %format!("{id:x}"), result = ?r.map(|_| ()), "peer stream ended");
-                    if let Some(raft) = t.raft() {
-                        raft.report_unreachable(id);
-                    }
-                    return rx.recv().await;
-                }
+                r = &mut call => break r.map(|_| ()),
             },
         };
         if let Some(image) = m.image.clone() {
@@ -101,13 +95,16 @@ async fn stream(
         }
         let frame = RaftFrame { cluster_id: t.cluster_id, message: m.message };
         tokio::select! {
-            sent = tx.send(frame) => if sent.is_err() { return rx.recv().await },
-            r = &mut call => {
-                tracing::debug!(peer = %format!("{id:x}"), result = ?r.map(|_| ()), "peer stream ended");
-                return rx.recv().await;
-            }
+            // The frames stream is gone only once the call is over.
+            sent = tx.send(frame) => if sent.is_err() { break Ok(()) },
+            r = &mut call => break r.map(|_| ()),
         }
+    };
+    tracing::debug!(peer = %format!("{id:x}"), result = ?ended, "peer stream ended");
+    if let Some(raft) = t.raft() {
+        raft.report_unreachable(id);
     }
+    rx.recv().await
 }
 
 async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing, image: std::path::PathBuf) {
