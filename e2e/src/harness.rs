@@ -54,6 +54,7 @@ pub struct Member {
     pub kind: Kind,
     pub data_dir: PathBuf,
     pub client_addr: String,
+    pub peer_url: String,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -84,7 +85,8 @@ impl Member {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{kind:?}.log").to_lowercase());
-        let mut m = Member { kind, data_dir, client_addr: format!("127.0.0.1:{cport}"), args, log, child: None };
+        let client_addr = format!("127.0.0.1:{cport}");
+        let mut m = Member { kind, data_dir, client_addr, peer_url: peer, args, log, child: None };
         m.spawn();
         m
     }
@@ -102,34 +104,7 @@ impl Member {
         let mut members: Vec<Member> = ports
             .iter()
             .enumerate()
-            .map(|(i, (c, p))| {
-                let (client, peer) = (format!("http://127.0.0.1:{c}"), format!("http://127.0.0.1:{p}"));
-                let data_dir = dir.join(format!("m{i}"));
-                let mut args: Vec<String> = [
-                    "--name",
-                    &format!("m{i}"),
-                    "--data-dir",
-                    &data_dir.display().to_string(),
-                    "--listen-client-urls",
-                    &client,
-                    "--advertise-client-urls",
-                    &client,
-                    "--listen-peer-urls",
-                    &peer,
-                    "--initial-advertise-peer-urls",
-                    &peer,
-                    "--initial-cluster",
-                    &initial,
-                    "--initial-cluster-token",
-                    "e2e-cluster",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-                args.extend(extra.iter().map(|s| s.to_string()));
-                let log = dir.join(format!("m{i}.log"));
-                Member { kind, data_dir, client_addr: format!("127.0.0.1:{c}"), args, log, child: None }
-            })
+            .map(|(i, (c, p))| Member::cluster_member(kind, dir, &format!("m{i}"), (*c, *p), &initial, extra))
             .collect();
         // All first: none is healthy before a quorum runs.
         for m in &mut members {
@@ -139,6 +114,70 @@ impl Member {
             m.wait_ready(Duration::from_secs(30));
         }
         members
+    }
+
+    /// A member of a cluster whose --initial-cluster is `initial`; not started yet.
+    fn cluster_member(kind: Kind, dir: &Path, name: &str, ports: (u16, u16), initial: &str, extra: &[&str]) -> Member {
+        let (client, peer) = (format!("http://127.0.0.1:{}", ports.0), format!("http://127.0.0.1:{}", ports.1));
+        let data_dir = dir.join(name);
+        let mut args: Vec<String> = [
+            "--name",
+            name,
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-token",
+            "e2e-cluster",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("{name}.log"));
+        Member { kind, data_dir, client_addr: format!("127.0.0.1:{}", ports.0), peer_url: peer, args, log, child: None }
+    }
+
+    /// Starts a member that joins the running cluster `others` (once `member add` made room
+    /// for it with peer URL `http://127.0.0.1:<ports.1>`), with --initial-cluster-state
+    /// existing. Returns at once: a learner need not answer /health.
+    pub fn join(kind: Kind, dir: &Path, name: &str, ports: (u16, u16), others: &[Member]) -> Member {
+        let mut initial: Vec<String> = others
+            .iter()
+            .map(|m| format!("{}={}", m.data_dir.file_name().unwrap().to_string_lossy(), m.peer_url))
+            .collect();
+        initial.push(format!("{name}=http://127.0.0.1:{}", ports.1));
+        let mut m = Member::cluster_member(
+            kind,
+            dir,
+            name,
+            ports,
+            &initial.join(","),
+            &["--initial-cluster-state", "existing"],
+        );
+        m.spawn_process();
+        m
+    }
+
+    /// Waits for the process to exit by itself; returns whether it did within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Whether this member says it is the leader (etcd_server_is_leader).

@@ -7,8 +7,9 @@ pub mod txn;
 
 use crate::grpc::status::EtcdError;
 use crate::lease::{self, Lessor};
+use crate::membership::Change;
 use crate::membership::Membership;
-use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
+use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
 use crate::proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
     TxnResponse,
@@ -19,7 +20,7 @@ use crate::storage::mvcc::{KeyRange, Revision};
 use crate::storage::mvcc::{MvccStore, WriteTxn};
 use crate::wait::Waiters;
 use prost::Message;
-use raft::eraftpb::{Entry, EntryType};
+use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -33,6 +34,8 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     /// A change of cluster metadata, answered by no response of its own.
     Done,
+    /// A membership change went through: the members after it.
+    Members(Vec<crate::proto::cairnpb::MemberRecord>),
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
@@ -117,6 +120,10 @@ impl Applier {
         Applier { mvcc, membership, hub, lessor, waiters, applied, last_applied }
     }
 
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
     pub fn last_applied(&self) -> u64 {
         self.last_applied
     }
@@ -140,24 +147,31 @@ impl Applier {
     /// some entry boundary and raft replays from there. Waiters are woken once their entry is
     /// in the backend. A backend failure cannot be answered to a client and must not be
     /// skipped, so it stops the member (as etcd does).
-    pub fn apply(&mut self, entries: &[Entry]) {
+    ///
+    /// Returns the raft conf changes that passed validation: raft must apply them too.
+    pub fn apply(&mut self, entries: &[Entry]) -> Vec<ConfChange> {
+        let mut accepted = Vec::new();
         for chunk in entries.chunks(BATCH_ENTRIES) {
-            if let Err(err) = self.apply_batch(chunk) {
+            if let Err(err) = self.apply_batch(chunk, &mut accepted) {
                 tracing::error!(error = %err, "apply failed; stopping");
                 std::process::abort();
             }
         }
         self.applied.send_replace(self.last_applied);
+        accepted
     }
 
-    fn apply_batch(&mut self, entries: &[Entry]) -> Result<(), String> {
+    fn apply_batch(&mut self, entries: &[Entry], accepted: &mut Vec<ConfChange>) -> Result<(), String> {
         let mut w = self.mvcc.write();
         let mut results = Vec::new();
         let mut last = self.last_applied;
         let mut physical = false;
         for e in entries.iter().filter(|e| e.index > self.last_applied) {
-            // Leader no-ops and (until membership changes land) conf changes only move the
-            // applied index.
+            if e.get_entry_type() == EntryType::EntryConfChange {
+                let (id, result) = self.conf_change(&mut w, e, accepted)?;
+                results.push((id, result));
+            }
+            // Leader no-ops only move the applied index.
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 let req = InternalRequest::decode(&e.data[..])
                     .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
@@ -196,6 +210,40 @@ impl Applier {
             self.waiters.trigger(id, result);
         }
         Ok(())
+    }
+
+    /// A membership change: validated against the records as of this entry (every member
+    /// reaches the same verdict), then written with it. A refused change leaves raft's
+    /// configuration alone, as etcd's does.
+    fn conf_change(
+        &self,
+        w: &mut WriteTxn<'_>,
+        e: &Entry,
+        accepted: &mut Vec<ConfChange>,
+    ) -> Result<(u64, ApplyResult), String> {
+        let cc: ConfChange = protobuf::Message::parse_from_bytes(&e.data)
+            .map_err(|err| format!("entry {}: undecodable conf change: {err}", e.index))?;
+        let ctx = ConfChangeContext::decode(&cc.context[..])
+            .map_err(|err| format!("entry {}: undecodable conf change context: {err}", e.index))?;
+        let change = match cc.get_change_type() {
+            ConfChangeType::AddNode if ctx.promote => Change::Promote(cc.node_id),
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let member = ctx.member.clone().unwrap_or_default();
+                let is_learner = cc.get_change_type() == ConfChangeType::AddLearnerNode;
+                Change::Add(MemberRecord { id: cc.node_id, is_learner, ..member })
+            }
+            ConfChangeType::RemoveNode => Change::Remove(cc.node_id),
+        };
+        let result = self.membership.validate(&change).map(|()| {
+            if let Some(rec) = self.membership.changed_record(&change) {
+                w.put_record(&crate::membership::record_key(rec.id), rec.encode_to_vec());
+                self.membership.set(rec);
+            }
+            tracing::info!(?change, index = e.index, "membership changed");
+            accepted.push(cc.clone());
+            Applied::Members(self.membership.list())
+        });
+        Ok((ctx.id, result))
     }
 
     /// Deletes one chunk of the records compaction freed; returns how many.
@@ -242,6 +290,15 @@ impl Applier {
                 w.put_record(&crate::membership::record_key(a.id), rec.encode_to_vec());
                 self.membership.set(rec);
                 Ok(Applied::Done)
+            }
+            Some(Request::MemberPeerUrls(u)) => {
+                let change = Change::Update(u.id, u.peer_urls);
+                self.membership.validate(&change)?;
+                if let Some(rec) = self.membership.changed_record(&change) {
+                    w.put_record(&crate::membership::record_key(rec.id), rec.encode_to_vec());
+                    self.membership.set(rec);
+                }
+                Ok(Applied::Members(self.membership.list()))
             }
             None => Err(EtcdError::Internal("empty request".into())),
         }

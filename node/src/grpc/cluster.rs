@@ -1,18 +1,39 @@
 //! etcdserverpb.Cluster. MemberList answers from this member's replicated view (after a
-//! ReadIndex when the client asks for a linearizable list, as etcd 3.5 does). Membership
-//! changes are not served yet: they answer Unimplemented.
+//! ReadIndex when the client asks for a linearizable list). Adds, removals and promotions
+//! are raft conf changes: checked here against etcd's --strict-reconfig-check rules, then
+//! validated again where they are applied (see `membership::change`). Only the leader knows
+//! whether a learner caught up, so a follower forwards MemberPromote to it, as etcd does.
 
+use super::forward;
+use super::status::EtcdError;
 use super::ServerCtx;
-use crate::proto::cairnpb::MemberRecord;
+use crate::apply::Applied;
+use crate::proto::cairnpb::internal_request::Request as Internal;
+use crate::proto::cairnpb::{MemberPeerUrls, MemberRecord};
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
     MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
+use crate::raft::ConfChangeKind;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
-crate::headed!(MemberListResponse);
+crate::headed!(
+    MemberListResponse,
+    MemberAddResponse,
+    MemberRemoveResponse,
+    MemberUpdateResponse,
+    MemberPromoteResponse
+);
+
+/// etcd's learner catch-up rule: a learner may be promoted once its log matches at least
+/// 90% of the leader's.
+const LEARNER_READY_PERCENT: f64 = 0.9;
+/// etcd's HealthInterval: a peer counts as connected once it has been up this long.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct ClusterService {
     ctx: Arc<ServerCtx>,
@@ -22,28 +43,141 @@ impl ClusterService {
     pub fn new(ctx: Arc<ServerCtx>) -> Self {
         ClusterService { ctx }
     }
+
+    /// Replicates a conf change; answers with the members after it.
+    async fn change(&self, kind: ConfChangeKind, member: MemberRecord) -> Result<Vec<Member>, EtcdError> {
+        members_of(self.ctx.raft.propose_conf_change(kind, member).await?)
+    }
+
+    /// Whether `id` is this member or a peer connected for the last HEALTH_INTERVAL.
+    fn connected(&self, id: u64) -> bool {
+        let since = Instant::now().checked_sub(HEALTH_INTERVAL);
+        id == self.ctx.member_id
+            || self.ctx.transport.active_since(id).zip(since).is_some_and(|(active, since)| active <= since)
+    }
+
+    /// Adding a member: every voter must be connected (etcd's isConnectedFullySince).
+    fn fully_connected(&self) -> Result<(), EtcdError> {
+        if self.ctx.membership.voters().into_iter().all(|v| self.connected(v)) {
+            return Ok(());
+        }
+        Err(EtcdError::Unhealthy)
+    }
+
+    /// Removing a member that is up must leave a quorum of connected voters (a member
+    /// that is down may always go).
+    fn may_remove(&self, id: u64) -> Result<(), EtcdError> {
+        if self.ctx.membership.get(id).is_some_and(|m| m.is_learner) {
+            // Not part of any quorum.
+            return Ok(());
+        }
+        self.ctx.membership.ready_to_remove(id)?;
+        if id != self.ctx.member_id && self.ctx.transport.active_since(id).is_none() {
+            return Ok(());
+        }
+        let voters = self.ctx.membership.voters();
+        let active = voters.iter().filter(|v| self.connected(**v)).count();
+        if active.saturating_sub(1) < 1 + voters.len().saturating_sub(1) / 2 {
+            return Err(EtcdError::Unhealthy);
+        }
+        Ok(())
+    }
+
+    /// On the leader: the learner must have caught up (etcd's 90% rule).
+    async fn learner_ready(&self, id: u64) -> Result<(), EtcdError> {
+        match self.ctx.raft.progress(id).await? {
+            // Not a member raft knows: the conf change itself answers "member not found".
+            None if self.ctx.raft.status().is_leader() => Ok(()),
+            None => Err(EtcdError::NotLeader),
+            Some((learner, leader)) if (learner as f64) < (leader as f64) * LEARNER_READY_PERCENT => {
+                Err(EtcdError::LearnerNotReady)
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    async fn promote_on_leader(
+        &self,
+        request: Request<MemberPromoteRequest>,
+    ) -> Result<MemberPromoteResponse, EtcdError> {
+        let ch = forward::leader_channel(&self.ctx).await?;
+        let resp = ClusterClient::new(ch).member_promote(forward::mark(request)).await;
+        resp.map(|r| r.into_inner()).map_err(|s| EtcdError::Forwarded(s.code(), s.message().to_string()))
+    }
 }
 
 fn member(r: MemberRecord) -> Member {
     Member { id: r.id, name: r.name, peer_ur_ls: r.peer_urls, client_ur_ls: r.client_urls, is_learner: r.is_learner }
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what}: membership changes are not supported yet"))
+fn members_of(applied: Applied) -> Result<Vec<Member>, EtcdError> {
+    match applied {
+        Applied::Members(list) => Ok(list.into_iter().map(member).collect()),
+        other => Err(EtcdError::Internal(format!("unexpected apply result {other:?}"))),
+    }
+}
+
+/// etcd's checks of member URLs: http(s) with host:port, nothing more.
+fn check_urls(urls: &[String]) -> Result<(), EtcdError> {
+    let ok = |u: &String| {
+        url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.port().is_some() && matches!(p.path(), "" | "/"))
+    };
+    if urls.is_empty() || !urls.iter().all(ok) {
+        return Err(EtcdError::BadMemberUrls);
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        Err(not_yet("MemberAdd"))
+    async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        let req = request.into_inner();
+        let r = async {
+            check_urls(&req.peer_ur_ls)?;
+            if !req.is_learner {
+                self.ctx.membership.ready_to_add_voter()?;
+            }
+            self.fully_connected()?;
+            // etcd's new member id: its peer URLs and the time, hashed.
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let id = crate::server::ids::member_id(&req.peer_ur_ls, &now.to_string());
+            let rec = MemberRecord { id, peer_urls: req.peer_ur_ls, is_learner: req.is_learner, ..Default::default() };
+            let kind = if req.is_learner { ConfChangeKind::AddLearner } else { ConfChangeKind::AddVoter };
+            let members = self.change(kind, rec.clone()).await?;
+            Ok(MemberAddResponse { header: None, member: Some(member(rec)), members })
+        }
+        .await;
+        self.ctx.answer("Cluster", "MemberAdd", r)
     }
 
-    async fn member_remove(&self, _: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(not_yet("MemberRemove"))
+    async fn member_remove(
+        &self,
+        request: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let id = request.into_inner().id;
+        let r = async {
+            self.may_remove(id)?;
+            let members = self.change(ConfChangeKind::Remove, MemberRecord { id, ..Default::default() }).await?;
+            Ok(MemberRemoveResponse { header: None, members })
+        }
+        .await;
+        self.ctx.answer("Cluster", "MemberRemove", r)
     }
 
-    async fn member_update(&self, _: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(not_yet("MemberUpdate"))
+    async fn member_update(
+        &self,
+        request: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let req = request.into_inner();
+        let r = async {
+            check_urls(&req.peer_ur_ls)?;
+            let update = Internal::MemberPeerUrls(MemberPeerUrls { id: req.id, peer_urls: req.peer_ur_ls });
+            let members = members_of(self.ctx.raft.propose(update).await?)?;
+            Ok(MemberUpdateResponse { header: None, members })
+        }
+        .await;
+        self.ctx.answer("Cluster", "MemberUpdate", r)
     }
 
     async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -61,8 +195,23 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(not_yet("MemberPromote"))
+        let id = request.get_ref().id;
+        let r = async {
+            if !self.ctx.raft.status().is_leader() {
+                if forward::was_forwarded(&request) {
+                    return Err(EtcdError::NotLeader);
+                }
+                // The leader fills the header: it answered.
+                return self.promote_on_leader(request).await;
+            }
+            self.learner_ready(id).await?;
+            self.ctx.membership.ready_to_promote()?;
+            let members = self.change(ConfChangeKind::Promote, MemberRecord { id, ..Default::default() }).await?;
+            Ok(MemberPromoteResponse { header: None, members })
+        }
+        .await;
+        self.ctx.answer("Cluster", "MemberPromote", r)
     }
 }

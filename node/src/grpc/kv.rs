@@ -41,6 +41,9 @@ impl Kv for KvService {
     async fn range(&self, request: GrpcRequest<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = request.into_inner();
         let result = async {
+            if !r.serializable {
+                self.ctx.not_learner()?;
+            }
             validate::check_range(&r)?;
             if !r.serializable {
                 self.ctx.raft.linearizable_read().await?;
@@ -54,6 +57,7 @@ impl Kv for KvService {
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = request.into_inner();
         let result = async {
+            self.ctx.not_learner()?;
             validate::check_put(&r)?;
             self.ctx.propose(Request::Put(r)).await
         }
@@ -67,6 +71,7 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let r = request.into_inner();
         let result = async {
+            self.ctx.not_learner()?;
             validate::check_delete(&r)?;
             self.ctx.propose(Request::DeleteRange(r)).await
         }
@@ -77,6 +82,7 @@ impl Kv for KvService {
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = request.into_inner();
         let result: Result<TxnResponse, EtcdError> = async {
+            self.ctx.not_learner()?;
             validate::check_txn(&r, self.ctx.max_txn_ops)?;
             if !txn::is_read_only(&r) {
                 return self.ctx.propose(Request::Txn(r)).await;
@@ -93,7 +99,11 @@ impl Kv for KvService {
 
     async fn compact(&self, request: GrpcRequest<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         // A physical compaction is answered once the records it freed are deleted (see apply).
-        let result = self.ctx.propose(Request::Compaction(request.into_inner())).await;
+        let result = async {
+            self.ctx.not_learner()?;
+            self.ctx.propose(Request::Compaction(request.into_inner())).await
+        }
+        .await;
         self.ctx.answer(SERVICE, "Compact", result)
     }
 }

@@ -51,6 +51,8 @@ pub struct ServerCtx {
     pub metrics: Arc<Metrics>,
     pub lessor: Arc<Lessor>,
     pub membership: Arc<crate::membership::Membership>,
+    /// Which peers are up (membership changes check it first, as etcd does).
+    pub transport: Arc<crate::transport::Transport>,
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
@@ -61,6 +63,24 @@ pub struct ServerCtx {
 }
 
 impl ServerCtx {
+    /// A learner serves serializable reads only (and Status); the rest is refused with
+    /// etcd's error before anything else is looked at.
+    pub fn not_learner(&self) -> Result<(), EtcdError> {
+        if self.membership.me_is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
+        Ok(())
+    }
+
+    /// The same check for whole services (every call of Lease, Watch, Lock, Election and
+    /// Cluster), as a tonic interceptor.
+    pub fn learner_gate(
+        self: &Arc<Self>,
+    ) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+        let ctx = self.clone();
+        move |r| ctx.not_learner().map(|()| r).map_err(tonic::Status::from)
+    }
+
     /// Resolves once the server is stopping.
     pub async fn stopped(&self) {
         let mut s = self.stopping.clone();

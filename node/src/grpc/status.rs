@@ -46,6 +46,28 @@ pub enum EtcdError {
     ElectionNotLeader,
     #[error("\"leader\" field must be provided")]
     MissingLeaderKey,
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    #[error("etcdserver: given member URLs are invalid")]
+    BadMemberUrls,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     #[error("etcdserver: {0}")]
     Internal(String),
     /// The leader's answer to a request this member forwarded, passed on as it came.
@@ -57,14 +79,14 @@ impl EtcdError {
     pub fn code(&self) -> Code {
         use EtcdError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge => {
-                Code::InvalidArgument
-            }
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
+            | BadMemberUrls => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
-            LeaseExists | NotLeader => Code::FailedPrecondition,
-            LeaseNotFound => Code::NotFound,
+            LeaseExists | NotLeader | MemberExists | PeerUrlExists | NotEnoughStarted | MemberNotLearner
+            | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
             TooManyRequests => Code::ResourceExhausted,
-            NoLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy => Code::Unavailable,
             // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
             Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
             Forwarded(code, _) => *code,

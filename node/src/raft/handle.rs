@@ -3,12 +3,13 @@
 //! "too many requests" instead of growing.
 
 use super::node::Msg;
-use super::RaftStatus;
+use super::{ConfChangeKind, RaftStatus};
 use crate::apply::ApplyResult;
 use crate::grpc::status::EtcdError;
-use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
+use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
 use crate::wait::Waiters;
 use prost::Message;
+use raft::eraftpb::{ConfChange, ConfChangeType};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,30 @@ impl RaftHandle {
             self.waiters.forget(id);
             return Err(e);
         }
+        self.wait(id, rx).await
+    }
+
+    /// Replicates a membership change. `member` is the added member (or the one promoted or
+    /// removed); the applier validates the change and answers with the members after it.
+    pub async fn propose_conf_change(&self, kind: ConfChangeKind, member: MemberRecord) -> ApplyResult {
+        let (id, rx) = self.waiters.register();
+        let node_id = member.id;
+        let (change, promote) = match kind {
+            ConfChangeKind::AddVoter => (ConfChangeType::AddNode, false),
+            ConfChangeKind::AddLearner => (ConfChangeType::AddLearnerNode, false),
+            ConfChangeKind::Promote => (ConfChangeType::AddNode, true),
+            ConfChangeKind::Remove => (ConfChangeType::RemoveNode, false),
+        };
+        let context = ConfChangeContext { id, member: Some(member), promote }.encode_to_vec();
+        let cc = ConfChange { change_type: change, node_id, context: context.into(), ..Default::default() };
+        if let Err(e) = self.send(Msg::ProposeConfChange { id, cc }) {
+            self.waiters.forget(id);
+            return Err(e);
+        }
+        self.wait(id, rx).await
+    }
+
+    async fn wait(&self, id: u64, rx: oneshot::Receiver<ApplyResult>) -> ApplyResult {
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(EtcdError::Stopped),
@@ -83,6 +108,19 @@ impl RaftHandle {
                 Err(EtcdError::Timeout)
             }
         }
+    }
+
+    /// On the leader: how far `member`'s log matches, and how far the leader's own does.
+    /// None on a follower.
+    pub async fn progress(&self, member: u64) -> Result<Option<(u64, u64)>, EtcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Progress { member, reply })?;
+        rx.await.map_err(|_| EtcdError::Stopped)
+    }
+
+    /// Asks raft to hand leadership to `to` (it must be a voter that is up to date).
+    pub fn transfer_leader(&self, to: u64) -> Result<(), EtcdError> {
+        self.send(Msg::TransferLeader(to))
     }
 
     /// Returns once this member has applied everything committed when the call was made

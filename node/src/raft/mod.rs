@@ -9,6 +9,15 @@ pub use handle::RaftHandle;
 pub use node::{spawn, NodeConfig, Parts, Started};
 pub use storage::{bootstrap_state, restore_storage};
 
+/// A membership change as raft carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfChangeKind {
+    AddVoter,
+    AddLearner,
+    Promote,
+    Remove,
+}
+
 /// A raft message for another member, encoded. A snapshot's backend image goes beside it.
 pub struct Outgoing {
     pub to: u64,

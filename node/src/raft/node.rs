@@ -14,7 +14,7 @@ use crate::metrics::Histogram;
 use crate::storage::backend::Backend;
 use crate::storage::wal::Wal;
 use crate::wait::Waiters;
-use raft::eraftpb::{Entry, Message, MessageType, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{ConfChange, ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use std::collections::HashMap;
@@ -46,6 +46,19 @@ pub enum Msg {
     StepSnapshot(Vec<u8>, PathBuf),
     Unreachable(u64),
     SnapshotStatus(u64, bool),
+    /// A membership change to replicate; the applier wakes waiter `id`.
+    ProposeConfChange {
+        id: u64,
+        cc: ConfChange,
+    },
+    /// How far a member's log matches the leader's: (member's match, leader's match), or
+    /// None when this member is not the leader.
+    Progress {
+        member: u64,
+        reply: oneshot::Sender<Option<(u64, u64)>>,
+    },
+    /// Hand leadership to another voter.
+    TransferLeader(u64),
 }
 
 /// What the applier thread is handed, in raft order.
@@ -121,6 +134,7 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
     let (apply_tx, apply_rx) = mpsc::sync_channel::<ApplyItem>(APPLY_QUEUE);
     let durable_applied = Arc::new(AtomicU64::new(applied_index));
     let progress = Arc::new(AtomicU64::new(applied_index));
+    let (conf_tx, conf_rx) = mpsc::channel();
 
     let applier_thread = {
         let (durable, progress, status) = (durable_applied.clone(), progress.clone(), status.clone());
@@ -132,6 +146,7 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
             status,
             image: image.clone(),
             snap_dir: cfg.snap_dir.clone(),
+            conf_changes: conf_tx,
         };
         std::thread::Builder::new().name("cairn-apply".into()).spawn(move || run_applier(applier, apply_rx, shared))?
     };
@@ -152,6 +167,7 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
         wal_fsync: cfg.wal_fsync.clone(),
         network,
         snap_dir: cfg.snap_dir.clone(),
+        conf_changes: conf_rx,
     };
     node.publish_status();
     let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
@@ -174,6 +190,15 @@ struct ApplierShared {
     status: Arc<RaftStatus>,
     image: Arc<Mutex<ImageSlot>>,
     snap_dir: PathBuf,
+    /// Conf changes the applier accepted, for raft to apply in order. The loop takes them
+    /// on its next pass (within a tick): a sender of its own queue here would keep it from
+    /// ever seeing the last handle go, and so from stopping.
+    conf_changes: mpsc::Sender<ConfChange>,
+}
+
+/// Raft's configuration as the member records give it.
+pub fn conf_state(m: &crate::membership::Membership) -> ConfState {
+    ConfState { voters: m.voters(), learners: m.learners(), ..Default::default() }
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
@@ -189,8 +214,12 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
         let wait = if applier.has_garbage() { Duration::ZERO } else { Duration::from_secs(1) };
         match rx.recv_timeout(wait) {
             Ok(ApplyItem::Entries(entries)) => {
-                applier.apply(&entries);
+                let accepted = applier.apply(&entries);
                 last = last.max(applier.last_applied());
+                for cc in accepted {
+                    // Fails only when the raft loop is gone, that is when the server stops.
+                    let _ = sh.conf_changes.send(cc);
+                }
             }
             Ok(ApplyItem::Install { index, image }) => {
                 if let Err(e) = applier.install(index, &image) {
@@ -207,7 +236,9 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                 match crate::storage::image::write(&sh.backend, &path) {
                     Ok(bytes) => {
                         tracing::info!(index = last, bytes, "wrote a backend image for a snapshot");
-                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path));
+                        // The configuration as of the image: what its member records say.
+                        let conf = conf_state(applier.membership());
+                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path, conf));
                     }
                     // Still wanted: the raft loop asks again.
                     Err(e) => tracing::warn!(error = %e, "writing a backend image failed"),
@@ -254,6 +285,7 @@ struct RaftNode {
     wal_fsync: Arc<Histogram>,
     network: Arc<dyn Network>,
     snap_dir: PathBuf,
+    conf_changes: Receiver<ConfChange>,
 }
 
 impl RaftNode {
@@ -269,6 +301,12 @@ impl RaftNode {
             }
             while let Ok(m) = self.rx.try_recv() {
                 self.take(m, &mut reads);
+            }
+            while let Ok(cc) = self.conf_changes.try_recv() {
+                if let Err(e) = self.raw.apply_conf_change(&cc) {
+                    tracing::error!(error = %e, ?cc, "raft refused a conf change the members accepted; stopping");
+                    std::process::abort();
+                }
             }
             if !reads.is_empty() {
                 // One ReadIndex serves every read that arrived in this pass.
@@ -311,6 +349,18 @@ impl RaftNode {
             Msg::SnapshotStatus(id, ok) => {
                 self.raw.report_snapshot(id, if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure })
             }
+            Msg::ProposeConfChange { id, cc } => {
+                if self.raw.propose_conf_change(vec![], cc).is_err() {
+                    self.waiters.trigger(id, ApplyResult::Err(EtcdError::NoLeader));
+                }
+            }
+            Msg::Progress { member, reply } => {
+                let r = &self.raw.raft;
+                let matched = |id| r.prs().get(id).map(|p| p.matched);
+                let answer = if r.state == StateRole::Leader { matched(member).zip(matched(r.id)) } else { None };
+                let _ = reply.send(answer);
+            }
+            Msg::TransferLeader(to) => self.raw.transfer_leader(to),
         }
     }
 
@@ -353,11 +403,11 @@ impl RaftNode {
     /// Raft wants a snapshot to send: have the applier write an image; once written, offer it.
     fn serve_image_requests(&mut self) {
         let mut slot = self.raw.store().slot();
-        if let Some((index, path)) = slot.built.take() {
+        if let Some((index, path, conf)) = slot.built.take() {
             match self.raw.store().mem.term(index) {
                 Ok(term) => {
                     let mut meta = SnapshotMetadata { index, term, ..Default::default() };
-                    meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+                    meta.set_conf_state(conf);
                     slot.ready = Some((meta, path));
                     slot.wanted = false;
                     crate::storage::image::remove_others(&self.snap_dir, index);

@@ -1,5 +1,6 @@
 //! The raft log in memory (raft-rs's MemStorage), rebuilt from the WAL at start.
 
+use crate::membership::Membership;
 use crate::storage::wal::Replayed;
 use raft::eraftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
@@ -16,18 +17,28 @@ pub fn bootstrap_state(voters: Vec<u64>) -> (SnapshotMetadata, HardState) {
 
 /// Builds the in-memory log from what the WAL replayed. `applied` is the backend's applied
 /// index: it is committed even if the last commit index recorded in the WAL is older.
-pub fn restore_storage(r: &Replayed, applied: u64) -> raft::Result<MemStorage> {
+///
+/// Raft's configuration is the member records' once any entry was applied: the WAL's
+/// snapshot marker may predate conf changes the backend already holds (and raft will not
+/// hand those entries out again).
+pub fn restore_storage(r: &Replayed, applied: u64, members: &Membership) -> raft::Result<MemStorage> {
     let storage = MemStorage::new();
     {
         let mut core = storage.wl();
-        let mut snap = Snapshot::default();
-        snap.set_metadata(r.snapshot.clone());
-        core.apply_snapshot(snap)?;
+        // A member that joined a running cluster starts with nothing: no snapshot yet.
+        if r.snapshot.index > 0 {
+            let mut snap = Snapshot::default();
+            snap.set_metadata(r.snapshot.clone());
+            core.apply_snapshot(snap)?;
+        }
         core.append(&r.entries)?;
         let last = r.entries.last().map_or(r.snapshot.index, |e| e.index);
         let mut hs = r.hard_state.clone();
         hs.commit = hs.commit.max(applied).max(r.snapshot.index).min(last);
         core.set_hardstate(hs);
+        if applied > 0 {
+            core.set_conf_state(super::node::conf_state(members));
+        }
     }
     Ok(storage)
 }
@@ -39,8 +50,8 @@ pub struct ImageSlot {
     pub wanted: bool,
     /// The applier is writing one; it clears this when done, and fills `built` on success.
     pub building: bool,
-    /// An image just written: its index and file.
-    pub built: Option<(u64, std::path::PathBuf)>,
+    /// An image just written: its index, file, and the configuration as of that index.
+    pub built: Option<(u64, std::path::PathBuf, ConfState)>,
 }
 
 /// raft-rs's storage: the in-memory log, plus snapshots made of backend images. raft asks
@@ -84,13 +95,16 @@ impl raft::Storage for LogStorage {
         self.mem.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         // raft passes 0 unless a follower asked for a given index; either way the snapshot
         // must reach the compacted log, or the follower would need another right after.
         let needed = request_index.max(self.mem.first_index()?.saturating_sub(1));
         let mut slot = self.slot();
         if let Some((meta, path)) = &slot.ready {
-            if meta.index >= needed {
+            // A member added after the image was made could not restore it: it is not in
+            // the image's configuration.
+            let cs = meta.get_conf_state();
+            if meta.index >= needed && cs.voters.iter().chain(&cs.learners).any(|id| *id == to) {
                 let mut snap = Snapshot::default();
                 snap.set_metadata(meta.clone());
                 // The image travels beside the message; its path marks which one.

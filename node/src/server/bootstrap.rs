@@ -2,7 +2,7 @@
 //! ignored, as in etcd). Layout: `<data-dir>/member/wal` and `<data-dir>/member/db`.
 
 use super::ids;
-use crate::config::{ClusterState, Config};
+use crate::config::Config;
 use crate::membership::Membership;
 use crate::proto::cairnpb::MemberRecord;
 use crate::raft::{bootstrap_state, restore_storage};
@@ -24,13 +24,21 @@ pub struct Opened {
     pub applied: u64,
 }
 
-pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
+pub fn wal_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("member").join("wal")
+}
+
+/// Opens the data dir. A new member of a running cluster brings what the cluster told it
+/// (`joining`: its id, and the members).
+pub fn open(cfg: &Config, joining: Option<Joining>) -> anyhow::Result<Opened> {
     let member_dir = cfg.data_dir.join("member");
-    let wal_dir = member_dir.join("wal");
+    let wal_dir = wal_dir(cfg);
     let snap_dir = member_dir.join("snap");
     let founders = if Wal::exists(&wal_dir) {
         tracing::info!(data_dir = %cfg.data_dir.display(), "restarting member from its data dir; bootstrap flags are ignored");
         None
+    } else if let Some(j) = joining {
+        Some(join(j, &wal_dir)?)
     } else {
         Some(create(cfg, &wal_dir)?)
     };
@@ -58,16 +66,30 @@ pub fn open(cfg: &Config) -> anyhow::Result<Opened> {
         );
     }
     let mvcc = Arc::new(MvccStore::open(backend.clone()).context("loading the key index")?);
-    let storage = restore_storage(&replayed, applied)?;
-    let membership = Arc::new(Membership::load(&backend)?);
+    let membership = Arc::new(Membership::load(&backend, replayed.identity.member_id)?);
+    let storage = restore_storage(&replayed, applied, &membership)?;
     Ok(Opened { identity: replayed.identity, membership, snap_dir, wal, storage, backend, mvcc, applied })
+}
+
+/// What a member joining a running cluster learned from it.
+pub struct Joining {
+    pub identity: Identity,
+    pub members: Vec<MemberRecord>,
+}
+
+/// A joining member's WAL: its ids, and no raft state at all. Raft's configuration comes
+/// with the first snapshot the leader sends; the member list written now only lets the
+/// transport reach the others until then.
+fn join(j: Joining, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecord>> {
+    std::fs::create_dir_all(wal_dir).with_context(|| format!("cannot create data dir {}", wal_dir.display()))?;
+    Wal::create(wal_dir, j.identity, Default::default(), Default::default())?;
+    tracing::info!(member_id = %format!("{:x}", j.identity.member_id), cluster_id = %format!("{:x}", j.identity.cluster_id),
+        "joining a running cluster");
+    Ok(j.members)
 }
 
 /// A new member's WAL; returns the founding members, to be written to the new backend.
 fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecord>> {
-    if cfg.initial_cluster_state == ClusterState::Existing {
-        bail!("--initial-cluster-state=existing: joining a running cluster is not supported yet");
-    }
     let records: Vec<MemberRecord> = cfg
         .initial_cluster
         .iter()

@@ -4,11 +4,12 @@
 mod bootstrap;
 mod http;
 pub mod ids;
+mod join;
 
 pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 
 use crate::apply::Applier;
-use crate::config::Config;
+use crate::config::{ClusterState, Config};
 use crate::grpc::{
     cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
     watch::WatchService, ServerCtx,
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 
 /// etcd's "publish": once raft runs, this member's name and client URLs are replicated to
 /// every member's list. Retried until it is through (or the server stops).
@@ -79,7 +81,13 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let opened = bootstrap::open(&cfg)?;
+    let new_member = !crate::storage::wal::Wal::exists(&bootstrap::wal_dir(&cfg));
+    let joining = if new_member && cfg.initial_cluster_state == ClusterState::Existing {
+        Some(join::fetch(&cfg).await?)
+    } else {
+        None
+    };
+    let opened = bootstrap::open(&cfg, joining)?;
     let mut listeners = Vec::new();
     for addr in &cfg.listen_client {
         let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
@@ -120,10 +128,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         wal_fsync: metrics.wal_fsync.clone(),
         snap_dir: opened.snap_dir.clone(),
     };
-    let transport = Transport::new(opened.identity.cluster_id, tokio::runtime::Handle::current());
-    let me = opened.identity.member_id;
-    transport
-        .set_peers(opened.membership.list().into_iter().filter(|m| m.id != me).map(|m| (m.id, m.peer_urls)).collect());
+    let transport =
+        Transport::new(opened.identity.cluster_id, opened.membership.clone(), tokio::runtime::Handle::current());
+    transport.set_peers(transport.peer_list());
     let parts = raft::Parts {
         storage: opened.storage,
         wal: opened.wal,
@@ -145,6 +152,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         metrics,
         lessor: lessor.clone(),
         membership: opened.membership.clone(),
+        transport: transport.clone(),
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
@@ -155,6 +163,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));
     tokio::spawn(publish(ctx.clone(), cfg.name.clone(), cfg.advertise_client_urls.clone()));
     tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone(), stop_rx.clone()));
+    let stop_tx = Arc::new(stop_tx);
+    tokio::spawn(follow_members(ctx.clone(), transport.clone(), stop_tx.clone(), cfg.heartbeat * 10));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -170,11 +180,24 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     for listener in listeners {
         let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(limit);
-        let lease = LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(limit);
-        let watch = WatchServer::new(WatchService::new(ctx.clone())).max_decoding_message_size(limit);
-        let lock = LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(limit);
-        let election = ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit);
-        let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
+        let gate = ctx.learner_gate();
+        let lease = InterceptedService::new(
+            LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let watch = InterceptedService::new(
+            WatchServer::new(WatchService::new(ctx.clone())).max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let lock = InterceptedService::new(
+            LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let election = InterceptedService::new(
+            ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let cluster = InterceptedService::new(ClusterServer::new(ClusterService::new(ctx.clone())), gate.clone());
         let router = tonic::service::Routes::new(kv)
             .add_service(lease)
             .add_service(watch)
@@ -203,6 +226,32 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the transport's peers equal to the member list, and stops the server once this
+/// member is removed from the cluster (after `linger`, so the entry that removed it can
+/// reach the others if it was the leader; etcd waits ten ticks too).
+async fn follow_members(
+    ctx: Arc<ServerCtx>,
+    transport: Arc<Transport>,
+    stop: Arc<watch::Sender<bool>>,
+    linger: Duration,
+) {
+    let mut changes = ctx.membership.subscribe();
+    loop {
+        transport.set_peers(transport.peer_list());
+        if ctx.membership.is_removed(ctx.member_id) {
+            break;
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = transport.removed() => break,
+            _ = ctx.stopped() => return,
+        }
+    }
+    tracing::warn!("{}; stopping", crate::transport::REMOVED);
+    tokio::time::sleep(linger).await;
+    let _ = stop.send(true);
 }
 
 /// The leader's side of lease expiry: on becoming leader every deadline restarts; each lease

@@ -28,9 +28,8 @@ fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
 pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut backoff = Duration::from_millis(50);
     let mut attempt = 0usize;
-    // Nothing to send, no connection: wait for the first message.
-    let Some(mut first) = rx.recv().await else { return };
-    loop {
+    // Connected even when raft is quiet: keep-alives tell the peer this member is up.
+    while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
         attempt += 1;
         let channel = match endpoint(url) {
@@ -51,60 +50,69 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 // What queued meanwhile is stale; raft resends what it still needs.
                 while rx.try_recv().is_ok() {}
-                match rx.recv().await {
-                    Some(m) => first = m,
-                    None => return,
-                }
                 continue;
             }
         };
-        backoff = Duration::from_millis(50);
-        match stream(&t, id, channel, first, &mut rx).await {
-            Some(next) => first = next,
-            None => return,
+        let started = std::time::Instant::now();
+        if let Ended::Closed = stream(&t, id, channel, &mut rx).await {
+            return;
+        }
+        // A stream refused at once (a peer shutting down, or of another cluster) is retried
+        // with backoff; one that ran a while is retried at once.
+        if started.elapsed() < MAX_BACKOFF {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = Duration::from_millis(50);
         }
     }
 }
 
-/// Sends on one stream until it breaks; returns the message that could not go (or None when
-/// the peer was removed).
-async fn stream(
-    t: &Arc<Transport>,
-    id: u64,
-    channel: Channel,
-    first: Outgoing,
-    rx: &mut mpsc::Receiver<Outgoing>,
-) -> Option<Outgoing> {
+enum Ended {
+    Broken,
+    /// The peer left the peer set.
+    Closed,
+}
+
+/// Sends on one stream until it breaks, with a keep-alive frame whenever raft was quiet for
+/// a while.
+async fn stream(t: &Arc<Transport>, id: u64, channel: Channel, rx: &mut mpsc::Receiver<Outgoing>) -> Ended {
     let (tx, frames) = mpsc::channel(256);
     let mut client = PeerClient::new(channel.clone());
-    let mut pending = Some(first);
+    let mut keepalive = tokio::time::interval(super::KEEPALIVE);
     // Queued before the call: a gRPC server may send nothing until it has a request.
     let call = async move { client.raft(ReceiverStream::new(frames)).await };
     tokio::pin!(call);
     let ended = loop {
-        let m = match pending.take() {
-            Some(m) => m,
-            None => tokio::select! {
-                m = rx.recv() => m?,
-                r = &mut call => break r.map(|_| ()),
+        let m = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return Ended::Closed,
             },
+            _ = keepalive.tick() => Outgoing { to: id, message: Vec::new(), image: None, snapshot_index: 0 },
+            r = &mut call => break r.map(|_| ()),
         };
         if let Some(image) = m.image.clone() {
             tokio::spawn(send_snapshot(t.clone(), id, channel.clone(), m, image));
             continue;
         }
-        let frame = RaftFrame { cluster_id: t.cluster_id, message: m.message };
+        let frame = RaftFrame { cluster_id: t.cluster_id, message: m.message, from: t.member_id };
         tokio::select! {
             // The frames stream is gone only once the call is over.
             sent = tx.send(frame) => if sent.is_err() { break Ok(()) },
             r = &mut call => break r.map(|_| ()),
         }
+        keepalive.reset();
     };
     tracing::debug!(peer = %format!("{id:x}"), result = ?ended, "peer stream ended");
+    if matches!(&ended, Err(s) if s.message() == super::REMOVED) {
+        tracing::warn!(peer = %format!("{id:x}"), "{}", super::REMOVED);
+        t.removed.send_replace(true);
+    }
     if let Some(raft) = t.raft() {
         raft.report_unreachable(id);
     }
-    rx.recv().await
+    Ended::Broken
 }
 
 async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing, image: std::path::PathBuf) {

@@ -3,7 +3,7 @@
 
 use super::Transport;
 use crate::proto::cairnpb::peer_server::Peer;
-use crate::proto::cairnpb::{PeerAck, RaftFrame, SnapshotChunk};
+use crate::proto::cairnpb::{MembersReply, MembersRequest, PeerAck, RaftFrame, SnapshotChunk};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -37,10 +37,23 @@ impl Peer for PeerService {
         let mut frames = request.into_inner();
         while let Some(f) = frames.message().await? {
             self.check_cluster(f.cluster_id)?;
+            if self.transport.membership.is_removed(f.from) {
+                return Err(Status::failed_precondition(super::REMOVED));
+            }
+            self.transport.heard_from(f.from);
+            if f.message.is_empty() {
+                // A keep-alive: the peer is up, raft has nothing to say.
+                continue;
+            }
             let Some(raft) = self.transport.raft() else { continue };
             raft.step(f.message);
         }
         Ok(Response::new(PeerAck {}))
+    }
+
+    async fn members(&self, _: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
+        let members = self.transport.membership.list();
+        Ok(Response::new(MembersReply { cluster_id: self.transport.cluster_id, members }))
     }
 
     async fn snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<PeerAck>, Status> {

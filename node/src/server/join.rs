@@ -1,0 +1,72 @@
+//! Joining a running cluster (--initial-cluster-state=existing), as etcd does: ask the other
+//! members listed in --initial-cluster for the cluster, check that the flag lists exactly
+//! its members, and take this member's id from the entry with our peer URLs (the id
+//! MemberAdd chose).
+
+use super::bootstrap::Joining;
+use crate::config::Config;
+use crate::proto::cairnpb::peer_client::PeerClient;
+use crate::proto::cairnpb::{MemberRecord, MembersReply, MembersRequest};
+use crate::storage::wal::Identity;
+use anyhow::bail;
+use std::time::Duration;
+use tonic::transport::Endpoint;
+
+pub async fn fetch(cfg: &Config) -> anyhow::Result<Joining> {
+    let reply = ask_peers(cfg).await?;
+    let me = validate(cfg, &reply.members)?;
+    Ok(Joining { identity: Identity { member_id: me, cluster_id: reply.cluster_id }, members: reply.members })
+}
+
+async fn ask_peers(cfg: &Config) -> anyhow::Result<MembersReply> {
+    let mut last_error = String::from("no other member in --initial-cluster");
+    for (_, urls) in cfg.initial_cluster.iter().filter(|(_, urls)| *urls != cfg.initial_advertise_peer_urls) {
+        for url in urls {
+            let ask = async {
+                let ch = Endpoint::from_shared(url.clone())?.connect_timeout(Duration::from_secs(1)).connect().await?;
+                let reply = PeerClient::new(ch).members(MembersRequest {}).await?;
+                anyhow::Ok(reply.into_inner())
+            };
+            match tokio::time::timeout(Duration::from_secs(2), ask).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(e)) => last_error = format!("{url}: {e}"),
+                Err(_) => last_error = format!("{url}: timed out"),
+            }
+        }
+    }
+    bail!("cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (last error: {last_error})")
+}
+
+/// etcd's rule: --initial-cluster must list the cluster's members, no more, no fewer, each
+/// with the peer URLs the cluster knows. Returns this member's id.
+fn validate(cfg: &Config, members: &[MemberRecord]) -> anyhow::Result<u64> {
+    let sorted = |urls: &[String]| {
+        let mut u = urls.to_vec();
+        u.sort();
+        u
+    };
+    if members.len() != cfg.initial_cluster.len() {
+        bail!(
+            "error validating peerURLs: member count is unequal (--initial-cluster lists {}, the cluster has {})",
+            cfg.initial_cluster.len(),
+            members.len()
+        );
+    }
+    for m in members {
+        if !cfg.initial_cluster.iter().any(|(_, urls)| sorted(urls) == sorted(&m.peer_urls)) {
+            bail!(
+                "error validating peerURLs: PeerURLs: no match found for existing member ({:x}, {:?})",
+                m.id,
+                m.peer_urls
+            );
+        }
+    }
+    let mine = sorted(&cfg.initial_advertise_peer_urls);
+    match members.iter().find(|m| sorted(&m.peer_urls) == mine) {
+        Some(m) => Ok(m.id),
+        None => bail!(
+            "this member's peer URLs {:?} are not in the cluster: add it first (etcdctl member add)",
+            cfg.initial_advertise_peer_urls
+        ),
+    }
+}
