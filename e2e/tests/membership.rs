@@ -118,3 +118,42 @@ fn a_learner_joins_is_promoted_and_removed_as_on_etcd() {
     let cairn = learner_lifecycle(Kind::Cairn);
     assert_eq!(cairn, etcd);
 }
+
+/// `etcdctl move-leader` (it finds the leader through Status on every endpoint), to a voter,
+/// to an unknown member, and with no leader among the endpoints given.
+fn move_leader_transcript(kind: Kind) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = Member::start_cluster(kind, dir.path(), 3, &[]);
+    let all = ms.iter().map(|m| m.client_addr.as_str()).collect::<Vec<_>>().join(",");
+    let run = |endpoints: &str, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let o = etcdctl(endpoints, &args, None);
+        format!("{}{}\n", o.stdout, o.errors)
+    };
+    let leader = ms.iter().position(|m| m.is_leader()).expect("a leader");
+    let target = (leader + 1) % 3;
+    let list = ctl(&ms[0], &["member", "list"]);
+    let name = format!(", started, m{target},");
+    let target_id = list.lines().find(|l| l.contains(&name)).and_then(|l| l.split(',').next()).unwrap();
+    let mut out = normalize(&run(&all, &["move-leader", target_id]));
+    let start = Instant::now();
+    while !ms[target].is_leader() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{kind:?}: m{target} never became the leader");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    out += &format!("the target leads: {}\n", ms[target].is_leader());
+    out += &run(&all, &["move-leader", "1234"]);
+    let follower = &ms[(target + 1) % 3];
+    out +=
+        &normalize(&run(&follower.client_addr, &["move-leader", target_id])).replace(&follower.client_addr, "ENDPOINT");
+    out += &ctl(&ms[target], &["put", "after-move", "1"]);
+    out
+}
+
+#[test]
+fn leadership_moves_as_on_etcd() {
+    let etcd = move_leader_transcript(Kind::Etcd);
+    assert!(etcd.contains("Leadership transferred"), "the reference run did not do what it should:\n{etcd}");
+    let cairn = move_leader_transcript(Kind::Cairn);
+    assert_eq!(cairn, etcd);
+}

@@ -8,6 +8,7 @@ mod forward;
 pub mod kv;
 pub mod lease;
 pub mod lock;
+pub mod maintenance;
 mod recipes;
 pub mod status;
 pub mod validate;

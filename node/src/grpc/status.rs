@@ -66,6 +66,8 @@ pub enum EtcdError {
     NotSupportedForLearner,
     #[error("etcdserver: unhealthy cluster")]
     Unhealthy,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     #[error("etcdserver: {0}")]
@@ -86,7 +88,9 @@ impl EtcdError {
             | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             TooManyRequests => Code::ResourceExhausted,
-            NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy => Code::Unavailable,
+            NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy | LeaderTransferTimeout => {
+                Code::Unavailable
+            }
             // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
             Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
             Forwarded(code, _) => *code,

@@ -30,6 +30,11 @@ impl RaftHandle {
         &self.status
     }
 
+    /// How long a request may wait for raft (etcd's request timeout).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     pub fn pending_proposals(&self) -> usize {
         self.waiters.len()
     }

@@ -12,7 +12,7 @@ use crate::apply::Applier;
 use crate::config::{ClusterState, Config};
 use crate::grpc::{
     cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
-    watch::WatchService, ServerCtx,
+    maintenance::MaintenanceService, watch::WatchService, ServerCtx,
 };
 use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
@@ -21,6 +21,7 @@ use crate::proto::cairnpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::etcdserverpb::LeaseRevokeRequest;
 use crate::proto::v3electionpb::election_server::ElectionServer;
@@ -197,6 +198,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit),
             gate.clone(),
         );
+        let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
         let cluster = InterceptedService::new(ClusterServer::new(ClusterService::new(ctx.clone())), gate.clone());
         let router = tonic::service::Routes::new(kv)
             .add_service(lease)
@@ -204,6 +206,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             .add_service(lock)
             .add_service(election)
             .add_service(cluster)
+            .add_service(maintenance)
             .into_axum_router()
             .merge(http::routes(ctx.clone()));
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
