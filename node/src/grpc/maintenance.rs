@@ -34,7 +34,7 @@ impl MaintenanceService {
         if !status.is_leader() {
             return Err(EtcdError::NotLeader);
         }
-        if !self.ctx.membership.get(target).is_some_and(|m| !m.is_learner) {
+        if self.ctx.membership.get(target).is_none_or(|m| m.is_learner) {
             return Err(EtcdError::BadLeaderTransferee);
         }
         if target == self.ctx.member_id {
