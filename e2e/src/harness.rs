@@ -94,17 +94,27 @@ impl Member {
     /// Starts `n` members of one new cluster in `dir` (data dirs `dir/m<i>`, logs
     /// `dir/m<i>.log`), all on 127.0.0.1; returns once each is healthy (has a leader).
     pub fn start_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Member> {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        Member::start_cluster_on(kind, dir, &vec!["127.0.0.1"; n], extra)
+    }
+
+    /// As `start_cluster`, member i on address `hosts[i]` (127.0.0.x: iptables can then cut
+    /// the traffic between two members).
+    pub fn start_cluster_on(kind: Kind, dir: &Path, hosts: &[&str], extra: &[&str]) -> Vec<Member> {
+        let ports: Vec<(u16, u16)> = hosts.iter().map(|_| (free_port(), free_port())).collect();
         let initial = ports
             .iter()
+            .zip(hosts)
             .enumerate()
-            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .map(|(i, ((_, p), h))| format!("m{i}=http://{h}:{p}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut members: Vec<Member> = ports
             .iter()
+            .zip(hosts)
             .enumerate()
-            .map(|(i, (c, p))| Member::cluster_member(kind, dir, &format!("m{i}"), (*c, *p), &initial, extra))
+            .map(|(i, (ports, host))| {
+                Member::cluster_member(kind, dir, &format!("m{i}"), host, *ports, &initial, extra)
+            })
             .collect();
         // All first: none is healthy before a quorum runs.
         for m in &mut members {
@@ -117,8 +127,16 @@ impl Member {
     }
 
     /// A member of a cluster whose --initial-cluster is `initial`; not started yet.
-    fn cluster_member(kind: Kind, dir: &Path, name: &str, ports: (u16, u16), initial: &str, extra: &[&str]) -> Member {
-        let (client, peer) = (format!("http://127.0.0.1:{}", ports.0), format!("http://127.0.0.1:{}", ports.1));
+    fn cluster_member(
+        kind: Kind,
+        dir: &Path,
+        name: &str,
+        host: &str,
+        ports: (u16, u16),
+        initial: &str,
+        extra: &[&str],
+    ) -> Member {
+        let (client, peer) = (format!("http://{host}:{}", ports.0), format!("http://{host}:{}", ports.1));
         let data_dir = dir.join(name);
         let mut args: Vec<String> = [
             "--name",
@@ -143,7 +161,7 @@ impl Member {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{name}.log"));
-        Member { kind, data_dir, client_addr: format!("127.0.0.1:{}", ports.0), peer_url: peer, args, log, child: None }
+        Member { kind, data_dir, client_addr: format!("{host}:{}", ports.0), peer_url: peer, args, log, child: None }
     }
 
     /// Starts a member that joins the running cluster `others` (once `member add` made room
@@ -159,6 +177,7 @@ impl Member {
             kind,
             dir,
             name,
+            "127.0.0.1",
             ports,
             &initial.join(","),
             &["--initial-cluster-state", "existing"],

@@ -129,8 +129,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         wal_fsync: metrics.wal_fsync.clone(),
         snap_dir: opened.snap_dir.clone(),
     };
-    let transport =
-        Transport::new(opened.identity.cluster_id, opened.membership.clone(), tokio::runtime::Handle::current());
+    let local_ip = cfg.listen_peer.first().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+    let transport = Transport::new(
+        opened.identity.cluster_id,
+        opened.membership.clone(),
+        local_ip,
+        tokio::runtime::Handle::current(),
+    );
     transport.set_peers(transport.peer_list());
     let parts = raft::Parts {
         storage: opened.storage,

@@ -23,6 +23,8 @@ const PEER_QUEUE: usize = 4096;
 pub struct Transport {
     cluster_id: u64,
     member_id: u64,
+    /// The address peer connections leave from (see `peer::endpoint`).
+    local_ip: Option<std::net::IpAddr>,
     membership: Arc<Membership>,
     runtime: Handle,
     /// Set once raft runs (raft needs the transport to start, the transport raft's handle),
@@ -50,10 +52,16 @@ struct Peer {
 }
 
 impl Transport {
-    pub fn new(cluster_id: u64, membership: Arc<Membership>, runtime: Handle) -> Arc<Transport> {
+    pub fn new(
+        cluster_id: u64,
+        membership: Arc<Membership>,
+        local_ip: Option<std::net::IpAddr>,
+        runtime: Handle,
+    ) -> Arc<Transport> {
         Arc::new(Transport {
             cluster_id,
             member_id: membership.me(),
+            local_ip,
             membership,
             runtime,
             raft: Mutex::new(None),

@@ -17,8 +17,11 @@ use tonic::transport::{Channel, Endpoint};
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+/// Connections leave from this member's own peer address when it listens on one (so the
+/// traffic between two members on 127.0.0.x can be told apart, and cut, by address).
+fn endpoint(url: &str, local: Option<std::net::IpAddr>) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_string())?
+        .local_address(local)
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
@@ -32,7 +35,7 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
     while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
         attempt += 1;
-        let channel = match endpoint(url) {
+        let channel = match endpoint(url, t.local_ip) {
             Ok(e) => e.connect().await,
             Err(e) => {
                 tracing::warn!(peer = %format!("{id:x}"), %url, error = %e, "bad peer URL");
