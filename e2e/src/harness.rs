@@ -186,6 +186,23 @@ impl Member {
         m
     }
 
+    /// SIGTERM, then waits up to `within` for the process to exit; returns its exit code
+    /// (None if it did not exit in time).
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Waits for the process to exit by itself; returns whether it did within `within`.
     pub fn wait_exit(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;

@@ -228,3 +228,25 @@ async fn a_lease_kept_alive_through_a_follower_lives_as_on_etcd() {
     lease_through_a_follower(Kind::Etcd).await;
     lease_through_a_follower(Kind::Cairn).await;
 }
+
+/// SIGTERM stops a member promptly while the others run on (their peer streams to it must
+/// not hold its shutdown up), and the cluster keeps taking writes.
+#[test]
+fn a_member_stops_cleanly_while_the_others_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ms = Member::start_cluster(Kind::Cairn, dir.path(), 3, &[]);
+    let leader = ms.iter().position(|m| m.is_leader()).expect("a leader");
+    let code = ms[leader].terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "the leader did not stop within 10 s of SIGTERM:\n{}", ms[leader].log_tail());
+    let other = (leader + 1) % 3;
+    let start = Instant::now();
+    loop {
+        let out = ctl(&ms[other], &["put", "after-stop", "1"]);
+        if out.starts_with("OK") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no write after the leader stopped: {out}");
+    }
+    let code = ms[other].terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "a follower did not stop within 10 s of SIGTERM:\n{}", ms[other].log_tail());
+}

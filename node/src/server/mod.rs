@@ -177,7 +177,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     });
     let mut servers = Vec::new();
     for listener in peer_listeners {
-        let peer = PeerServer::new(PeerService::new(transport.clone(), opened.snap_dir.clone()))
+        let peer = PeerServer::new(PeerService::new(transport.clone(), opened.snap_dir.clone(), stop_rx.clone()))
             .max_decoding_message_size(64 << 20);
         let router = tonic::service::Routes::new(peer).into_axum_router();
         tracing::info!(addr = %listener.local_addr()?, "serving peer traffic");

@@ -7,16 +7,20 @@ use crate::proto::cairnpb::{MembersReply, MembersRequest, PeerAck, RaftFrame, Sn
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
 pub struct PeerService {
     transport: Arc<Transport>,
     snap_dir: PathBuf,
+    /// True once the server stops: the streams of peers that go on running end then (the
+    /// server's shutdown waits for every stream).
+    stopping: watch::Receiver<bool>,
 }
 
 impl PeerService {
-    pub fn new(transport: Arc<Transport>, snap_dir: PathBuf) -> PeerService {
-        PeerService { transport, snap_dir }
+    pub fn new(transport: Arc<Transport>, snap_dir: PathBuf, stopping: watch::Receiver<bool>) -> PeerService {
+        PeerService { transport, snap_dir, stopping }
     }
 
     fn check_cluster(&self, remote: u64) -> Result<(), Status> {
@@ -35,7 +39,15 @@ impl PeerService {
 impl Peer for PeerService {
     async fn raft(&self, request: Request<Streaming<RaftFrame>>) -> Result<Response<PeerAck>, Status> {
         let mut frames = request.into_inner();
-        while let Some(f) = frames.message().await? {
+        let mut stopping = self.stopping.clone();
+        loop {
+            let f = tokio::select! {
+                f = frames.message() => match f? {
+                    Some(f) => f,
+                    None => break,
+                },
+                _ = stopping.wait_for(|s| *s) => return Err(Status::unavailable("the member is stopping")),
+            };
             self.check_cluster(f.cluster_id)?;
             if self.transport.membership.is_removed(f.from) {
                 return Err(Status::failed_precondition(super::REMOVED));
