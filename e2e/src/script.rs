@@ -91,6 +91,8 @@ pub fn normalize(s: &str) -> String {
         // Uncaptured lease ids, as `lease list` prints them.
         (r"(?m)^[0-9a-f]{16}$", "<LEASE>"),
         (r#""ttl":\d+,"granted-ttl""#, r#""ttl":<n>,"granted-ttl""#),
+        // `endpoint` commands name the endpoint they asked.
+        (r"127\.0\.0\.1:\d+", "<ENDPOINT>"),
     ];
     let mut out = s.to_string();
     for (re, with) in rules {

@@ -1,11 +1,12 @@
 //! A member cut off from the others by iptables (members on 127.0.0.11-13; connections leave
 //! from each member's own address, so the rules can single one out). The cut-off minority
 //! must take no write and serve no stale linearizable read; the majority goes on; once the
-//! cut heals every member holds the same data at the same revisions.
+//! cut heals every member holds the same data at the same revisions, and HashKV agrees.
 
 use cairn_e2e::harness::{require_tool, Kind, Member};
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
+use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_node::proto::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest};
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -149,5 +150,15 @@ async fn a_cut_off_leader_takes_no_write_and_serves_no_stale_read() {
         .await;
         assert_eq!(got, want, "m{i} differs from the majority");
     }
+    // And HashKV, etcd's consistency check, agrees.
+    let mut hashes = Vec::new();
+    for m in &ms {
+        let host: IpAddr = m.client_addr.split(':').next().unwrap().parse().unwrap();
+        let ch = Endpoint::from_shared(format!("http://{}", m.client_addr)).unwrap().local_address(Some(host));
+        let mut maint = MaintenanceClient::new(ch.connect().await.unwrap());
+        let h = maint.hash_kv(HashKvRequest { revision: want.0 }).await.unwrap().into_inner();
+        hashes.push(h.hash);
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "HashKV differs between members: {hashes:?}");
     assert!(want.1.iter().all(|(k, ..)| k != b"minority"), "the refused write came back after the heal");
 }

@@ -1,4 +1,4 @@
-//! etcdserverpb.Maintenance: Status (served by learners too) and MoveLeader. Hashes,
+//! etcdserverpb.Maintenance: Status (served by learners too), HashKV and MoveLeader. Hash,
 //! alarms, defragmentation and snapshots are not served yet: they answer Unimplemented.
 
 use super::status::EtcdError;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-crate::headed!(StatusResponse, MoveLeaderResponse);
+crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -88,8 +88,20 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("Hash"))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(not_yet("HashKV"))
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let rev = request.into_inner().revision;
+        let r = async {
+            self.ctx.not_learner()?;
+            let h = self.ctx.mvcc.hash_kv(rev)?;
+            Ok(HashKvResponse {
+                header: None,
+                hash: h.hash,
+                compact_revision: h.compact_revision,
+                hash_revision: h.revision,
+            })
+        }
+        .await;
+        self.ctx.answer(SERVICE, "HashKV", r)
     }
 
     type SnapshotStream = tokio_stream::Empty<Result<SnapshotResponse, Status>>;

@@ -153,6 +153,16 @@ impl KeyIndex {
         removed
     }
 
+    /// The revision of every key's value visible at `main`.
+    pub fn visible_revisions(&self, main: i64) -> std::collections::HashSet<Revision> {
+        self.keys.values().filter_map(|h| h.at(main)).collect()
+    }
+
+    /// Whether the change at `rev` of `key` is still in the index (compaction drops the rest).
+    pub fn holds(&self, key: &[u8], rev: Revision) -> bool {
+        self.keys.get(key).is_some_and(|h| h.changes.iter().any(|c| c.rev == rev))
+    }
+
     pub fn key_count(&self) -> usize {
         self.keys.len()
     }

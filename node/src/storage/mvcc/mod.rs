@@ -3,6 +3,7 @@
 //! revision because the in-memory index and the revision counter only change under the
 //! write lock, after the backend batch that backs them is applied.
 
+mod hash;
 mod history;
 mod key_index;
 mod range;
@@ -11,6 +12,7 @@ mod store;
 pub mod watch;
 mod write;
 
+pub use hash::KvHash;
 pub use history::History;
 pub use key_index::KeyRange;
 pub use range::{range_request, RangeView};
