@@ -100,6 +100,14 @@ impl Member {
     /// As `start_cluster`, member i on address `hosts[i]` (127.0.0.x: iptables can then cut
     /// the traffic between two members).
     pub fn start_cluster_on(kind: Kind, dir: &Path, hosts: &[&str], extra: &[&str]) -> Vec<Member> {
+        let mut members = Member::plan_cluster(kind, dir, hosts, extra);
+        Member::start_all(&mut members);
+        members
+    }
+
+    /// The members `start_cluster_on` would start, not started yet (their data dirs can be
+    /// prepared first, e.g. by `cairn snapshot restore`).
+    pub fn plan_cluster(kind: Kind, dir: &Path, hosts: &[&str], extra: &[&str]) -> Vec<Member> {
         let ports: Vec<(u16, u16)> = hosts.iter().map(|_| (free_port(), free_port())).collect();
         let initial = ports
             .iter()
@@ -108,7 +116,7 @@ impl Member {
             .map(|(i, ((_, p), h))| format!("m{i}=http://{h}:{p}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut members: Vec<Member> = ports
+        let members: Vec<Member> = ports
             .iter()
             .zip(hosts)
             .enumerate()
@@ -116,14 +124,28 @@ impl Member {
                 Member::cluster_member(kind, dir, &format!("m{i}"), host, *ports, &initial, extra)
             })
             .collect();
-        // All first: none is healthy before a quorum runs.
-        for m in &mut members {
+        members
+    }
+
+    /// Starts every member, then waits until each is healthy (none is before a quorum runs).
+    pub fn start_all(members: &mut [Member]) {
+        for m in members.iter_mut() {
             m.spawn_process();
         }
-        for m in &mut members {
+        for m in members.iter_mut() {
             m.wait_ready(Duration::from_secs(30));
         }
-        members
+    }
+
+    /// The member's --initial-cluster.
+    pub fn initial_cluster(&self) -> String {
+        let i = self.args.iter().position(|a| a == "--initial-cluster").expect("a cluster member");
+        self.args[i + 1].clone()
+    }
+
+    pub fn name(&self) -> String {
+        let i = self.args.iter().position(|a| a == "--name").expect("a name");
+        self.args[i + 1].clone()
     }
 
     /// A member of a cluster whose --initial-cluster is `initial`; not started yet.

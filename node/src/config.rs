@@ -111,7 +111,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
+pub fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
     let urls: Vec<String> = s.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
     if urls.is_empty() {
         return Err(format!("--{flag} must list at least one URL"));
@@ -144,7 +144,7 @@ fn listen_addr(u: &str) -> Result<SocketAddr, String> {
     addrs.into_iter().next().ok_or_else(|| format!("{u} resolves to no address"))
 }
 
-fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, url) =

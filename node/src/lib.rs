@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod transport;
 pub mod wait;

@@ -1,6 +1,6 @@
 //! `cairn`: with no subcommand, runs a member (etcd's flags); subcommands are offline tools.
 
-use cairn_node::{bench, config, server};
+use cairn_node::{bench, config, server, snapshot};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,6 +21,33 @@ struct Cli {
 enum Command {
     /// Load-test any etcd v3 endpoint: puts or ranges from many clients; throughput and latency.
     Bench(bench::BenchArgs),
+    /// Offline tools for snapshot files (what `etcdctl snapshot save` wrote).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Hash, revision, key count and size of a snapshot file.
+    Status {
+        file: std::path::PathBuf,
+        /// Output format: simple, table or json.
+        #[arg(short = 'w', long = "write-out", default_value = "simple")]
+        write_out: String,
+    },
+    /// Make a member's data dir of a new cluster from a snapshot file.
+    Restore(snapshot::restore::RestoreArgs),
+}
+
+fn snapshot_command(c: SnapshotCommand) -> anyhow::Result<()> {
+    match c {
+        SnapshotCommand::Status { file, write_out } => {
+            let status = snapshot::status::read(&file, false)?;
+            print!("{}", snapshot::status::render(&status, &write_out)?);
+            Ok(())
+        }
+        SnapshotCommand::Restore(args) => snapshot::restore::run(&args),
+    }
 }
 
 fn init_logging(level: &str) {
@@ -49,6 +76,7 @@ fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match cli.command {
         Some(Command::Bench(args)) => rt.block_on(bench::run(args)),
+        Some(Command::Snapshot(c)) => snapshot_command(c),
         None => {
             let cfg = match cli.server.validate() {
                 Ok(c) => c,

@@ -1,20 +1,25 @@
-//! etcdserverpb.Maintenance: Status (served by learners too), HashKV and MoveLeader. Hash,
-//! alarms, defragmentation and snapshots are not served yet: they answer Unimplemented.
+//! etcdserverpb.Maintenance: Status (served by learners too), HashKV, Snapshot and
+//! MoveLeader. Hash, alarms and defragmentation are not served yet: they answer
+//! Unimplemented.
 
 use super::status::EtcdError;
 use super::ServerCtx;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
+use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
     SnapshotResponse, StatusRequest, StatusResponse,
 };
+use crate::snapshot;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse);
+crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -50,6 +55,54 @@ impl MaintenanceService {
         }
         Ok(MoveLeaderResponse { header: None })
     }
+}
+
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
+
+async fn stream_snapshot(
+    mut file: tokio::fs::File,
+    len: u64,
+    header: Option<ResponseHeader>,
+    tx: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
+) {
+    use tokio::io::AsyncReadExt;
+    let total = len + snapshot::padding(len);
+    let mut sha = Sha256::new();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+    while sent < total {
+        let n = if sent < len {
+            match file.read(&mut buf).await {
+                Ok(0) => {
+                    let _ = tx.send(Err(Status::internal("the snapshot file ended early"))).await;
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Err(Status::internal(format!("reading the snapshot: {e}")))).await;
+                    return;
+                }
+            }
+        } else {
+            // The padding: zeros up to a multiple of 512 bytes.
+            let n = (total - sent) as usize;
+            buf[..n].fill(0);
+            n
+        };
+        sha.update(&buf[..n]);
+        sent += n as u64;
+        let chunk = SnapshotResponse {
+            header,
+            remaining_bytes: total - sent,
+            blob: buf[..n].to_vec(),
+            ..Default::default()
+        };
+        if tx.send(Ok(chunk)).await.is_err() {
+            return;
+        }
+    }
+    let last = SnapshotResponse { header, remaining_bytes: 0, blob: sha.finalize().to_vec(), ..Default::default() };
+    let _ = tx.send(Ok(last)).await;
 }
 
 fn not_yet(what: &str) -> Status {
@@ -104,10 +157,26 @@ impl Maintenance for MaintenanceService {
         self.ctx.answer(SERVICE, "HashKV", r)
     }
 
-    type SnapshotStream = tokio_stream::Empty<Result<SnapshotResponse, Status>>;
+    type SnapshotStream = ReceiverStream<Result<SnapshotResponse, Status>>;
 
+    /// A consistent image of the backend (the applier pauses while it is written to a file),
+    /// streamed in chunks, padded, then its SHA-256 (see `snapshot`).
     async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(not_yet("Snapshot"))
+        self.ctx.not_learner()?;
+        let path = self.ctx.snap_dir.join(format!("client-{:016x}.snapshot", rand::random::<u64>()));
+        let index = self.ctx.raft.write_image(path.clone()).await?;
+        let file = tokio::fs::File::open(&path).await;
+        // Open (or failed): its name goes now, so nothing stays behind whatever the client does.
+        let _ = std::fs::remove_file(&path);
+        let file = file.map_err(|e| Status::internal(format!("reading the snapshot: {e}")))?;
+        let len = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
+        tracing::info!(index, bytes = len, "sending a snapshot to a client");
+        let mut header = SnapshotResponse::default();
+        self.ctx.fill(&mut header);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(stream_snapshot(file, len, header.header, tx));
+        self.ctx.metrics.grpc_handled(SERVICE, "Snapshot", tonic::Code::Ok);
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {

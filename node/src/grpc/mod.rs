@@ -54,6 +54,8 @@ pub struct ServerCtx {
     pub membership: Arc<crate::membership::Membership>,
     /// Which peers are up (membership changes check it first, as etcd does).
     pub transport: Arc<crate::transport::Transport>,
+    /// Where images of the backend are written (snapshots for clients go there too).
+    pub snap_dir: std::path::PathBuf,
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,

@@ -128,6 +128,14 @@ impl RaftHandle {
         self.send(Msg::TransferLeader(to))
     }
 
+    /// Writes a consistent image of the backend to `path` (the applier pauses meanwhile);
+    /// returns the raft index it is as of.
+    pub async fn write_image(&self, path: std::path::PathBuf) -> Result<u64, EtcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::WriteImage { path, reply })?;
+        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
+    }
+
     /// Returns once this member has applied everything committed when the call was made
     /// (raft ReadIndex), so a local read that follows is linearizable.
     pub async fn linearizable_read(&self) -> Result<(), EtcdError> {

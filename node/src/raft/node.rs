@@ -59,6 +59,12 @@ pub enum Msg {
     },
     /// Hand leadership to another voter.
     TransferLeader(u64),
+    /// Write an image of the backend to a file (a client's snapshot); answered with the raft
+    /// index it is as of.
+    WriteImage {
+        path: PathBuf,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 /// What the applier thread is handed, in raft order.
@@ -71,6 +77,11 @@ enum ApplyItem {
     },
     /// Write an image of the backend as of the last applied entry, for a snapshot to send.
     BuildImage,
+    /// The same for a client (Maintenance.Snapshot): to `path`, answered when done.
+    WriteImage {
+        path: PathBuf,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 pub struct NodeConfig {
@@ -245,6 +256,11 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                 }
                 sh.image.lock().unwrap_or_else(|e| e.into_inner()).building = false;
             }
+            Ok(ApplyItem::WriteImage { path, reply }) => {
+                // Between batches, so the image is one consistent point in time.
+                let r = crate::storage::image::write(&sh.backend, &path).map(|_| last).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -361,6 +377,13 @@ impl RaftNode {
                 let _ = reply.send(answer);
             }
             Msg::TransferLeader(to) => self.raw.transfer_leader(to),
+            Msg::WriteImage { path, reply } => {
+                if let Err(mpsc::SendError(ApplyItem::WriteImage { reply, .. })) =
+                    self.apply_tx.send(ApplyItem::WriteImage { path, reply })
+                {
+                    let _ = reply.send(Err("the applier stopped".into()));
+                }
+            }
         }
     }
 

@@ -159,6 +159,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         lessor: lessor.clone(),
         membership: opened.membership.clone(),
         transport: transport.clone(),
+        snap_dir: opened.snap_dir.clone(),
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,

@@ -47,7 +47,7 @@ pub fn write(backend: &Backend, dest: &Path) -> io::Result<u64> {
 
 /// Reads every record of the image at `src`, checking its structure and CRC; `each` gets
 /// them in order.
-fn read(src: &Path, mut each: impl FnMut(Vec<u8>, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+pub fn read(src: &Path, mut each: impl FnMut(Vec<u8>, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
     let mut r = CrcReader { inner: BufReader::new(std::fs::File::open(src)?), crc: crc32fast::Hasher::new() };
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
