@@ -94,6 +94,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub watch_progress_interval: Duration,
     pub log_level: String,
+    pub auto_compaction: Option<crate::server::compactor::Policy>,
 }
 
 /// A Go-style duration: a number and a unit (ms, s, m, h).
@@ -182,9 +183,8 @@ impl ServerArgs {
             "periodic" | "revision" => {}
             m => return Err(format!("unknown auto-compaction-mode {m:?}")),
         }
-        if !matches!(self.auto_compaction_retention.as_str(), "0" | "0s" | "0h") {
-            return Err("--auto-compaction-retention: automatic compaction is not supported yet".into());
-        }
+        let auto_compaction =
+            crate::server::compactor::policy(&self.auto_compaction_mode, &self.auto_compaction_retention)?;
         if self.quota_backend_bytes != 0 {
             return Err("--quota-backend-bytes: backend quotas are not supported yet".into());
         }
@@ -247,6 +247,7 @@ impl ServerArgs {
             max_request_bytes: self.max_request_bytes,
             watch_progress_interval,
             log_level: self.log_level.clone(),
+            auto_compaction,
         })
     }
 }

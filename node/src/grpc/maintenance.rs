@@ -91,12 +91,8 @@ async fn stream_snapshot(
         };
         sha.update(&buf[..n]);
         sent += n as u64;
-        let chunk = SnapshotResponse {
-            header,
-            remaining_bytes: total - sent,
-            blob: buf[..n].to_vec(),
-            ..Default::default()
-        };
+        let chunk =
+            SnapshotResponse { header, remaining_bytes: total - sent, blob: buf[..n].to_vec(), ..Default::default() };
         if tx.send(Ok(chunk)).await.is_err() {
             return;
         }

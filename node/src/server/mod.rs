@@ -2,6 +2,7 @@
 //! URL until `shutdown` resolves, then stop in order so the last applied entry is flushed.
 
 mod bootstrap;
+pub mod compactor;
 mod http;
 pub mod ids;
 mod join;
@@ -168,6 +169,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         stopping: stop_rx.clone(),
     });
     tokio::spawn(expire_leases(ctx.clone(), election_timeout));
+    if let Some(policy) = cfg.auto_compaction {
+        tokio::spawn(compactor::run(ctx.clone(), policy));
+    }
     tokio::spawn(publish(ctx.clone(), cfg.name.clone(), cfg.advertise_client_urls.clone()));
     tokio::spawn(run_catch_up(hub.clone(), ctx.mvcc.clone(), stop_rx.clone()));
     let stop_tx = Arc::new(stop_tx);
