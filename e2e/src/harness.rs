@@ -300,6 +300,18 @@ impl Member {
         self.kill9();
         self.spawn();
     }
+
+    /// Restarts and waits until /health answers at all: healthy or not (with an alarm
+    /// raised it never says healthy).
+    pub fn restart_answering(&mut self) {
+        self.kill9();
+        self.spawn_process();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(&self.client_addr, "/health").is_none() {
+            assert!(Instant::now() < deadline, "{:?} never answered after a restart:\n{}", self.kind, self.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Member {

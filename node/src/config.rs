@@ -95,7 +95,11 @@ pub struct Config {
     pub watch_progress_interval: Duration,
     pub log_level: String,
     pub auto_compaction: Option<crate::server::compactor::Policy>,
+    pub quota_bytes: Option<u64>,
 }
+
+/// etcd's default backend quota.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 
 /// A Go-style duration: a number and a unit (ms, s, m, h).
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -185,9 +189,12 @@ impl ServerArgs {
         }
         let auto_compaction =
             crate::server::compactor::policy(&self.auto_compaction_mode, &self.auto_compaction_retention)?;
-        if self.quota_backend_bytes != 0 {
-            return Err("--quota-backend-bytes: backend quotas are not supported yet".into());
-        }
+        // etcd: 0 is the default quota (2 GiB), a negative quota none at all.
+        let quota_bytes = match self.quota_backend_bytes {
+            0 => Some(DEFAULT_QUOTA_BYTES),
+            q if q < 0 => None,
+            q => Some(q as u64),
+        };
         let listen_client = split_urls("listen-client-urls", &self.listen_client_urls)?
             .iter()
             .map(|u| listen_addr(u))
@@ -248,6 +255,7 @@ impl ServerArgs {
             watch_progress_interval,
             log_level: self.log_level.clone(),
             auto_compaction,
+            quota_bytes,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Cairn: an etcd v3 compatible key-value store on raft-rs, sled and tonic.
 
+pub mod alarm;
 pub mod apply;
 pub mod bench;
 pub mod config;

@@ -5,14 +5,15 @@
 pub mod ops;
 pub mod txn;
 
+use crate::alarm::Alarms;
 use crate::grpc::status::EtcdError;
 use crate::lease::{self, Lessor};
 use crate::membership::Change;
 use crate::membership::Membership;
 use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
-    TxnResponse,
+    alarm_request::AlarmAction, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 use crate::storage::mvcc::watch::WatchHub;
@@ -36,6 +37,7 @@ pub enum Applied {
     Done,
     /// A membership change went through: the members after it.
     Members(Vec<crate::proto::cairnpb::MemberRecord>),
+    Alarm(AlarmResponse),
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
@@ -59,6 +61,7 @@ macro_rules! from_applied {
 }
 
 from_applied!(
+    Alarm => AlarmResponse,
     Put => PutResponse,
     DeleteRange => DeleteRangeResponse,
     Txn => TxnResponse,
@@ -100,6 +103,7 @@ fn finish(a: Applied, rev: i64) -> Applied {
 pub struct Applier {
     mvcc: Arc<MvccStore>,
     membership: Arc<Membership>,
+    alarms: Arc<Alarms>,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
     waiters: Arc<Waiters>,
@@ -108,16 +112,18 @@ pub struct Applier {
 }
 
 impl Applier {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         mvcc: Arc<MvccStore>,
         membership: Arc<Membership>,
+        alarms: Arc<Alarms>,
         hub: Arc<WatchHub>,
         lessor: Arc<Lessor>,
         waiters: Arc<Waiters>,
         applied: watch::Sender<u64>,
         last_applied: u64,
     ) -> Applier {
-        Applier { mvcc, membership, hub, lessor, waiters, applied, last_applied }
+        Applier { mvcc, membership, alarms, hub, lessor, waiters, applied, last_applied }
     }
 
     pub fn membership(&self) -> &Membership {
@@ -136,6 +142,7 @@ impl Applier {
         self.mvcc.reload().map_err(|e| e.to_string())?;
         self.lessor.load(backend, self.mvcc.leased_keys()).map_err(|e| e.to_string())?;
         self.membership.reload(backend).map_err(|e| e.to_string())?;
+        self.alarms.reload(backend).map_err(|e| e.to_string())?;
         self.hub.resync(self.mvcc.current_revision());
         self.last_applied = index;
         self.applied.send_replace(index);
@@ -256,6 +263,16 @@ impl Applier {
     }
 
     fn execute(&self, w: &mut WriteTxn<'_>, req: Option<Request>) -> ApplyResult {
+        // With NOSPACE raised, nothing that grows the store goes in (etcd's capped applier);
+        // reads, deletes and compactions do.
+        let grows = match &req {
+            Some(Request::Put(_)) | Some(Request::LeaseGrant(_)) => true,
+            Some(Request::Txn(t)) => txn::has_puts(t),
+            _ => false,
+        };
+        if grows && self.alarms.no_space() {
+            return Err(EtcdError::NoSpace);
+        }
         match req {
             Some(Request::Put(p)) => {
                 ops::check_put(w, &self.lessor, &p)?;
@@ -290,6 +307,26 @@ impl Applier {
                 w.put_record(&crate::membership::record_key(a.id), rec.encode_to_vec());
                 self.membership.set(rec);
                 Ok(Applied::Done)
+            }
+            Some(Request::Alarm(a)) => {
+                let key = crate::alarm::record_key(a.member_id, a.alarm);
+                let member = crate::proto::etcdserverpb::AlarmMember { member_id: a.member_id, alarm: a.alarm };
+                let changed = match AlarmAction::try_from(a.action) {
+                    Ok(AlarmAction::Activate) if a.alarm != AlarmType::None as i32 => {
+                        w.put_record(&key, Vec::new());
+                        self.alarms.set(a.member_id, a.alarm, true);
+                        tracing::warn!(alarm = %Alarms::describe(&member), "alarm raised");
+                        true
+                    }
+                    Ok(AlarmAction::Deactivate) if self.alarms.set(a.member_id, a.alarm, false) => {
+                        w.remove_record(&key);
+                        tracing::info!(alarm = %Alarms::describe(&member), "alarm cleared");
+                        true
+                    }
+                    _ => false,
+                };
+                let alarms = if changed { vec![member] } else { Vec::new() };
+                Ok(Applied::Alarm(AlarmResponse { header: None, alarms }))
             }
             Some(Request::MemberPeerUrls(u)) => {
                 let change = Change::Update(u.id, u.peer_urls);

@@ -27,6 +27,25 @@ impl KvService {
     }
 }
 
+/// What a put costs the backend, as etcd's quota counts it.
+fn put_cost(p: &PutRequest) -> usize {
+    256 + p.key.len() + p.value.len()
+}
+
+/// A txn costs its dearer branch.
+fn txn_cost(t: &TxnRequest) -> usize {
+    let branch = |ops: &[crate::proto::etcdserverpb::RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match &op.request {
+                Some(request_op::Request::RequestPut(p)) => put_cost(p),
+                Some(request_op::Request::RequestTxn(inner)) => txn_cost(inner),
+                _ => 0,
+            })
+            .sum()
+    };
+    branch(&t.success).max(branch(&t.failure))
+}
+
 /// Serializable txns (every range serializable) skip the ReadIndex, as in etcd.
 fn txn_is_serializable(t: &TxnRequest) -> bool {
     t.success.iter().chain(&t.failure).all(|op| match &op.request {
@@ -58,6 +77,7 @@ impl Kv for KvService {
         let r = request.into_inner();
         let result = async {
             self.ctx.not_learner()?;
+            self.ctx.check_quota(put_cost(&r)).await?;
             validate::check_put(&r)?;
             self.ctx.propose(Request::Put(r)).await
         }
@@ -83,6 +103,9 @@ impl Kv for KvService {
         let r = request.into_inner();
         let result: Result<TxnResponse, EtcdError> = async {
             self.ctx.not_learner()?;
+            if txn::has_puts(&r) {
+                self.ctx.check_quota(txn_cost(&r)).await?;
+            }
             validate::check_txn(&r, self.ctx.max_txn_ops)?;
             if !txn::is_read_only(&r) {
                 return self.ctx.propose(Request::Txn(r)).await;

@@ -88,6 +88,8 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         let mut r = request.into_inner();
         let result = async {
+            // etcd counts a lease as 64 bytes against the quota.
+            self.ctx.check_quota(64).await?;
             if r.ttl > MAX_LEASE_TTL {
                 return Err(EtcdError::LeaseTtlTooLarge);
             }

@@ -1,9 +1,11 @@
-//! etcdserverpb.Maintenance: Status (served by learners too), HashKV, Snapshot and
-//! MoveLeader. Hash, alarms and defragmentation are not served yet: they answer
-//! Unimplemented.
+//! etcdserverpb.Maintenance: Status (served by learners too), Alarm, HashKV, Snapshot and
+//! MoveLeader. Hash and defragmentation are not served yet: they answer Unimplemented.
 
 use super::status::EtcdError;
 use super::ServerCtx;
+use crate::alarm::Alarms;
+use crate::proto::cairnpb::internal_request::Request as InternalRequest;
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::etcdserverpb::{
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse);
+crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse, AlarmResponse);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -107,8 +109,20 @@ fn not_yet(what: &str) -> Status {
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Err(not_yet("Alarm"))
+    /// GET answers from this member's (replicated) alarms after a ReadIndex; raising and
+    /// clearing go through raft.
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = request.into_inner();
+        let result = async {
+            self.ctx.not_learner()?;
+            if r.action == AlarmAction::Get as i32 {
+                self.ctx.raft.linearizable_read().await?;
+                return Ok(AlarmResponse { header: None, alarms: self.ctx.alarms.get(r.alarm) });
+            }
+            self.ctx.propose(InternalRequest::Alarm(r)).await
+        }
+        .await;
+        self.ctx.answer(SERVICE, "Alarm", result)
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -122,7 +136,7 @@ impl Maintenance for MaintenanceService {
             raft_index: s.commit_index(),
             raft_term: s.term(),
             raft_applied_index: s.applied_index(),
-            errors: Vec::new(),
+            errors: self.ctx.alarms.get(0).iter().map(Alarms::describe).collect(),
             db_size_in_use: size,
             is_learner: self.ctx.membership.me_is_learner(),
         };

@@ -56,6 +56,9 @@ pub struct ServerCtx {
     pub transport: Arc<crate::transport::Transport>,
     /// Where images of the backend are written (snapshots for clients go there too).
     pub snap_dir: std::path::PathBuf,
+    pub alarms: Arc<crate::alarm::Alarms>,
+    /// --quota-backend-bytes as it applies (None: no quota).
+    pub quota_bytes: Option<u64>,
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
@@ -82,6 +85,25 @@ impl ServerCtx {
     ) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
         let ctx = self.clone();
         move |r| ctx.not_learner().map(|()| r).map_err(tonic::Status::from)
+    }
+
+    /// etcd's quota check, before proposing what would grow the store by about `cost`
+    /// bytes: past the quota, NOSPACE is raised cluster-wide and the request refused.
+    pub async fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
+        let Some(quota) = self.quota_bytes else { return Ok(()) };
+        if self.backend.size_on_disk() + cost as u64 <= quota {
+            return Ok(());
+        }
+        use crate::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
+        let raise = AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        if let Err(e) = self.raft.propose(Request::Alarm(raise)).await {
+            tracing::warn!(error = %e, "raising the NOSPACE alarm failed");
+        }
+        Err(EtcdError::NoSpace)
     }
 
     /// Resolves once the server is stopping.

@@ -22,6 +22,8 @@ pub enum EtcdError {
     Compacted,
     #[error("etcdserver: mvcc: required revision is a future revision")]
     FutureRev,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     #[error("etcdserver: lease already exists")]
@@ -87,7 +89,7 @@ impl EtcdError {
             LeaseExists | NotLeader | MemberExists | PeerUrlExists | NotEnoughStarted | MemberNotLearner
             | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            TooManyRequests => Code::ResourceExhausted,
+            TooManyRequests | NoSpace => Code::ResourceExhausted,
             NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy | LeaderTransferTimeout => {
                 Code::Unavailable
             }

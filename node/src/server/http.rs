@@ -24,14 +24,22 @@ pub fn routes(ctx: Arc<ServerCtx>) -> Router {
 async fn health(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
     // Healthy means: this member has published itself to the cluster (etcd serves clients
     // only from then on), there is a leader, and a linearizable read goes through now.
+    // A raised alarm makes the member unhealthy too, as in etcd.
     let published = ctx.membership.get(ctx.member_id).is_some_and(|m| !m.client_urls.is_empty());
-    let ok = published && ctx.raft.status().has_leader() && ctx.raft.linearizable_read().await.is_ok();
-    let (code, body) = if ok {
-        (StatusCode::OK, r#"{"health":"true"}"#)
+    let ok = published
+        && ctx.alarms.get(0).is_empty()
+        && ctx.raft.status().has_leader()
+        && ctx.raft.linearizable_read().await.is_ok();
+    // etcd answers failure through Go's http.Error: plain text, a newline after the JSON.
+    if ok {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"health\":\"true\"}")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false"}"#)
-    };
-    (code, [(header::CONTENT_TYPE, "application/json")], body)
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "{\"health\":\"false\"}\n",
+        )
+    }
 }
 
 async fn version() -> impl IntoResponse {

@@ -109,9 +109,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     lessor.load(&opened.backend, opened.mvcc.leased_keys())?;
     let (applied_tx, applied_rx) = watch::channel(opened.applied);
     let hub = Arc::new(WatchHub::new(opened.mvcc.current_revision()));
+    let alarms = Arc::new(crate::alarm::Alarms::load(&opened.backend)?);
     let applier = Applier::new(
         opened.mvcc.clone(),
         opened.membership.clone(),
+        alarms.clone(),
         hub.clone(),
         lessor.clone(),
         waiters.clone(),
@@ -161,6 +163,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         membership: opened.membership.clone(),
         transport: transport.clone(),
         snap_dir: opened.snap_dir.clone(),
+        alarms,
+        quota_bytes: cfg.quota_bytes,
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,

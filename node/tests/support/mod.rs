@@ -2,6 +2,7 @@
 //! in a temporary dir, but talks to the others through `MemNet`, an in-memory network that
 //! can cut links, drop a share of the messages and deliver the rest late and out of order.
 
+use cairn_node::alarm::Alarms;
 use cairn_node::apply::{write_initial_members, Applier};
 use cairn_node::lease::Lessor;
 use cairn_node::membership::Membership;
@@ -175,7 +176,9 @@ fn start_member(net: &Arc<MemNet>, id: u64, records: &[MemberRecord], snapshot_c
     let waiters = Arc::new(Waiters::default());
     let (applied_tx, applied) = tokio::sync::watch::channel(0);
     let hub = Arc::new(WatchHub::new(mvcc.current_revision()));
-    let applier = Applier::new(mvcc.clone(), membership, hub, Arc::new(Lessor::new(1)), waiters.clone(), applied_tx, 0);
+    let alarms = Arc::new(Alarms::default());
+    let lessor = Arc::new(Lessor::new(1));
+    let applier = Applier::new(mvcc.clone(), membership, alarms, hub, lessor, waiters.clone(), applied_tx, 0);
     let cfg = NodeConfig {
         id,
         tick: Duration::from_millis(10),
