@@ -1,5 +1,5 @@
-//! etcdserverpb.Maintenance: Status (served by learners too), Alarm, HashKV, Snapshot and
-//! MoveLeader. Hash and defragmentation are not served yet: they answer Unimplemented.
+//! etcdserverpb.Maintenance: Status (served by learners too), Alarm, Defragment, HashKV,
+//! Snapshot and MoveLeader. Hash is not served yet: it answers Unimplemented.
 
 use super::status::EtcdError;
 use super::ServerCtx;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse, AlarmResponse);
+crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse, AlarmResponse, DefragmentResponse);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -143,8 +143,15 @@ impl Maintenance for MaintenanceService {
         self.ctx.answer(SERVICE, "Status", Ok(resp))
     }
 
+    /// This member only, as in etcd (etcdctl asks each endpoint in turn).
     async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_yet("Defragment"))
+        let r = async {
+            self.ctx.not_learner()?;
+            self.ctx.raft.defragment().await?;
+            Ok(DefragmentResponse { header: None })
+        }
+        .await;
+        self.ctx.answer(SERVICE, "Defragment", r)
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {

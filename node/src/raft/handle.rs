@@ -136,6 +136,14 @@ impl RaftHandle {
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
     }
 
+    /// Rewrites this member's backend into a compact copy (the applier pauses meanwhile);
+    /// returns the size on disk before and after.
+    pub async fn defragment(&self) -> Result<(u64, u64), EtcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Defragment { reply })?;
+        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
+    }
+
     /// Returns once this member has applied everything committed when the call was made
     /// (raft ReadIndex), so a local read that follows is linearizable.
     pub async fn linearizable_read(&self) -> Result<(), EtcdError> {

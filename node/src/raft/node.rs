@@ -65,6 +65,10 @@ pub enum Msg {
         path: PathBuf,
         reply: oneshot::Sender<Result<u64, String>>,
     },
+    /// Defragment the backend; answered with its size on disk before and after.
+    Defragment {
+        reply: oneshot::Sender<Result<(u64, u64), String>>,
+    },
 }
 
 /// What the applier thread is handed, in raft order.
@@ -81,6 +85,10 @@ enum ApplyItem {
     WriteImage {
         path: PathBuf,
         reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// Rewrite the backend into a compact copy (Maintenance.Defragment).
+    Defragment {
+        reply: oneshot::Sender<Result<(u64, u64), String>>,
     },
 }
 
@@ -256,6 +264,15 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                 }
                 sh.image.lock().unwrap_or_else(|e| e.into_inner()).building = false;
             }
+            Ok(ApplyItem::Defragment { reply }) => {
+                // Between batches: nothing writes while the copy is made and switched to.
+                let started = std::time::Instant::now();
+                let r = sh.backend.defragment().map_err(|e| e.to_string());
+                if let Ok((before, after)) = &r {
+                    tracing::info!(before, after, took = ?started.elapsed(), "defragmented the backend");
+                }
+                let _ = reply.send(r);
+            }
             Ok(ApplyItem::WriteImage { path, reply }) => {
                 // Between batches, so the image is one consistent point in time.
                 let r = crate::storage::image::write(&sh.backend, &path).map(|_| last).map_err(|e| e.to_string());
@@ -377,6 +394,13 @@ impl RaftNode {
                 let _ = reply.send(answer);
             }
             Msg::TransferLeader(to) => self.raw.transfer_leader(to),
+            Msg::Defragment { reply } => {
+                if let Err(mpsc::SendError(ApplyItem::Defragment { reply })) =
+                    self.apply_tx.send(ApplyItem::Defragment { reply })
+                {
+                    let _ = reply.send(Err("the applier stopped".into()));
+                }
+            }
             Msg::WriteImage { path, reply } => {
                 if let Err(mpsc::SendError(ApplyItem::WriteImage { reply, .. })) =
                     self.apply_tx.send(ApplyItem::WriteImage { path, reply })

@@ -6,7 +6,8 @@
 //! of that revision), `r` + revision (a put). The order matters to sled: new puts append at
 //! the very end of the keyspace, so no other record shares the leaf they keep rewriting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -25,39 +26,111 @@ pub const META_APPLIED_INDEX: &[u8] = b"mapplied_index";
 pub const META_REVISION: &[u8] = b"mrevision";
 pub const META_COMPACT_REVISION: &[u8] = b"mcompact_revision";
 
+/// The sled database, which defragmentation replaces with a rewritten copy. The copy in use
+/// is generation g: the dir at `path` for g = 0, `path.<g>` after; the file `path.gen` names g
+/// (written atomically, so a crash leaves one or the other, never a mix).
 pub struct Backend {
+    path: PathBuf,
+    inner: RwLock<Inner>,
+}
+
+struct Inner {
     db: sled::Db,
     tree: sled::Tree,
+    generation: u64,
+}
+
+fn generation_path(base: &Path, g: u64) -> PathBuf {
+    if g == 0 {
+        base.to_path_buf()
+    } else {
+        base.with_extension(g.to_string())
+    }
+}
+
+fn open_sled(path: &Path) -> Result<(sled::Db, sled::Tree), BackendError> {
+    let db = sled::Config::new().path(path).flush_every_ms(Some(200)).open()?;
+    let tree = db.open_tree("cairn")?;
+    Ok((db, tree))
 }
 
 impl Backend {
     pub fn open(path: &Path) -> Result<Backend, BackendError> {
-        let db = sled::Config::new().path(path).flush_every_ms(Some(200)).open()?;
-        let tree = db.open_tree("cairn")?;
-        Ok(Backend { db, tree })
+        let marker = path.with_extension("gen");
+        let generation: u64 = match std::fs::read_to_string(&marker) {
+            Ok(g) => g.trim().parse().map_err(|_| BackendError::Corrupt {
+                key: marker.display().to_string(),
+                why: format!("not a generation: {g:?}"),
+            })?,
+            Err(_) => 0,
+        };
+        // A copy a crash left behind (a defragmentation that did not finish, or an old
+        // generation not yet deleted) is of no use.
+        let stale = generation.checked_sub(1).into_iter().chain([generation + 1]);
+        for g in stale {
+            let _ = std::fs::remove_dir_all(generation_path(path, g));
+        }
+        let inner = Inner::open(&generation_path(path, generation), generation)?;
+        Ok(Backend { path: path.to_path_buf(), inner: RwLock::new(inner) })
     }
 
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
+    fn inner(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The records (a handle on the copy in use; cheap to clone).
+    pub fn tree(&self) -> sled::Tree {
+        self.inner().tree.clone()
     }
 
     pub fn apply(&self, batch: sled::Batch) -> Result<(), BackendError> {
-        self.tree.apply_batch(batch)?;
+        self.tree().apply_batch(batch)?;
         Ok(())
     }
 
     /// Waits until every applied batch is on disk.
     pub fn flush(&self) -> Result<(), BackendError> {
-        self.db.flush()?;
+        let db = self.inner().db.clone();
+        db.flush()?;
         Ok(())
     }
 
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.inner().db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Rewrites the records into a fresh copy and switches to it: the space of deleted
+    /// records (compacted history) goes back to the file system. Must run where nothing
+    /// writes meanwhile (the applier, between batches); readers go on throughout. Returns
+    /// the size on disk before and after.
+    pub fn defragment(&self) -> Result<(u64, u64), BackendError> {
+        let before = self.size_on_disk();
+        let old = self.inner().generation;
+        let next = old + 1;
+        let next_path = generation_path(&self.path, next);
+        let _ = std::fs::remove_dir_all(&next_path);
+        let image = self.path.with_extension("defrag.image");
+        let io = |e: std::io::Error| BackendError::Corrupt { key: image.display().to_string(), why: e.to_string() };
+        crate::storage::image::write(self, &image).map_err(io)?;
+        let fresh = Backend { path: next_path.clone(), inner: RwLock::new(Inner::open(&next_path, next)?) };
+        let loaded = crate::storage::image::load(&fresh, &image).map_err(io);
+        let _ = std::fs::remove_file(&image);
+        loaded?;
+        // The switch: first on disk (the marker names the new copy), then in memory.
+        let marker = self.path.with_extension("gen");
+        let tmp = self.path.with_extension("gen.tmp");
+        std::fs::write(&tmp, next.to_string()).map_err(io)?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&tmp, &marker).map_err(io)?;
+        let fresh = fresh.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+        let previous = std::mem::replace(&mut *self.inner.write().unwrap_or_else(|e| e.into_inner()), fresh);
+        drop(previous);
+        let _ = std::fs::remove_dir_all(generation_path(&self.path, old));
+        Ok((before, self.size_on_disk()))
     }
 
     pub fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, BackendError> {
-        match self.tree.get(key)? {
+        match self.tree().get(key)? {
             None => Ok(None),
             Some(v) => {
                 let b: [u8; 8] = v.as_ref().try_into().map_err(|_| BackendError::Corrupt {
@@ -74,6 +147,47 @@ impl Backend {
     }
 }
 
+impl Inner {
+    fn open(path: &Path, generation: u64) -> Result<Inner, BackendError> {
+        let (db, tree) = open_sled(path)?;
+        Ok(Inner { db, tree, generation })
+    }
+}
+
 pub fn put_u64(batch: &mut sled::Batch, key: &[u8], v: u64) {
     batch.insert(key, &v.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defragmentation_gives_space_back_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("db");
+        let b = Backend::open(&base).unwrap();
+        for i in 0..2000u32 {
+            b.tree().insert(i.to_be_bytes(), vec![b'x'; 4096]).unwrap();
+        }
+        for i in 100..2000u32 {
+            b.tree().remove(i.to_be_bytes()).unwrap();
+        }
+        b.flush().unwrap();
+        let (before, after) = b.defragment().unwrap();
+        assert!(after * 2 < before, "{before} -> {after} bytes");
+        assert_eq!(b.tree().len(), 100);
+        b.tree().insert(b"after", b"1".to_vec()).unwrap();
+        b.flush().unwrap();
+        drop(b);
+        assert!(!base.exists(), "generation 0 is gone");
+        // A restart opens the copy the marker names.
+        let b = Backend::open(&base).unwrap();
+        assert_eq!(b.tree().len(), 101);
+        assert_eq!(b.tree().get(b"after").unwrap().as_deref(), Some(&b"1"[..]));
+        b.defragment().unwrap();
+        drop(b);
+        assert!(!base.with_extension("1").exists(), "generation 1 is gone");
+        assert_eq!(Backend::open(&base).unwrap().tree().len(), 101);
+    }
 }
