@@ -100,5 +100,19 @@ impl Membership {
     }
 }
 
+/// The founding members of a new cluster, from --initial-cluster: ids derived from each
+/// member's peer URLs and the cluster token, as etcd derives them.
+pub fn founders(initial_cluster: &[(String, Vec<String>)], token: &str) -> Vec<MemberRecord> {
+    initial_cluster
+        .iter()
+        .map(|(name, urls)| MemberRecord {
+            id: crate::server::ids::member_id(urls, token),
+            name: name.clone(),
+            peer_urls: urls.clone(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -90,16 +90,7 @@ fn join(j: Joining, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecor
 
 /// A new member's WAL; returns the founding members, to be written to the new backend.
 fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecord>> {
-    let records: Vec<MemberRecord> = cfg
-        .initial_cluster
-        .iter()
-        .map(|(name, urls)| MemberRecord {
-            id: ids::member_id(urls, &cfg.initial_cluster_token),
-            name: name.clone(),
-            peer_urls: urls.clone(),
-            ..Default::default()
-        })
-        .collect();
+    let records = crate::membership::founders(&cfg.initial_cluster, &cfg.initial_cluster_token);
     let members: Vec<u64> = records.iter().map(|r| r.id).collect();
     let identity = Identity {
         member_id: ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token),

@@ -58,15 +58,7 @@ pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     if !cluster.iter().any(|(n, urls)| *n == a.name && sorted(urls) == sorted(&mine)) {
         bail!("couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration", a.name, mine);
     }
-    let records: Vec<MemberRecord> = cluster
-        .iter()
-        .map(|(name, urls)| MemberRecord {
-            id: ids::member_id(urls, &a.initial_cluster_token),
-            name: name.clone(),
-            peer_urls: urls.clone(),
-            ..Default::default()
-        })
-        .collect();
+    let records = crate::membership::founders(&cluster, &a.initial_cluster_token);
     let result = create(&a.file, &data_dir, &records, ids::member_id(&mine, &a.initial_cluster_token));
     if result.is_err() {
         // Nothing half-made stays behind: the same command can be run again.
