@@ -34,8 +34,21 @@ pub fn require_tool(name: &str) -> PathBuf {
 }
 
 /// A port nobody listens on right now (the OS picks it).
+/// Taken from below the kernel's ephemeral range (32768-60999), where outgoing connections
+/// get their ports: a port the OS handed out would be free now but could be some client's
+/// a moment later, before the member binds it. Never the same port twice in one process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+    use rand::Rng;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let p = rand::thread_rng().gen_range(10_000..32_000);
+        if !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            given.push(p);
+            return p;
+        }
+    }
 }
 
 /// A bare HTTP/1.0 GET; returns (status, body).

@@ -17,8 +17,8 @@ fn ctl(m: &Member, args: &[&str]) -> String {
 /// `ETCD_INITIAL_CLUSTER` and `member list` lines are sorted (they come in id order).
 fn normalize(s: &str) -> String {
     let s = Regex::new(r"http://127\.0\.0\.1:\d+").unwrap().replace_all(s, "URL");
-    // etcdctl prints ids unpadded in lists, space-padded to 16 in "Member <id> ...".
-    let s = Regex::new(r"Member +[0-9a-f]+").unwrap().replace_all(&s, "Member ID");
+    // etcdctl prints ids unpadded in lists, space-padded to 16 in "Member <id> ... cluster <id>".
+    let s = Regex::new(r"(Member|cluster) +[0-9a-f]+").unwrap().replace_all(&s, "$1 ID");
     let s = Regex::new(r"\b[0-9a-f]{10,16}\b").unwrap().replace_all(&s, "ID");
     let s = Regex::new(r#"ETCD_INITIAL_CLUSTER="([^"]*)""#).unwrap().replace_all(&s, |c: &regex::Captures| {
         let mut parts: Vec<&str> = c[1].split(',').collect();

@@ -8,6 +8,7 @@ use super::forward;
 use super::status::EtcdError;
 use super::ServerCtx;
 use crate::apply::Applied;
+use crate::membership::Change;
 use crate::proto::cairnpb::internal_request::Request as Internal;
 use crate::proto::cairnpb::{MemberPeerUrls, MemberRecord};
 use crate::proto::etcdserverpb::cluster_client::ClusterClient;
@@ -46,6 +47,15 @@ impl ClusterService {
 
     /// Replicates a conf change; answers with the members after it.
     async fn change(&self, kind: ConfChangeKind, member: MemberRecord) -> Result<Vec<Member>, EtcdError> {
+        // Checked first against an up-to-date view (after a ReadIndex), so that a change that
+        // cannot pass is answered at once; the applier checks again, and decides.
+        self.ctx.raft.linearizable_read().await?;
+        let change = match kind {
+            ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => Change::Add(member.clone()),
+            ConfChangeKind::Promote => Change::Promote(member.id),
+            ConfChangeKind::Remove => Change::Remove(member.id),
+        };
+        self.ctx.membership.validate(&change)?;
         members_of(self.ctx.raft.propose_conf_change(kind, member).await?)
     }
 

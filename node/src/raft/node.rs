@@ -187,6 +187,7 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
         network,
         snap_dir: cfg.snap_dir.clone(),
         conf_changes: conf_rx,
+        deferred_conf: Default::default(),
     };
     node.publish_status();
     let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
@@ -319,6 +320,8 @@ struct RaftNode {
     network: Arc<dyn Network>,
     snap_dir: PathBuf,
     conf_changes: Receiver<ConfChange>,
+    /// Conf changes proposed here, waiting for the one before them to be applied.
+    deferred_conf: std::collections::VecDeque<(u64, ConfChange)>,
 }
 
 impl RaftNode {
@@ -341,6 +344,7 @@ impl RaftNode {
                     std::process::abort();
                 }
             }
+            self.propose_conf_changes();
             if !reads.is_empty() {
                 // One ReadIndex serves every read that arrived in this pass.
                 self.next_read += 1;
@@ -382,11 +386,7 @@ impl RaftNode {
             Msg::SnapshotStatus(id, ok) => {
                 self.raw.report_snapshot(id, if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure })
             }
-            Msg::ProposeConfChange { id, cc } => {
-                if self.raw.propose_conf_change(vec![], cc).is_err() {
-                    self.waiters.trigger(id, ApplyResult::Err(EtcdError::NoLeader));
-                }
-            }
+            Msg::ProposeConfChange { id, cc } => self.deferred_conf.push_back((id, cc)),
             Msg::Progress { member, reply } => {
                 let r = &self.raw.raft;
                 let matched = |id| r.prs().get(id).map(|p| p.matched);
@@ -407,6 +407,18 @@ impl RaftNode {
                 {
                     let _ = reply.send(Err("the applier stopped".into()));
                 }
+            }
+        }
+    }
+
+    /// raft-rs turns a conf change proposed while another is not yet applied into an empty
+    /// entry that nobody answers; on the leader such proposals wait here for their turn.
+    fn propose_conf_changes(&mut self) {
+        let leader = self.raw.raft.state == StateRole::Leader;
+        while !(leader && self.raw.raft.has_pending_conf()) {
+            let Some((id, cc)) = self.deferred_conf.pop_front() else { return };
+            if self.raw.propose_conf_change(vec![], cc).is_err() {
+                self.waiters.trigger(id, ApplyResult::Err(EtcdError::NoLeader));
             }
         }
     }
