@@ -190,4 +190,17 @@ mod tests {
         assert!(!base.with_extension("1").exists(), "generation 1 is gone");
         assert_eq!(Backend::open(&base).unwrap().tree().len(), 101);
     }
+
+    #[test]
+    fn defragmenting_a_store_without_garbage_does_not_grow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::open(&dir.path().join("db")).unwrap();
+        for i in 0..8000u32 {
+            b.tree().insert(i.to_be_bytes(), vec![b'x'; 4096]).unwrap();
+        }
+        b.flush().unwrap();
+        let (before, after) = b.defragment().unwrap();
+        assert!(after <= before, "{before} -> {after} bytes");
+        assert_eq!(b.tree().len(), 8000);
+    }
 }
