@@ -4,13 +4,7 @@
 # cluster at a time on this machine, then the ratio cairn/etcd. With --check-perf, also
 # `etcdctl check perf --load=l` against each cluster.
 #   scripts/bench-cluster-vs-etcd.sh [--check-perf]    (needs: cargo build --release)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-CAIRN=${CAIRN_BIN:-${CARGO_TARGET_DIR:-target}/release/cairn}
-[ -x "$CAIRN" ] || { echo "build first: cargo build --release --bin cairn" >&2; exit 1; }
-CHECK_PERF=${1:-}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/bench-common.sh"
 
 loads=(
   "put --clients 1 --conns 1 --total 3000"

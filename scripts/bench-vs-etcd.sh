@@ -2,13 +2,7 @@
 # Benchmark: the same `cairn bench` loads against Debian's etcd 3.4 and against cairn, one
 # server at a time on this machine, then the ratio cairn/etcd for each load.
 #   scripts/bench-vs-etcd.sh [--check-perf]    (needs a release build: cargo build --release)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-CAIRN=${CAIRN_BIN:-${CARGO_TARGET_DIR:-target}/release/cairn}
-[ -x "$CAIRN" ] || { echo "build first: cargo build --release --bin cairn" >&2; exit 1; }
-CHECK_PERF=${1:-}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/bench-common.sh"
 
 loads=(
   "put --clients 1 --conns 1 --total 3000"

@@ -56,6 +56,11 @@ impl Alarms {
             .collect()
     }
 
+    /// Every raised alarm.
+    pub fn all(&self) -> Vec<AlarmMember> {
+        self.get(AlarmType::None as i32)
+    }
+
     pub fn no_space(&self) -> bool {
         self.active.read().unwrap_or_else(|e| e.into_inner()).iter().any(|(_, a)| *a == AlarmType::Nospace as i32)
     }

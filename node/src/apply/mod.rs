@@ -36,7 +36,7 @@ pub enum Applied {
     /// A change of cluster metadata, answered by no response of its own.
     Done,
     /// A membership change went through: the members after it.
-    Members(Vec<crate::proto::cairnpb::MemberRecord>),
+    Members(Vec<MemberRecord>),
     Alarm(AlarmResponse),
 }
 
@@ -243,14 +243,19 @@ impl Applier {
         };
         let result = self.membership.validate(&change).map(|()| {
             if let Some(rec) = self.membership.changed_record(&change) {
-                w.put_record(&crate::membership::record_key(rec.id), rec.encode_to_vec());
-                self.membership.set(rec);
+                self.write_member(w, rec);
             }
             tracing::info!(?change, index = e.index, "membership changed");
             accepted.push(cc.clone());
             Applied::Members(self.membership.list())
         });
         Ok((ctx.id, result))
+    }
+
+    /// A member's record, in this entry's batch and in the member list.
+    fn write_member(&self, w: &mut WriteTxn<'_>, rec: MemberRecord) {
+        w.put_record(&crate::membership::record_key(rec.id), rec.encode_to_vec());
+        self.membership.set(rec);
     }
 
     /// Deletes one chunk of the records compaction freed; returns how many.
@@ -304,8 +309,7 @@ impl Applier {
                 let Some(mut rec) = self.membership.get(a.id) else { return Ok(Applied::Done) };
                 rec.name = a.name;
                 rec.client_urls = a.client_urls;
-                w.put_record(&crate::membership::record_key(a.id), rec.encode_to_vec());
-                self.membership.set(rec);
+                self.write_member(w, rec);
                 Ok(Applied::Done)
             }
             Some(Request::Alarm(a)) => {
@@ -332,8 +336,7 @@ impl Applier {
                 let change = Change::Update(u.id, u.peer_urls);
                 self.membership.validate(&change)?;
                 if let Some(rec) = self.membership.changed_record(&change) {
-                    w.put_record(&crate::membership::record_key(rec.id), rec.encode_to_vec());
-                    self.membership.set(rec);
+                    self.write_member(w, rec);
                 }
                 Ok(Applied::Members(self.membership.list()))
             }

@@ -128,7 +128,6 @@ fn execute(target: &mut impl KvTarget, t: &TxnRequest, path: &Path) -> Result<Tx
     Ok(TxnResponse { header: None, succeeded: path.succeeded, responses })
 }
 
-/// True when no op on either branch, at any depth, writes.
 /// Whether some branch puts a key (a txn that would grow the store).
 pub fn has_puts(t: &TxnRequest) -> bool {
     t.success.iter().chain(&t.failure).any(|op| match &op.request {
@@ -138,6 +137,7 @@ pub fn has_puts(t: &TxnRequest) -> bool {
     })
 }
 
+/// True when no op on either branch, at any depth, writes.
 pub fn is_read_only(t: &TxnRequest) -> bool {
     t.success.iter().chain(&t.failure).all(|op| match &op.request {
         Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,

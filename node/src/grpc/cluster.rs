@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
+const SERVICE: &str = "etcdserverpb.Cluster";
+
 crate::headed!(
     MemberListResponse,
     MemberAddResponse,
@@ -112,7 +114,7 @@ impl ClusterService {
     ) -> Result<MemberPromoteResponse, EtcdError> {
         let ch = forward::leader_channel(&self.ctx).await?;
         let resp = ClusterClient::new(ch).member_promote(forward::mark(request)).await;
-        resp.map(|r| r.into_inner()).map_err(|s| EtcdError::Forwarded(s.code(), s.message().to_string()))
+        resp.map(|r| r.into_inner()).map_err(forward::leader_said)
     }
 }
 
@@ -158,7 +160,7 @@ impl Cluster for ClusterService {
             Ok(MemberAddResponse { header: None, member: Some(member(rec)), members })
         }
         .await;
-        self.ctx.answer("Cluster", "MemberAdd", r)
+        self.ctx.answer(SERVICE, "MemberAdd", r)
     }
 
     async fn member_remove(
@@ -172,7 +174,7 @@ impl Cluster for ClusterService {
             Ok(MemberRemoveResponse { header: None, members })
         }
         .await;
-        self.ctx.answer("Cluster", "MemberRemove", r)
+        self.ctx.answer(SERVICE, "MemberRemove", r)
     }
 
     async fn member_update(
@@ -187,7 +189,7 @@ impl Cluster for ClusterService {
             Ok(MemberUpdateResponse { header: None, members })
         }
         .await;
-        self.ctx.answer("Cluster", "MemberUpdate", r)
+        self.ctx.answer(SERVICE, "MemberUpdate", r)
     }
 
     async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -200,7 +202,7 @@ impl Cluster for ClusterService {
             Ok(MemberListResponse { header: None, members })
         }
         .await;
-        self.ctx.answer("Cluster", "MemberList", r)
+        self.ctx.answer(SERVICE, "MemberList", r)
     }
 
     async fn member_promote(
@@ -213,7 +215,6 @@ impl Cluster for ClusterService {
                 if forward::was_forwarded(&request) {
                     return Err(EtcdError::NotLeader);
                 }
-                // The leader fills the header: it answered.
                 return self.promote_on_leader(request).await;
             }
             self.learner_ready(id).await?;
@@ -222,6 +223,6 @@ impl Cluster for ClusterService {
             Ok(MemberPromoteResponse { header: None, members })
         }
         .await;
-        self.ctx.answer("Cluster", "MemberPromote", r)
+        self.ctx.answer(SERVICE, "MemberPromote", r)
     }
 }

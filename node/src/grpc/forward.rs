@@ -29,6 +29,11 @@ pub fn was_forwarded<T>(r: &tonic::Request<T>) -> bool {
     r.metadata().contains_key(FORWARDED)
 }
 
+/// The leader's refusal of a forwarded request, passed on to the client as it came.
+pub fn leader_said(s: tonic::Status) -> EtcdError {
+    EtcdError::Forwarded(s.code(), s.message().to_string())
+}
+
 pub fn mark<T>(mut r: tonic::Request<T>) -> tonic::Request<T> {
     r.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
     r

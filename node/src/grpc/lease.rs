@@ -176,7 +176,7 @@ impl Lease for LeaseService {
                         a.header = None;
                         a
                     })
-                    .map_err(|s| EtcdError::Forwarded(s.code(), s.message().to_string()));
+                    .map_err(forward::leader_said);
             }
             self.ctx.raft.linearizable_read().await?;
             Ok(match self.ctx.lessor.time_to_live(r.id, r.keys) {

@@ -136,7 +136,7 @@ impl Maintenance for MaintenanceService {
             raft_index: s.commit_index(),
             raft_term: s.term(),
             raft_applied_index: s.applied_index(),
-            errors: self.ctx.alarms.get(0).iter().map(Alarms::describe).collect(),
+            errors: self.ctx.alarms.all().iter().map(Alarms::describe).collect(),
             db_size_in_use: size,
             is_learner: self.ctx.membership.me_is_learner(),
         };

@@ -100,6 +100,15 @@ impl Membership {
     }
 }
 
+/// Whether two lists name the same peer URLs, in any order.
+pub fn same_urls(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
 /// The founding members of a new cluster, from --initial-cluster: ids derived from each
 /// member's peer URLs and the cluster token, as etcd derives them.
 pub fn founders(initial_cluster: &[(String, Vec<String>)], token: &str) -> Vec<MemberRecord> {

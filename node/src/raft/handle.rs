@@ -2,7 +2,7 @@
 //! linearizable read point. The queue to the Ready loop is bounded; a full queue answers
 //! "too many requests" instead of growing.
 
-use super::node::Msg;
+use super::node::{ApplyItem, Msg};
 use super::{ConfChangeKind, RaftStatus};
 use crate::apply::ApplyResult;
 use crate::grpc::status::EtcdError;
@@ -132,7 +132,7 @@ impl RaftHandle {
     /// returns the raft index it is as of.
     pub async fn write_image(&self, path: std::path::PathBuf) -> Result<u64, EtcdError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::WriteImage { path, reply })?;
+        self.send(Msg::ForApplier(ApplyItem::WriteImage { path, reply }))?;
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
     }
 
@@ -140,7 +140,7 @@ impl RaftHandle {
     /// returns the size on disk before and after.
     pub async fn defragment(&self) -> Result<(u64, u64), EtcdError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Defragment { reply })?;
+        self.send(Msg::ForApplier(ApplyItem::Defragment { reply }))?;
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
     }
 

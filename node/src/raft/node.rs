@@ -14,7 +14,7 @@ use crate::metrics::Histogram;
 use crate::storage::backend::Backend;
 use crate::storage::wal::Wal;
 use crate::wait::Waiters;
-use raft::eraftpb::{ConfChange, ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{ConfChange, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use std::collections::HashMap;
@@ -59,20 +59,13 @@ pub enum Msg {
     },
     /// Hand leadership to another voter.
     TransferLeader(u64),
-    /// Write an image of the backend to a file (a client's snapshot); answered with the raft
-    /// index it is as of.
-    WriteImage {
-        path: PathBuf,
-        reply: oneshot::Sender<Result<u64, String>>,
-    },
-    /// Defragment the backend; answered with its size on disk before and after.
-    Defragment {
-        reply: oneshot::Sender<Result<(u64, u64), String>>,
-    },
+    /// Work for the applier between two batches (a client's snapshot, a defragmentation),
+    /// queued behind the entries handed over before it.
+    ForApplier(ApplyItem),
 }
 
 /// What the applier thread is handed, in raft order.
-enum ApplyItem {
+pub enum ApplyItem {
     Entries(Vec<Entry>),
     /// Replace the state with a snapshot's image, as of `index`.
     Install {
@@ -216,11 +209,6 @@ struct ApplierShared {
     conf_changes: mpsc::Sender<ConfChange>,
 }
 
-/// Raft's configuration as the member records give it.
-pub fn conf_state(m: &crate::membership::Membership) -> ConfState {
-    ConfState { voters: m.voters(), learners: m.learners(), ..Default::default() }
-}
-
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     tracing::error!(error = %e, "{what}; stopping");
     std::process::abort();
@@ -257,7 +245,7 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                     Ok(bytes) => {
                         tracing::info!(index = last, bytes, "wrote a backend image for a snapshot");
                         // The configuration as of the image: what its member records say.
-                        let conf = conf_state(applier.membership());
+                        let conf = super::storage::conf_state(applier.membership());
                         sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path, conf));
                     }
                     // Still wanted: the raft loop asks again.
@@ -394,19 +382,9 @@ impl RaftNode {
                 let _ = reply.send(answer);
             }
             Msg::TransferLeader(to) => self.raw.transfer_leader(to),
-            Msg::Defragment { reply } => {
-                if let Err(mpsc::SendError(ApplyItem::Defragment { reply })) =
-                    self.apply_tx.send(ApplyItem::Defragment { reply })
-                {
-                    let _ = reply.send(Err("the applier stopped".into()));
-                }
-            }
-            Msg::WriteImage { path, reply } => {
-                if let Err(mpsc::SendError(ApplyItem::WriteImage { reply, .. })) =
-                    self.apply_tx.send(ApplyItem::WriteImage { path, reply })
-                {
-                    let _ = reply.send(Err("the applier stopped".into()));
-                }
+            // With the applier gone the item's reply is dropped: the caller sees "stopped".
+            Msg::ForApplier(item) => {
+                let _ = self.apply_tx.send(item);
             }
         }
     }

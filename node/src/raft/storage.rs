@@ -37,10 +37,15 @@ pub fn restore_storage(r: &Replayed, applied: u64, members: &Membership) -> raft
         hs.commit = hs.commit.max(applied).max(r.snapshot.index).min(last);
         core.set_hardstate(hs);
         if applied > 0 {
-            core.set_conf_state(super::node::conf_state(members));
+            core.set_conf_state(conf_state(members));
         }
     }
     Ok(storage)
+}
+
+/// Raft's configuration as the member records give it.
+pub fn conf_state(m: &Membership) -> ConfState {
+    ConfState { voters: m.voters(), learners: m.learners(), ..Default::default() }
 }
 
 /// The newest backend image this member can send, and whether raft asked for one.

@@ -27,7 +27,7 @@ async fn health(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
     // A raised alarm makes the member unhealthy too, as in etcd.
     let published = ctx.membership.get(ctx.member_id).is_some_and(|m| !m.client_urls.is_empty());
     let ok = published
-        && ctx.alarms.get(0).is_empty()
+        && ctx.alarms.all().is_empty()
         && ctx.raft.status().has_leader()
         && ctx.raft.linearizable_read().await.is_ok();
     // etcd answers failure through Go's http.Error: plain text, a newline after the JSON.

@@ -5,6 +5,7 @@
 
 use super::bootstrap::Joining;
 use crate::config::Config;
+use crate::membership::same_urls;
 use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::{MemberRecord, MembersReply, MembersRequest};
 use crate::storage::wal::Identity;
@@ -40,11 +41,6 @@ async fn ask_peers(cfg: &Config) -> anyhow::Result<MembersReply> {
 /// etcd's rule: --initial-cluster must list the cluster's members, no more, no fewer, each
 /// with the peer URLs the cluster knows. Returns this member's id.
 fn validate(cfg: &Config, members: &[MemberRecord]) -> anyhow::Result<u64> {
-    let sorted = |urls: &[String]| {
-        let mut u = urls.to_vec();
-        u.sort();
-        u
-    };
     if members.len() != cfg.initial_cluster.len() {
         bail!(
             "error validating peerURLs: member count is unequal (--initial-cluster lists {}, the cluster has {})",
@@ -53,7 +49,7 @@ fn validate(cfg: &Config, members: &[MemberRecord]) -> anyhow::Result<u64> {
         );
     }
     for m in members {
-        if !cfg.initial_cluster.iter().any(|(_, urls)| sorted(urls) == sorted(&m.peer_urls)) {
+        if !cfg.initial_cluster.iter().any(|(_, urls)| same_urls(urls, &m.peer_urls)) {
             bail!(
                 "error validating peerURLs: PeerURLs: no match found for existing member ({:x}, {:?})",
                 m.id,
@@ -61,12 +57,10 @@ fn validate(cfg: &Config, members: &[MemberRecord]) -> anyhow::Result<u64> {
             );
         }
     }
-    let mine = sorted(&cfg.initial_advertise_peer_urls);
-    match members.iter().find(|m| sorted(&m.peer_urls) == mine) {
+    // The lists match one to one and ours names this member (the flags were checked), so
+    // the cluster has an entry with our URLs.
+    match members.iter().find(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls)) {
         Some(m) => Ok(m.id),
-        None => bail!(
-            "this member's peer URLs {:?} are not in the cluster: add it first (etcdctl member add)",
-            cfg.initial_advertise_peer_urls
-        ),
+        None => bail!("this member's peer URLs {:?} are not in the cluster", cfg.initial_advertise_peer_urls),
     }
 }

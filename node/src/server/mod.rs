@@ -139,7 +139,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         local_ip,
         tokio::runtime::Handle::current(),
     );
-    transport.set_peers(transport.peer_list());
+    transport.sync_peers();
     let parts = raft::Parts {
         storage: opened.storage,
         wal: opened.wal,
@@ -255,16 +255,15 @@ async fn follow_members(
     linger: Duration,
 ) {
     let mut changes = ctx.membership.subscribe();
-    loop {
-        transport.set_peers(transport.peer_list());
-        if ctx.membership.is_removed(ctx.member_id) {
-            break;
-        }
+    // Synced once more after subscribing: a change applied since startup's sync is not lost.
+    transport.sync_peers();
+    while !ctx.membership.is_removed(ctx.member_id) {
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             _ = transport.removed() => break,
             _ = ctx.stopped() => return,
         }
+        transport.sync_peers();
     }
     tracing::warn!("{}; stopping", crate::transport::REMOVED);
     tokio::time::sleep(linger).await;

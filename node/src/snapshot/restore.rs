@@ -50,12 +50,7 @@ pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     let default_cluster = format!("{}={}", a.name, a.initial_advertise_peer_urls);
     let cluster =
         parse_initial_cluster(a.initial_cluster.as_deref().unwrap_or(&default_cluster)).map_err(anyhow::Error::msg)?;
-    let sorted = |u: &[String]| {
-        let mut u = u.to_vec();
-        u.sort();
-        u
-    };
-    if !cluster.iter().any(|(n, urls)| *n == a.name && sorted(urls) == sorted(&mine)) {
+    if !cluster.iter().any(|(n, urls)| *n == a.name && crate::membership::same_urls(urls, &mine)) {
         bail!("couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration", a.name, mine);
     }
     let records = crate::membership::founders(&cluster, &a.initial_cluster_token);

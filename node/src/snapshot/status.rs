@@ -4,7 +4,8 @@
 
 use crate::proto::cairnpb::TombstoneRecord;
 use crate::proto::mvccpb::KeyValue;
-use crate::storage::backend::{META_REVISION, PREFIX_REV, PREFIX_TOMBSTONES};
+use crate::storage::backend::META_REVISION;
+use crate::storage::mvcc::{tombstones_main, Revision};
 use anyhow::Context;
 use prost::Message;
 use std::collections::HashMap;
@@ -36,12 +37,10 @@ pub fn read(path: &Path, skip_hash_check: bool) -> anyhow::Result<Status> {
         let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
         if k == META_REVISION {
             revision = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| bad("bad revision".into()))?) as i64;
-        } else if k.len() == 17 && k[0] == PREFIX_REV {
+        } else if let Some(rev) = Revision::from_key(&k) {
             let kv = KeyValue::decode(&v[..]).map_err(|e| bad(e.to_string()))?;
-            let sub = u64::from_be_bytes(k[9..17].try_into().unwrap_or_default()) as i64;
-            note(kv.key, kv.mod_revision, sub, true);
-        } else if k.len() == 17 && k[0] == PREFIX_TOMBSTONES {
-            let main = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()) as i64;
+            note(kv.key, rev.main, rev.sub, true);
+        } else if let Some(main) = tombstones_main(&k) {
             let rec = TombstoneRecord::decode(&v[..]).map_err(|e| bad(e.to_string()))?;
             for (sub, key) in rec.subs.into_iter().zip(rec.keys) {
                 note(key, main, sub, false);

@@ -32,7 +32,13 @@ pub const META_COMPACT_REVISION: &[u8] = b"mcompact_revision";
 pub struct Backend {
     path: PathBuf,
     inner: RwLock<Inner>,
+    /// The size on disk and when it was measured: measuring stats every file of the copy,
+    /// too much for each put the quota checks.
+    size: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
+
+/// How old a measured size may be when it is answered.
+const SIZE_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(100);
 
 struct Inner {
     db: sled::Db,
@@ -71,7 +77,7 @@ impl Backend {
             let _ = std::fs::remove_dir_all(generation_path(path, g));
         }
         let inner = Inner::open(&generation_path(path, generation), generation)?;
-        Ok(Backend { path: path.to_path_buf(), inner: RwLock::new(inner) })
+        Ok(Backend { path: path.to_path_buf(), inner: RwLock::new(inner), size: Default::default() })
     }
 
     fn inner(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -95,8 +101,22 @@ impl Backend {
         Ok(())
     }
 
+    /// The size on disk, as measured at most SIZE_MAX_AGE ago.
     pub fn size_on_disk(&self) -> u64 {
-        self.inner().db.size_on_disk().unwrap_or(0)
+        let mut size = self.size.lock().unwrap_or_else(|e| e.into_inner());
+        match *size {
+            Some((at, bytes)) if at.elapsed() < SIZE_MAX_AGE => bytes,
+            _ => {
+                let bytes = self.inner().db.size_on_disk().unwrap_or(0);
+                *size = Some((std::time::Instant::now(), bytes));
+                bytes
+            }
+        }
+    }
+
+    fn measure_size(&self) -> u64 {
+        self.size.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.size_on_disk()
     }
 
     /// Rewrites the records into a fresh copy and switches to it: the space of deleted
@@ -104,7 +124,7 @@ impl Backend {
     /// writes meanwhile (the applier, between batches); readers go on throughout. Returns
     /// the size on disk before and after.
     pub fn defragment(&self) -> Result<(u64, u64), BackendError> {
-        let before = self.size_on_disk();
+        let before = self.measure_size();
         let old = self.inner().generation;
         let next = old + 1;
         let next_path = generation_path(&self.path, next);
@@ -112,7 +132,12 @@ impl Backend {
         let image = self.path.with_extension("defrag.image");
         let io = |e: std::io::Error| BackendError::Corrupt { key: image.display().to_string(), why: e.to_string() };
         crate::storage::image::write(self, &image).map_err(io)?;
-        let fresh = Backend { path: next_path.clone(), inner: RwLock::new(Inner::open(&next_path, next)?) };
+        // A plain handle on the new copy (no generations of its own) to load the image into.
+        let fresh = Backend {
+            path: next_path.clone(),
+            inner: RwLock::new(Inner::open(&next_path, next)?),
+            size: Default::default(),
+        };
         let loaded = crate::storage::image::load(&fresh, &image).map_err(io);
         let _ = std::fs::remove_file(&image);
         loaded?;
@@ -126,7 +151,7 @@ impl Backend {
         let previous = std::mem::replace(&mut *self.inner.write().unwrap_or_else(|e| e.into_inner()), fresh);
         drop(previous);
         let _ = std::fs::remove_dir_all(generation_path(&self.path, old));
-        Ok((before, self.size_on_disk()))
+        Ok((before, self.measure_size()))
     }
 
     pub fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, BackendError> {

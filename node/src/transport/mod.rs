@@ -92,11 +92,6 @@ impl Transport {
         let _ = self.removed.subscribe().wait_for(|r| *r).await;
     }
 
-    /// Keeps the peer set equal to the member list (every member but this one).
-    pub fn peer_list(&self) -> Vec<(u64, Vec<String>)> {
-        self.membership.list().into_iter().filter(|m| m.id != self.member_id).map(|m| (m.id, m.peer_urls)).collect()
-    }
-
     pub fn attach(&self, raft: RaftHandle) {
         *self.raft.lock().unwrap_or_else(|e| e.into_inner()) = Some(raft);
     }
@@ -111,9 +106,16 @@ impl Transport {
         self.raft.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Makes the peer set exactly `peers` (id, peer URLs): new ones get a sender task, gone
-    /// ones lose theirs, changed URLs restart it.
-    pub fn set_peers(self: &Arc<Self>, peers: Vec<(u64, Vec<String>)>) {
+    /// Makes the peer set the member list (every member but this one): new members get a
+    /// sender task, gone ones lose theirs, changed URLs restart it.
+    pub fn sync_peers(self: &Arc<Self>) {
+        let peers: Vec<(u64, Vec<String>)> = self
+            .membership
+            .list()
+            .into_iter()
+            .filter(|m| m.id != self.member_id)
+            .map(|m| (m.id, m.peer_urls))
+            .collect();
         let mut current = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         current.retain(|id, p| peers.iter().any(|(i, urls)| i == id && *urls == p.urls));
         for (id, urls) in peers {

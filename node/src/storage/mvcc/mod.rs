@@ -16,7 +16,7 @@ pub use hash::KvHash;
 pub use history::History;
 pub use key_index::KeyRange;
 pub use range::{range_request, RangeView};
-pub use revision::Revision;
+pub use revision::{tombstones_main, Revision};
 pub use store::{MvccStore, RangeOptions, RangeResult, ReadTxn};
 pub use write::WriteTxn;
 
