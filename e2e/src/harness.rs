@@ -74,8 +74,10 @@ pub struct Member {
 }
 
 impl Member {
-    /// Starts a single-member cluster in `dir` (data dir `dir/data`, log `dir/<kind>.log`).
+    /// Starts a single-member cluster in `dir`, made if missing (data dir `dir/data`, log
+    /// `dir/<kind>.log`).
     pub fn start(kind: Kind, dir: &Path, extra: &[&str]) -> Member {
+        std::fs::create_dir_all(dir).expect("create the member's dir");
         let (cport, pport) = (free_port(), free_port());
         let client = format!("http://127.0.0.1:{cport}");
         let peer = format!("http://127.0.0.1:{pport}");
@@ -249,6 +251,19 @@ impl Member {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// etcdctl against this member: what it printed, and its `Error:` lines.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let o = etcdctl(&self.client_addr, &args, None);
+        format!("{}{}", o.stdout, o.errors)
+    }
+
+    /// A gRPC connection to this member's client URL.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        let endpoint = tonic::transport::Channel::from_shared(format!("http://{}", self.client_addr)).expect("a URL");
+        endpoint.connect().await.expect("connect to the member")
     }
 
     /// Whether this member says it is the leader (etcd_server_is_leader).

@@ -165,12 +165,8 @@ pub fn compare(script: &str, reference: &str, candidate: &str) -> Comparison {
 /// step whose outputs differ, or if most steps failed on etcd too (a vacuous pass).
 pub fn assert_same_as_etcd(script: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let etcd_dir = dir.path().join("etcd");
-    let cairn_dir = dir.path().join("cairn");
-    std::fs::create_dir_all(&etcd_dir).expect("etcd dir");
-    std::fs::create_dir_all(&cairn_dir).expect("cairn dir");
-    let etcd = Member::start(Kind::Etcd, &etcd_dir, &[]);
-    let cairn = Member::start(Kind::Cairn, &cairn_dir, &[]);
+    let etcd = Member::start(Kind::Etcd, &dir.path().join("etcd"), &[]);
+    let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
     let result = compare(script, &etcd.client_addr, &cairn.client_addr);
     assert!(result.diffs.is_empty(), "{} step(s) differ:\n{}", result.diffs.len(), result.diffs.join("\n"));
     assert!(

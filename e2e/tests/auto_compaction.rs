@@ -6,7 +6,6 @@ use cairn_node::proto::etcdserverpb::kv_client::KvClient;
 use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cairn_node::proto::etcdserverpb::{HashKvRequest, PutRequest};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 const RETENTION: Duration = Duration::from_secs(2);
 
@@ -18,7 +17,7 @@ async fn periodic_compaction_keeps_the_retention_and_no_more() {
         dir.path(),
         &["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"],
     );
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     let (mut kv, mut maint) = (KvClient::new(ch.clone()), MaintenanceClient::new(ch));
     let start = Instant::now();
     // (when acknowledged, revision), one writer: at any moment at most one put is in flight.

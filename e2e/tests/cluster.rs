@@ -2,19 +2,13 @@
 //! restarts and catches up (through a snapshot when the log moved on), and a leader killed
 //! under a write load without losing an acknowledged write.
 
-use cairn_e2e::harness::{etcdctl, Kind, Member};
+use cairn_e2e::harness::{Kind, Member};
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
 use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-
-fn ctl(m: &Member, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let o = etcdctl(&m.client_addr, &args, None);
-    format!("{}{}", o.stdout, o.errors)
-}
 
 /// Write through one member, read through each (linearizable and serializable), stop one,
 /// write through another, restart it and read the new key from it.
@@ -23,17 +17,18 @@ fn replication_transcript(kind: Kind) -> String {
     let mut ms = Member::start_cluster(kind, dir.path(), 3, &[]);
     let mut out = String::new();
     // Ids and ports differ between the two runs; names, states and shape must not.
-    let list = ctl(&ms[0], &["member", "list"]);
+    let list = ms[0].ctl(&["member", "list"]);
     let list = regex::Regex::new(r"http://127\.0\.0\.1:\d+").unwrap().replace_all(&list, "URL");
     // etcdctl prints ids unpadded: 15 hex digits when the id starts with a zero nibble.
     let list = regex::Regex::new(r"(?m)^[0-9a-f]{1,16},").unwrap().replace_all(&list, "ID,");
     let mut lines: Vec<&str> = list.lines().collect();
     lines.sort();
     out += &(lines.join("\n") + "\n");
-    out += &ctl(&ms[0], &["put", "foo", "bar"]);
+    out += &ms[0].ctl(&["put", "foo", "bar"]);
     for m in &ms {
-        out += &ctl(m, &["get", "foo"]);
-        out += &ctl(m, &["get", "foo", "--consistency=s", "-w", "fields"])
+        out += &m.ctl(&["get", "foo"]);
+        out += &m
+            .ctl(&["get", "foo", "--consistency=s", "-w", "fields"])
             .lines()
             .filter(|l| !l.contains("ID"))
             .map(|l| format!("{l}\n"))
@@ -45,11 +40,11 @@ fn replication_transcript(kind: Kind) -> String {
     let leader = ms.iter().position(|m| m.is_leader()).expect("a leader");
     let (down, other) = ((leader + 1) % 3, (leader + 2) % 3);
     ms[down].kill9();
-    out += &ctl(&ms[other], &["put", "while-down", "1"]);
-    out += &ctl(&ms[leader], &["get", "", "--prefix"]);
+    out += &ms[other].ctl(&["put", "while-down", "1"]);
+    out += &ms[leader].ctl(&["get", "", "--prefix"]);
     ms[down].restart();
-    out += &ctl(&ms[down], &["get", "while-down"]);
-    out += &ctl(&ms[down], &["get", "", "--prefix", "--rev=2"]);
+    out += &ms[down].ctl(&["get", "while-down"]);
+    out += &ms[down].ctl(&["get", "", "--prefix", "--rev=2"]);
     out
 }
 
@@ -193,7 +188,7 @@ async fn lease_through_a_follower(kind: Kind) {
     let ms = Member::start_cluster(kind, dir.path(), 3, &[]);
     let leader = ms.iter().position(|m| m.is_leader()).expect("a leader");
     let follower = &ms[(leader + 1) % 3];
-    let ch = Channel::from_shared(format!("http://{}", follower.client_addr)).unwrap().connect().await.unwrap();
+    let ch = follower.channel().await;
     let mut leases = LeaseClient::new(ch.clone());
     let id = leases.lease_grant(LeaseGrantRequest { ttl: 3, id: 0 }).await.unwrap().into_inner().id;
     let put = PutRequest { key: b"leased".to_vec(), value: b"v".to_vec(), lease: id, ..Default::default() };
@@ -241,7 +236,7 @@ fn a_member_stops_cleanly_while_the_others_run() {
     let other = (leader + 1) % 3;
     let start = Instant::now();
     loop {
-        let out = ctl(&ms[other], &["put", "after-stop", "1"]);
+        let out = ms[other].ctl(&["put", "after-stop", "1"]);
         if out.starts_with("OK") {
             break;
         }

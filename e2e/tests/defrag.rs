@@ -10,10 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-async fn channel(m: &Member) -> Channel {
-    Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap()
-}
-
 async fn count(kv: &mut KvClient<Channel>) -> i64 {
     let r = RangeRequest { key: b"w".to_vec(), range_end: b"x".to_vec(), count_only: true, ..Default::default() };
     kv.range(r).await.unwrap().into_inner().count
@@ -23,7 +19,7 @@ async fn count(kv: &mut KvClient<Channel>) -> i64 {
 async fn defragmenting_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = Member::start(Kind::Cairn, dir.path(), &[]);
-    let ch = channel(&m).await;
+    let ch = m.channel().await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..4 {
@@ -73,5 +69,5 @@ async fn defragmenting_under_load_loses_nothing() {
     assert_eq!(count(&mut KvClient::new(ch)).await, acked, "writes lost across defragmentation");
     m.kill9();
     m.restart();
-    assert_eq!(count(&mut KvClient::new(channel(&m).await)).await, acked, "writes lost across the restart");
+    assert_eq!(count(&mut KvClient::new(m.channel().await)).await, acked, "writes lost across the restart");
 }

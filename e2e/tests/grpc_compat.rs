@@ -179,9 +179,6 @@ fn script() -> Vec<Op> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_kv_requests_answer_as_etcd_does() {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["etcd", "cairn"] {
-        std::fs::create_dir_all(dir.path().join(d)).unwrap();
-    }
     let etcd = Member::start(Kind::Etcd, &dir.path().join("etcd"), &[]);
     let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
     let connect = |addr: String| async move {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 async fn clients(m: &Member) -> (KvClient<Channel>, LeaseClient<Channel>) {
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     (KvClient::new(ch.clone()), LeaseClient::new(ch))
 }
 

@@ -69,9 +69,6 @@ async fn scenario(addr: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_and_election_services_answer_as_etcd_does() {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["etcd", "cairn"] {
-        std::fs::create_dir_all(dir.path().join(d)).unwrap();
-    }
     let etcd = Member::start(Kind::Etcd, &dir.path().join("etcd"), &[]);
     let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
     let want = scenario(&etcd.client_addr).await;

@@ -8,9 +8,7 @@ use regex::Regex;
 use std::time::{Duration, Instant};
 
 fn ctl(m: &Member, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let o = etcdctl(&m.client_addr, &args, None);
-    format!("{}{}\n", o.stdout, o.errors)
+    m.ctl(args) + "\n"
 }
 
 /// Ports and ids differ from run to run; what is left must not. The member list of

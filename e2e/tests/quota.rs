@@ -4,24 +4,21 @@
 //! disarming it lets writes through again only once compaction and defragmentation gave the
 //! space back.
 
-use cairn_e2e::harness::{etcdctl, Kind, Member};
+use cairn_e2e::harness::{Kind, Member};
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
 use cairn_node::proto::etcdserverpb::PutRequest;
 use regex::Regex;
-use tonic::transport::Channel;
 
 const QUOTA: &str = "8388608";
 
 fn ctl(m: &Member, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let o = etcdctl(&m.client_addr, &args, None);
-    let out = format!("{}{}\n", o.stdout, o.errors);
+    let out = m.ctl(args) + "\n";
     Regex::new(r"memberID:\d+").unwrap().replace_all(&out, "memberID:ID").into_owned()
 }
 
 /// Puts 256 KiB values until the quota refuses one; returns that error's message.
 async fn fill(m: &Member) -> String {
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     let mut kv = KvClient::new(ch);
     for i in 0..400 {
         let put =

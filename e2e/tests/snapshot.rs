@@ -2,15 +2,9 @@
 //! `cairn snapshot status`, and `cairn snapshot restore` into a new three-member cluster
 //! that serves every key at its original revisions, history since the compaction included.
 
-use cairn_e2e::harness::{cairn_bin, etcdctl, Kind, Member};
+use cairn_e2e::harness::{cairn_bin, Kind, Member};
 use std::path::Path;
 use std::process::Command;
-
-fn ctl(m: &Member, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let o = etcdctl(&m.client_addr, &args, None);
-    format!("{}{}", o.stdout, o.errors)
-}
 
 fn cairn(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(cairn_bin()).args(args).output().expect("run cairn");
@@ -33,11 +27,11 @@ fn save(m: &Member, file: &Path) -> String {
         ["put", "a", "5"],
     ] {
         let args: Vec<&str> = args.iter().copied().filter(|s| !s.is_empty()).collect();
-        ctl(m, &args);
+        m.ctl(&args);
     }
-    ctl(m, &["compaction", "4"]);
+    m.ctl(&["compaction", "4"]);
     let f = file.display().to_string();
-    ctl(m, &["snapshot", "save", &f]).replace(&f, "FILE")
+    m.ctl(&["snapshot", "save", &f]).replace(&f, "FILE")
 }
 
 /// What a client sees of the data: every key now and at a past revision, and the hash.
@@ -45,19 +39,16 @@ fn view(m: &Member) -> String {
     let strip = |s: String| {
         regex::Regex::new(r#""(cluster_id|member_id|raft_term)":\d+,?"#).unwrap().replace_all(&s, "").into_owned()
     };
-    let mut out = strip(ctl(m, &["get", "", "--prefix", "-w", "json"]));
-    out += &ctl(m, &["get", "a", "--rev=5"]);
-    out += &ctl(m, &["get", "a", "--rev=3"]);
-    out += &ctl(m, &["endpoint", "hashkv", "--rev=7"]).replace(&m.client_addr, "ENDPOINT");
+    let mut out = strip(m.ctl(&["get", "", "--prefix", "-w", "json"]));
+    out += &m.ctl(&["get", "a", "--rev=5"]);
+    out += &m.ctl(&["get", "a", "--rev=3"]);
+    out += &m.ctl(&["endpoint", "hashkv", "--rev=7"]).replace(&m.client_addr, "ENDPOINT");
     out
 }
 
 #[test]
 fn etcdctl_saves_a_snapshot_as_from_etcd() {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["etcd", "cairn"] {
-        std::fs::create_dir(dir.path().join(d)).unwrap();
-    }
     let etcd = Member::start(Kind::Etcd, &dir.path().join("etcd"), &[]);
     let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
     let from_etcd = save(&etcd, &dir.path().join("etcd.db"));
@@ -69,9 +60,7 @@ fn etcdctl_saves_a_snapshot_as_from_etcd() {
 #[test]
 fn a_restored_cluster_serves_every_key_at_its_revisions() {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["original", "restored"] {
-        std::fs::create_dir(dir.path().join(d)).unwrap();
-    }
+    std::fs::create_dir(dir.path().join("restored")).unwrap();
     let original = Member::start(Kind::Cairn, &dir.path().join("original"), &[]);
     let file = dir.path().join("snap.db");
     save(&original, &file);
@@ -97,6 +86,22 @@ fn a_restored_cluster_serves_every_key_at_its_revisions() {
     ]);
     assert!(!ok && err.contains("expected sha256"), "{err}");
 
+    // A member that is not in the new cluster's list.
+    let stranger = dir.path().join("stranger").display().to_string();
+    let (ok, _, err) = cairn(&[
+        "snapshot",
+        "restore",
+        &f,
+        "--name",
+        "x",
+        "--data-dir",
+        &stranger,
+        "--initial-cluster",
+        "y=http://127.0.0.1:1",
+    ]);
+    assert!(!ok && err.contains("couldn't find local name \"x\""), "{err}");
+    assert!(!Path::new(&stranger).exists(), "a refused restore leaves no data dir behind");
+
     let restored = dir.path().join("restored");
     let mut ms = Member::plan_cluster(Kind::Cairn, &restored, &["127.0.0.1"; 3], &[]);
     for m in &ms {
@@ -121,7 +126,7 @@ fn a_restored_cluster_serves_every_key_at_its_revisions() {
     for m in &ms {
         assert_eq!(view(m), before, "{} serves other data than the original", m.name());
     }
-    assert_eq!(ctl(&ms[1], &["member", "list"]).lines().count(), 3, "the new cluster's own three members");
+    assert_eq!(ms[1].ctl(&["member", "list"]).lines().count(), 3, "the new cluster's own three members");
     // The history goes on from the snapshot's revision.
-    assert!(ctl(&ms[2], &["put", "d", "6", "-w", "json"]).contains("\"revision\":8"));
+    assert!(ms[2].ctl(&["put", "d", "6", "-w", "json"]).contains("\"revision\":8"));
 }

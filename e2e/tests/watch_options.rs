@@ -37,7 +37,7 @@ async fn next(s: &mut Streaming<WatchResponse>) -> WatchResponse {
 async fn idle_watchers_get_progress_notifications() {
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(Kind::Cairn, dir.path(), &["--experimental-watch-progress-notify-interval", "200ms"]);
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     let create = WatchCreateRequest { key: b"p".to_vec(), progress_notify: true, ..Default::default() };
     let (mut s, _tx) = open(ch.clone(), vec![create]).await;
     let rev = KvClient::new(ch)
@@ -62,7 +62,7 @@ async fn idle_watchers_get_progress_notifications() {
 async fn large_revisions_are_fragmented_only_for_watchers_that_ask() {
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(Kind::Cairn, dir.path(), &["--max-request-bytes", "10000"]);
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     let mut kv = KvClient::new(ch.clone());
     let put = |i: usize, size: usize| PutRequest {
         key: format!("f{i}").into_bytes(),
@@ -110,7 +110,7 @@ async fn filters_chosen_ids_cancel_and_progress_requests() {
     use cairn_node::proto::etcdserverpb::{DeleteRangeRequest, WatchCancelRequest, WatchProgressRequest};
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(Kind::Cairn, dir.path(), &[]);
-    let ch = Channel::from_shared(format!("http://{}", m.client_addr)).unwrap().connect().await.unwrap();
+    let ch = m.channel().await;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let w = |id: i64, filters: Vec<i32>| WatchCreateRequest {
         key: b"k".to_vec(),
