@@ -4,7 +4,8 @@
 
 use cairn_e2e::harness::{Kind, Member};
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
+use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_node::proto::etcdserverpb::{DefragmentRequest, HashRequest, PutRequest, RangeRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -244,4 +245,48 @@ fn a_member_stops_cleanly_while_the_others_run() {
     }
     let code = ms[other].terminate(Duration::from_secs(10));
     assert_eq!(code, Some(0), "a follower did not stop within 10 s of SIGTERM:\n{}", ms[other].log_tail());
+}
+
+/// Maintenance.Hash of each member, once they all agree (Hash reads no index: a member
+/// answers as of what it has applied), or what they said at the deadline.
+async fn agreed_hash(ms: &[Member]) -> Result<u32, Vec<u32>> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut hashes = Vec::new();
+        for m in ms {
+            let mut maint = MaintenanceClient::new(m.channel().await);
+            hashes.push(maint.hash(HashRequest {}).await.expect("hash").into_inner().hash);
+        }
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            return Ok(hashes[0]);
+        }
+        if Instant::now() > deadline {
+            return Err(hashes);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The whole-backend hash is the same on every member once they hold the same data, moves
+/// with every write, and survives a defragmentation and a SIGKILL with its replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_hashes_its_backend_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ms = Member::start_cluster(Kind::Cairn, dir.path(), 3, &[]);
+    let empty = agreed_hash(&ms).await.expect("members agree on an empty store");
+    for i in 0..20 {
+        ms[i % 3].ctl(&["put", &format!("k{i}"), &format!("v{i}")]);
+    }
+    ms[0].ctl(&["del", "k3"]);
+    ms[1].ctl(&["compaction", "10"]);
+    let full = agreed_hash(&ms).await.expect("members agree after writes, a delete and a compaction");
+    assert_ne!(full, empty, "the hash moves with the data");
+    MaintenanceClient::new(ms[1].channel().await).defragment(DefragmentRequest {}).await.expect("defragment");
+    assert_eq!(agreed_hash(&ms).await, Ok(full), "defragmentation keeps every record");
+    ms[2].kill9();
+    ms[2].restart();
+    assert_eq!(agreed_hash(&ms).await, Ok(full), "a member restarted after SIGKILL holds the same records");
+    ms[0].ctl(&["put", "k0", "changed"]);
+    let changed = agreed_hash(&ms).await.expect("members agree after an overwrite");
+    assert_ne!(changed, full);
 }

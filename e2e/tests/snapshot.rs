@@ -130,3 +130,27 @@ fn a_restored_cluster_serves_every_key_at_its_revisions() {
     // The history goes on from the snapshot's revision.
     assert!(ms[2].ctl(&["put", "d", "6", "-w", "json"]).contains("\"revision\":8"));
 }
+
+/// `cairn snapshot save` writes what `etcdctl snapshot save` writes, byte for byte, and
+/// refuses what etcdctl refuses.
+#[test]
+fn cairn_saves_the_same_file_as_etcdctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
+    let by_etcdctl = dir.path().join("etcdctl.db");
+    save(&m, &by_etcdctl);
+    let by_cairn = dir.path().join("cairn.db");
+    let (ok, out, err) = cairn(&["snapshot", "save", by_cairn.to_str().unwrap(), "--endpoints", &m.client_addr]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, format!("Snapshot saved at {}\n", by_cairn.display()));
+    assert!(std::fs::read(&by_cairn).unwrap() == std::fs::read(&by_etcdctl).unwrap(), "the two files differ");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&by_cairn).unwrap().permissions().mode() & 0o777, 0o600, "a snapshot holds secrets");
+    let two = format!("{},127.0.0.1:1", m.client_addr);
+    let (ok, _, err) = cairn(&["snapshot", "save", "x.db", "--endpoints", &two]);
+    assert!(!ok && err.contains("snapshot must be requested to one selected node, not multiple"), "{err}");
+    let (ok, _, err) =
+        cairn(&["snapshot", "save", dir.path().join("y.db").to_str().unwrap(), "--endpoints", "127.0.0.1:1"]);
+    assert!(!ok && err.contains("dial 127.0.0.1:1"), "{err}");
+    assert!(!dir.path().join("y.db.part").exists(), "a failed save leaves no part file");
+}

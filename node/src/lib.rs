@@ -4,6 +4,7 @@ pub mod alarm;
 pub mod apply;
 pub mod bench;
 pub mod config;
+pub mod dial;
 pub mod grpc;
 pub mod lease;
 pub mod membership;

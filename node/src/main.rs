@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Load-test any etcd v3 endpoint: puts or ranges from many clients; throughput and latency.
     Bench(bench::BenchArgs),
-    /// Offline tools for snapshot files (what `etcdctl snapshot save` wrote).
+    /// Snapshot files: save one from a member (as etcdctl does), and offline tools.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
 }
@@ -37,9 +37,11 @@ enum SnapshotCommand {
     },
     /// Make a member's data dir of a new cluster from a snapshot file.
     Restore(snapshot::restore::RestoreArgs),
+    /// Save a member's snapshot to a file, as `etcdctl snapshot save` does, with progress.
+    Save(snapshot::save::SaveArgs),
 }
 
-fn snapshot_command(c: SnapshotCommand) -> anyhow::Result<()> {
+fn snapshot_command(c: SnapshotCommand, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match c {
         SnapshotCommand::Status { file, write_out } => {
             let status = snapshot::status::read(&file, false)?;
@@ -47,6 +49,7 @@ fn snapshot_command(c: SnapshotCommand) -> anyhow::Result<()> {
             Ok(())
         }
         SnapshotCommand::Restore(args) => snapshot::restore::run(&args),
+        SnapshotCommand::Save(args) => rt.block_on(snapshot::save::run(&args)),
     }
 }
 
@@ -76,7 +79,7 @@ fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match cli.command {
         Some(Command::Bench(args)) => rt.block_on(bench::run(args)),
-        Some(Command::Snapshot(c)) => snapshot_command(c),
+        Some(Command::Snapshot(c)) => snapshot_command(c, &rt),
         None => {
             let cfg = match cli.server.validate() {
                 Ok(c) => c,

@@ -76,6 +76,7 @@ pub struct Gauges {
     pub applied: u64,
     pub pending: usize,
     pub db_size: u64,
+    pub db_size_in_use: u64,
     pub keys: usize,
     pub revision: i64,
     pub watchers: usize,
@@ -124,6 +125,12 @@ impl Metrics {
             "Total size of the underlying database physically allocated in bytes.",
             "gauge",
             g.db_size as f64,
+        );
+        gauge(
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            "gauge",
+            g.db_size_in_use as f64,
         );
         gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", "gauge", g.keys as f64);
         gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.", "gauge", g.revision as f64);

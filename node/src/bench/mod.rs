@@ -12,8 +12,8 @@ use clap::{Args, ValueEnum};
 use report::Report;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use std::time::Instant;
+use tonic::transport::Channel;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -72,8 +72,7 @@ async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
     let mut chans = Vec::new();
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
-        let url = if ep.contains("://") { ep.to_string() } else { format!("http://{ep}") };
-        chans.push(Endpoint::from_shared(url)?.connect_timeout(Duration::from_secs(5)).connect().await?);
+        chans.push(crate::dial::dial(ep).await?);
     }
     Ok(chans)
 }

@@ -1,5 +1,5 @@
-//! etcdserverpb.Maintenance: Status (served by learners too), Alarm, Defragment, HashKV,
-//! Snapshot and MoveLeader. Hash is not served yet: it answers Unimplemented.
+//! etcdserverpb.Maintenance: Status (served by learners too), Alarm, Defragment, Hash,
+//! HashKV, Snapshot and MoveLeader. Downgrade (etcd 3.5's) answers Unimplemented.
 
 use super::status::EtcdError;
 use super::ServerCtx;
@@ -21,7 +21,15 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-crate::headed!(StatusResponse, MoveLeaderResponse, HashKvResponse, SnapshotResponse, AlarmResponse, DefragmentResponse);
+crate::headed!(
+    HashResponse,
+    StatusResponse,
+    MoveLeaderResponse,
+    HashKvResponse,
+    SnapshotResponse,
+    AlarmResponse,
+    DefragmentResponse
+);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -104,7 +112,7 @@ async fn stream_snapshot(
 }
 
 fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not supported yet"))
+    Status::unimplemented(format!("{what} is not supported"))
 }
 
 #[tonic::async_trait]
@@ -128,6 +136,8 @@ impl Maintenance for MaintenanceService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let s = self.ctx.raft.status();
         let size = self.ctx.backend.size_on_disk() as i64;
+        let backend = self.ctx.backend.clone();
+        let in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0) as i64;
         let resp = StatusResponse {
             header: None,
             version: crate::server::ETCD_API_VERSION.to_string(),
@@ -137,7 +147,7 @@ impl Maintenance for MaintenanceService {
             raft_term: s.term(),
             raft_applied_index: s.applied_index(),
             errors: self.ctx.alarms.all().iter().map(Alarms::describe).collect(),
-            db_size_in_use: size,
+            db_size_in_use: in_use.min(size),
             is_learner: self.ctx.membership.me_is_learner(),
         };
         self.ctx.answer(SERVICE, "Status", Ok(resp))
@@ -154,8 +164,16 @@ impl Maintenance for MaintenanceService {
         self.ctx.answer(SERVICE, "Defragment", r)
     }
 
+    /// This member's backend as it is now, without a ReadIndex, as in etcd: members agree
+    /// once they have applied the same entries.
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(not_yet("Hash"))
+        let r = async {
+            self.ctx.not_learner()?;
+            let (hash, _) = self.ctx.raft.hash().await?;
+            Ok(HashResponse { header: None, hash })
+        }
+        .await;
+        self.ctx.answer(SERVICE, "Hash", r)
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {

@@ -144,6 +144,14 @@ impl RaftHandle {
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
     }
 
+    /// A hash of this member's whole backend (the applier pauses meanwhile), and the raft
+    /// index it is as of.
+    pub async fn hash(&self) -> Result<(u32, u64), EtcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::ForApplier(ApplyItem::Hash { reply }))?;
+        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
+    }
+
     /// Returns once this member has applied everything committed when the call was made
     /// (raft ReadIndex), so a local read that follows is linearizable.
     pub async fn linearizable_read(&self) -> Result<(), EtcdError> {

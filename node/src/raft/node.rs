@@ -83,6 +83,10 @@ pub enum ApplyItem {
     Defragment {
         reply: oneshot::Sender<Result<(u64, u64), String>>,
     },
+    /// Hash every record (Maintenance.Hash), answered with the hash and the index it is as of.
+    Hash {
+        reply: oneshot::Sender<Result<(u32, u64), String>>,
+    },
 }
 
 pub struct NodeConfig {
@@ -261,6 +265,10 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
                     tracing::info!(before, after, took = ?started.elapsed(), "defragmented the backend");
                 }
                 let _ = reply.send(r);
+            }
+            Ok(ApplyItem::Hash { reply }) => {
+                // Between batches, so the hash is of one point in time.
+                let _ = reply.send(sh.backend.hash().map(|h| (h, last)).map_err(|e| e.to_string()));
             }
             Ok(ApplyItem::WriteImage { path, reply }) => {
                 // Between batches, so the image is one consistent point in time.

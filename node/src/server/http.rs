@@ -54,6 +54,8 @@ async fn version() -> impl IntoResponse {
 async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
     let s = ctx.raft.status();
     let (watchers, slow_watchers, watchers_fell_behind) = ctx.hub.stats();
+    let backend = ctx.backend.clone();
+    let db_size_in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0);
     let g = Gauges {
         watchers,
         slow_watchers,
@@ -65,6 +67,7 @@ async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
         applied: s.applied_index(),
         pending: ctx.raft.pending_proposals(),
         db_size: ctx.backend.size_on_disk(),
+        db_size_in_use,
         keys: ctx.mvcc.key_count(),
         revision: ctx.mvcc.current_revision(),
     };

@@ -1,6 +1,7 @@
 //! Wiring: open the data dir, start raft and the applier, serve gRPC and HTTP on every client
 //! URL until `shutdown` resolves, then stop in order so the last applied entry is flushed.
 
+mod authority;
 mod bootstrap;
 pub mod compactor;
 mod http;
@@ -64,14 +65,11 @@ async fn publish(ctx: Arc<ServerCtx>, name: String, client_urls: Vec<String>) {
 }
 
 /// Serves `router` on `listener` until the stop signal.
-async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    // Small answers (a put's) must not wait for the ACK of earlier data (Nagle's algorithm
-    // against the client's delayed ACK: ~40 ms each); etcd's Go runtime sets TCP_NODELAY too.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY");
-        }
-    });
+async fn serve<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -190,6 +188,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             .max_decoding_message_size(64 << 20);
         let router = tonic::service::Routes::new(peer).into_axum_router();
         tracing::info!(addr = %listener.local_addr()?, "serving peer traffic");
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            // As for clients (see ClientListener): raft's small messages must not wait.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY");
+            }
+        });
         servers.push(tokio::spawn(serve(listener, router, stop_rx.clone())));
     }
     for listener in listeners {
@@ -224,7 +228,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             .into_axum_router()
             .merge(http::routes(ctx.clone()));
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
-        servers.push(tokio::spawn(serve(listener, router, stop_rx.clone())));
+        servers.push(tokio::spawn(serve(authority::ClientListener(listener), router, stop_rx.clone())));
     }
     tracing::info!(name = %cfg.name, member_id = %format!("{:x}", ctx.member_id), "ready to serve");
     for s in servers {

@@ -4,7 +4,9 @@
 //! 512; Cairn's own tools check the SHA-256 too. The image itself stops at its END record,
 //! so the padding is never taken for data.
 
+pub mod progress;
 pub mod restore;
+pub mod save;
 pub mod status;
 
 use anyhow::{bail, Context};
@@ -34,6 +36,7 @@ pub fn verify(path: &Path, skip: bool) -> anyhow::Result<()> {
     }
     let mut h = Sha256::new();
     let mut left = len - SHA_LEN;
+    let mut progress = progress::Progress::new("verifying", Some(left));
     let mut buf = vec![0u8; 1 << 20];
     while left > 0 {
         let n = f.read(&mut buf[..left.min(1 << 20) as usize])?;
@@ -42,7 +45,9 @@ pub fn verify(path: &Path, skip: bool) -> anyhow::Result<()> {
         }
         h.update(&buf[..n]);
         left -= n as u64;
+        progress.add(n as u64);
     }
+    progress.finish();
     let mut want = [0u8; SHA_LEN as usize];
     f.read_exact(&mut want)?;
     let got = h.finalize();

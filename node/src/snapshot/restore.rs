@@ -65,7 +65,10 @@ pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
 fn create(file: &Path, data_dir: &Path, records: &[MemberRecord], me: u64) -> anyhow::Result<()> {
     let member_dir = data_dir.join("member");
     let backend = Backend::open(&member_dir.join("db")).context("creating the backend")?;
-    crate::storage::image::load(&backend, file).context("loading the snapshot")?;
+    let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
+    let mut progress = super::progress::Progress::new("restoring", Some(size));
+    crate::storage::image::load_reporting(&backend, file, |n| progress.add(n)).context("loading the snapshot")?;
+    progress.finish();
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
     let mut batch = sled::Batch::default();
     for item in backend.tree().scan_prefix([PREFIX_MEMBER]) {

@@ -86,6 +86,11 @@ pub fn check(src: &Path) -> io::Result<()> {
 /// Makes `backend` hold exactly the image's records. Checked first, so a damaged image
 /// leaves the backend as it was.
 pub fn load(backend: &Backend, src: &Path) -> io::Result<()> {
+    load_reporting(backend, src, |_| {})
+}
+
+/// `load`, telling `loaded` how many bytes of the image each record took.
+pub fn load_reporting(backend: &Backend, src: &Path, mut loaded: impl FnMut(u64)) -> io::Result<()> {
     check(src)?;
     let tree = backend.tree();
     tree.clear().map_err(io::Error::other)?;
@@ -100,6 +105,7 @@ pub fn load(backend: &Backend, src: &Path) -> io::Result<()> {
             return Ok(());
         }
         bytes += k.len() + v.len();
+        loaded((8 + k.len() + v.len()) as u64);
         batch.insert(k, v);
         n += 1;
         if n == LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {

@@ -1,6 +1,7 @@
 //! Durable state: the raft write-ahead log, the sled backend and MVCC on top of it.
 
 pub mod backend;
+pub mod crc32c;
 pub mod image;
 pub mod mvcc;
 pub mod wal;
