@@ -160,20 +160,40 @@ fn what_cannot_be_followed_passes_unchanged() {
 
 #[test]
 fn table_evictions_follow_the_encoder() {
-    // Entries of 32 + 10 + 1000 bytes: the fourth evicts the first of a 4096-byte table.
     let mut input = PREFACE.to_vec();
+    input.extend(frame(HEADERS, END_HEADERS, 1, &literal(0x41, b"http://h:1")));
+    // Entries of 32 + 10 + 1000 bytes: the fourth evicts the authority and the first of them
+    // from a 4096-byte table.
     let big = vec![b'v'; 1000];
-    for stream in [1u32, 3, 5, 7] {
+    for stream in [3u32, 5, 7, 9] {
         let mut block = vec![0x40, 10];
         block.extend(format!("x-field-{stream:02}").as_bytes());
         block.extend([0x7f, 0xe9, 0x06]); // 1000 as a 7-bit-prefix integer
         block.extend(&big);
         input.extend(frame(HEADERS, END_HEADERS, stream, &block));
     }
-    input.extend(frame(HEADERS, END_HEADERS, 9, &literal(0x41, b"http://h:1")));
-    input.extend(frame(HEADERS, END_HEADERS, 11, &[0xbe, 0xbf]));
-    let out = filtered(&input, 100);
-    let blocks = decoded_blocks(&out);
-    assert_eq!(blocks[5][0], (":authority".into(), "http--@h:1".into()));
-    assert_eq!(blocks[5][1].0, "x-field-07");
+    // Now: 62 x-field-09, 63 x-field-07, 64 x-field-05. Then a new :authority at 62, and a
+    // literal whose name is entry 62: the filter must know that is :authority now.
+    input.extend(frame(HEADERS, END_HEADERS, 11, &literal(0x41, b"http://h:2")));
+    let mut last = vec![0xbe, 0xc1];
+    last.extend(literal(0x7e, b"http://h:3"));
+    input.extend(frame(HEADERS, END_HEADERS, 13, &last));
+    let blocks = decoded_blocks(&filtered(&input, 100));
+    assert_eq!(blocks[0], [(":authority".to_string(), "http--@h:1".to_string())]);
+    assert_eq!(blocks[6][0], (":authority".into(), "http--@h:2".into()));
+    assert_eq!(blocks[6][1].0, "x-field-05");
+    assert_eq!(blocks[6][2], (":authority".into(), "http--@h:3".into()));
+}
+
+#[test]
+fn a_connection_whose_first_block_needs_no_repair_is_not_followed() {
+    let mut input = PREFACE.to_vec();
+    input.extend(frame(HEADERS, END_HEADERS, 1, &literal(0x41, b"127.0.0.1:2379")));
+    // A later block is not looked at (the client would not change its authority).
+    input.extend(frame(HEADERS, END_HEADERS, 3, &literal(0x41, b"http://x:1")));
+    let mut f = Filter::default();
+    let mut out = Vec::new();
+    f.push(&input, &mut out);
+    assert_eq!(out, input);
+    assert!(f.mode == Mode::Passthrough);
 }
