@@ -20,9 +20,14 @@ pub fn cairn_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CAIRN_BIN") {
         return PathBuf::from(p);
     }
+    built_bin("cairn")
+}
+
+/// A binary of this workspace, as built beside the test binary (target/<profile>/).
+pub fn built_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("cairn");
+    let bin = profile_dir.join(name);
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first", bin.display());
     bin
 }

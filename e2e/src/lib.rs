@@ -1,2 +1,4 @@
 pub mod harness;
+pub mod kubesim;
 pub mod script;
+pub mod sim;
