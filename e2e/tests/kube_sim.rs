@@ -287,3 +287,64 @@ fn custom_resources_are_validated_defaulted_and_printed_by_their_definition() {
         !sim.kubectl(&["get", "widgets"]).success
     });
 }
+
+#[test]
+fn kubectl_get_watch_shows_each_change_and_watches_can_start_with_the_current_state() {
+    let sim = KubeSim::start(&[]);
+    sim.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
+    let mut watcher = std::process::Command::new("kubectl")
+        .args(["get", "configmaps", "-w", "--output-watch-events", "--request-timeout=6s"])
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watcher.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Once the listed object is shown, the watch runs from the list's version: nothing after
+    // it can be missed.
+    let mut lines: Vec<String> = Vec::new();
+    while !lines.iter().any(|l| l.starts_with("ADDED")) {
+        lines.push(rx.recv_timeout(Duration::from_secs(10)).expect("kubectl shows the list"));
+    }
+    sim.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n");
+    assert!(sim.kubectl(&["delete", "cm", "a"]).success);
+    while lines.len() < 4 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let out = lines.join("\n");
+    let events: Vec<(String, String)> = lines
+        .iter()
+        .skip(1)
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0].to_string(), w[1].to_string())
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [("ADDED".into(), "a".into()), ("ADDED".into(), "b".into()), ("DELETED".into(), "a".into())],
+        "{out}"
+    );
+    // sendInitialEvents: the current objects, then a bookmark that says they are all there.
+    let path = "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1";
+    let lines: Vec<Value> =
+        sim.kubectl(&["get", "--raw", path]).stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        (lines[0]["type"].as_str(), lines[0]["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("b"))
+    );
+    assert_eq!(lines[1]["type"], "BOOKMARK");
+    assert_eq!(lines[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+}

@@ -142,3 +142,39 @@ spec:
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn exec_probes_gate_readiness_and_deletion_waits_out_the_grace_period() {
+    let sim = KubeSim::start(&[]);
+    let flag = sim.path().join("ready");
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "trap '' TERM; while true; do sleep 0.2; done"]
+    readinessProbe: {exec: {command: [test, -e, FLAG]}, periodSeconds: 1}
+"#;
+    sim.apply(&pod.replace("FLAG", flag.to_str().unwrap()));
+    sim.eventually(Duration::from_secs(20), "the container runs", || {
+        sim.get_json(&["pod", "stubborn"])["status"]["containerStatuses"][0]["started"] == true
+    });
+    let not_ready = sim.kubectl(&["wait", "--for=condition=Ready", "pod/stubborn", "--timeout=2s"]);
+    assert!(!not_ready.success, "ready before its probe passed");
+    std::fs::write(&flag, b"").unwrap();
+    ready(&sim, "stubborn");
+    let id = sim.get_json(&["pod", "stubborn"])["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid: u32 = id.strip_prefix("kube-sim://").and_then(|p| p.parse().ok()).expect("a pid");
+    let t = std::time::Instant::now();
+    assert!(sim.kubectl(&["delete", "pod", "stubborn", "--wait", "--timeout=30s"]).success);
+    // It ignores SIGTERM: only SIGKILL, after the grace period, ends it.
+    assert!(t.elapsed() >= Duration::from_secs(2), "deleted after {:?}", t.elapsed());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the process is gone with its pod");
+}
