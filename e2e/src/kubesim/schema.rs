@@ -89,6 +89,15 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// A bound as the apiserver prints it: 9, not 9.0.
+fn go_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
 fn invalid(path: &str, value: &Value, detail: String) -> Cause {
     Cause { reason: "FieldValueInvalid", field: path.to_string(), value: Some(value.clone()), detail }
 }
@@ -140,13 +149,13 @@ pub fn validate(schema: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
         if let Some(min) = schema["minimum"].as_f64() {
             if x < min || (exclusive("exclusiveMinimum") && x == min) {
                 let op = if exclusive("exclusiveMinimum") { "greater than" } else { "greater than or equal to" };
-                out.push(invalid(&shown, v, format!("{shown} in body should be {op} {}", schema["minimum"])));
+                out.push(invalid(&shown, v, format!("{shown} in body should be {op} {}", go_number(min))));
             }
         }
         if let Some(max) = schema["maximum"].as_f64() {
             if x > max || (exclusive("exclusiveMaximum") && x == max) {
                 let op = if exclusive("exclusiveMaximum") { "less than" } else { "less than or equal to" };
-                out.push(invalid(&shown, v, format!("{shown} in body should be {op} {}", schema["maximum"])));
+                out.push(invalid(&shown, v, format!("{shown} in body should be {op} {}", go_number(max))));
             }
         }
     }

@@ -1,0 +1,243 @@
+//! `CairnCluster` (cairn.dev/v1alpha1): the API users write (DESIGN §4). The schema carries
+//! its own rules (odd replicas through a CEL rule, so the API server refuses 4 before the
+//! operator ever sees it) and defaults; `crdgen` writes it to crds/.
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const GROUP: &str = "cairn.dev";
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cairn.dev",
+    version = "v1alpha1",
+    kind = "CairnCluster",
+    namespaced,
+    status = "CairnClusterStatus",
+    shortname = "cc",
+    category = "cairn",
+    printcolumn = r#"{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "integer", "jsonPath": ".status.readyMembers"}"#,
+    printcolumn = r#"{"name": "Leader", "type": "string", "jsonPath": ".status.leader"}"#,
+    printcolumn = r#"{"name": "Revision", "type": "integer", "jsonPath": ".status.revision"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": 1}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CairnClusterSpec {
+    /// Members: 1, 3, 5, 7 or 9 (an even count adds no fault tolerance, only a larger quorum).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 9))]
+    #[x_kube(validation = Rule::new("self % 2 == 1").message("replicas must be odd: 1, 3, 5, 7 or 9"))]
+    pub replicas: i32,
+    /// The member image (its `cairn` binary is what runs).
+    #[serde(default = "default_image")]
+    pub image: String,
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Requests and limits of each member's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default)]
+    pub placement: Placement,
+    /// Extra metadata and scheduling for member pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<DefragSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+
+fn default_image() -> String {
+    format!("cairn:{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Each member's volume, as a Kubernetes quantity.
+    #[serde(default = "default_size")]
+    pub size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec { size: default_size(), storage_class_name: None }
+    }
+}
+
+/// Where members run: `external` on their own nodes (kubeadm's external etcd topology: pod
+/// anti-affinity across nodes), `stacked` on the control-plane nodes (node selector and
+/// toleration of their taint).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Placement {
+    #[default]
+    External,
+    Stacked,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// An S3 location (or an S3-compatible store's).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Location {
+    pub bucket: String,
+    /// Objects live under s3://bucket/prefix/.
+    #[serde(default)]
+    pub prefix: String,
+    /// For S3-compatible stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// A Secret with the keys accessKeyId and secretAccessKey.
+    pub credentials_secret: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    pub s3: S3Location,
+    /// Full snapshots, as a standard 5-field cron schedule (as CronJob).
+    pub full_schedule: String,
+    /// How often watched changes are flushed as a delta (a duration: 10s, 1m).
+    #[serde(default = "default_delta_interval")]
+    pub delta_interval: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+fn default_delta_interval() -> String {
+    "10s".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Full snapshots (with their deltas) kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_snapshots: Option<u32>,
+    /// Older chains go (a duration: 168h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefragSpec {
+    /// A standard 5-field cron schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Defragment when 1 - dbSizeInUse/dbSize passes this (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub fragmentation_threshold: Option<f64>,
+    /// ... and the database is at least this large (a quantity: 100Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_db_size: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    pub s3: S3Location,
+    /// Restore up to this revision (default: the latest backed up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// ... or up to this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CairnClusterStatus {
+    /// Creating, Running, Scaling, Degraded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Available, Progressing, Degraded, BackupHealthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+    /// Voters that are healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_members: Option<i32>,
+    /// The leader's member name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_defrag: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub name: String,
+    /// The member id, in hex as etcdctl prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub learner: bool,
+    #[serde(default)]
+    pub healthy: bool,
+}
+
+/// The CRD as crdgen writes it to crds/.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crd = CairnCluster::crd();
+    format!(
+        "# Generated by `cargo run -p cairn-operator --bin crdgen`; do not edit.\n{}",
+        serde_yaml::to_string(&crd).expect("a CRD serializes")
+    )
+}

@@ -1,0 +1,12 @@
+//! crds/ is generated: a change to the types without `crdgen` fails here.
+
+#[test]
+fn crds_match_the_types() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/cairnclusters.cairn.dev.yaml");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == cairn_operator::crd::crd_yaml(),
+        "{} is stale: run `cargo run -p cairn-operator --bin crdgen`",
+        path.display()
+    );
+}
