@@ -2,3 +2,4 @@
 //! Cairn clusters from it.
 
 pub mod crd;
+pub mod reconcile;

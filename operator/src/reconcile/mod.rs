@@ -1,0 +1,3 @@
+//! Reconciliation (DESIGN §4): observe → plan (pure) → act, one step at a time.
+
+pub mod plan;

@@ -1,0 +1,248 @@
+//! The planner: from what the spec asks and what is observed (member pods and claims, the
+//! cluster's member list and each member's health, the membership change in progress) to the
+//! ONE next step. It is pure, so every transition and failure is a table test; the reconciler
+//! carries the step out, records it, and plans again.
+//!
+//! Rules it keeps: one membership change at a time (a change in progress is finished first);
+//! never a step that would leave fewer healthy voters than a quorum; new members join as
+//! learners and are promoted once healthy; a leader is never removed (leadership moves first);
+//! a member whose data is gone, or that stays unhealthy while quorum holds, is removed and
+//! comes back as a new learner.
+
+use std::time::Duration;
+
+/// Members are `<cluster>-<ordinal>`; a claim and a pod carry the member's name.
+pub fn member_name(cluster: &str, ordinal: usize) -> String {
+    format!("{cluster}-{ordinal}")
+}
+
+fn ordinal(cluster: &str, name: &str) -> Option<usize> {
+    name.strip_prefix(cluster)?.strip_prefix('-')?.parse().ok()
+}
+
+/// A member as the cluster's member list shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub id: u64,
+    /// The member's name (from its peer URL, so known before it starts).
+    pub name: String,
+    pub learner: bool,
+    /// Healthy: it answers, with a leader, and (learners) has caught up enough to promote.
+    pub healthy: bool,
+    pub leader: bool,
+}
+
+/// A member's pod and claim as the API shows them.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Workload {
+    pub name: String,
+    pub pod: bool,
+    pub pod_ready: bool,
+    /// Being deleted.
+    pub pod_terminating: bool,
+    pub claim: bool,
+    /// How long its member has been unhealthy (None: healthy or unknown).
+    pub unhealthy_for: Option<Duration>,
+}
+
+/// A membership change in progress, recorded (in the CairnCluster's status) before it starts
+/// so that a restarted operator finishes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A learner added for `name`; next its pod, then its promotion.
+    Adding { name: String, since: Duration },
+    /// `name` removed from the member list; next its pod and claim go.
+    Removing { name: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub cluster: String,
+    pub replicas: usize,
+    /// None when no member could be asked (the cluster is not up, or not reachable).
+    pub members: Option<Vec<Member>>,
+    pub workloads: Vec<Workload>,
+    pub change: Option<Change>,
+    /// Now, on the same clock as `Change::Adding::since`.
+    pub now: Duration,
+}
+
+/// How long a member may stay unhealthy, quorum holding, before it is replaced.
+pub const REPLACE_AFTER: Duration = Duration::from_secs(120);
+/// How long a learner may take to catch up before the cluster is reported Degraded.
+pub const PROMOTE_DEADLINE: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Claims and pods of the founding members, all at once, with initial-cluster-state new.
+    Bootstrap { names: Vec<String> },
+    /// MemberAdd(learner) with `name`'s peer URL; records Change::Adding first.
+    AddLearner { name: String },
+    /// The claim (if missing) and pod of a member. Its initial-cluster-state is `new` for a
+    /// founder (the names Bootstrap gave, recorded) and `existing` for every member added
+    /// later; a member that has run before ignores it and starts from its data.
+    CreatePod { name: String },
+    /// MemberPromote; "not in sync" means wait (and Degraded past PROMOTE_DEADLINE).
+    Promote { id: u64, name: String },
+    /// MoveLeader away from the member about to go.
+    MoveLeader { from: u64, to: u64 },
+    /// MemberRemove; records Change::Removing first.
+    Remove { id: u64, name: String },
+    /// Delete the pod of a member no longer in the cluster (and its claim if `claim`).
+    DeletePod { name: String, claim: bool },
+    /// Clear the recorded change: it is complete.
+    Finish,
+    /// Nothing to do but wait (for a pod to start, a member to become healthy...).
+    Wait { reason: String },
+    /// Waiting, and the cluster is not as asked: reported as the Degraded condition.
+    Degraded { reason: String },
+    /// As asked.
+    Done,
+}
+
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+fn wait(reason: impl Into<String>) -> Step {
+    Step::Wait { reason: reason.into() }
+}
+
+pub fn plan(o: &Observed) -> Step {
+    let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    let Some(members) = &o.members else {
+        // Nobody answers. A cluster never started gets its founders; otherwise its pods
+        // are recreated (their claims hold the data) and we wait for them.
+        if o.workloads.is_empty() && o.change.is_none() {
+            return Step::Bootstrap { names: (0..o.replicas).map(|i| member_name(&o.cluster, i)).collect() };
+        }
+        if let Some(w) = o.workloads.iter().find(|w| w.claim && !w.pod) {
+            return Step::CreatePod { name: w.name.clone() };
+        }
+        return wait("no member answers yet");
+    };
+    let voters: Vec<&Member> = members.iter().filter(|m| !m.learner).collect();
+    let healthy_voters = voters.iter().filter(|m| m.healthy).count();
+    let has_quorum = healthy_voters >= quorum(voters.len());
+
+    // A change in progress comes first.
+    match &o.change {
+        Some(Change::Adding { name, since }) => {
+            let Some(m) = members.iter().find(|m| m.name == *name) else {
+                // The MemberAdd was recorded but not made (or refused): try again.
+                return if has_quorum {
+                    Step::AddLearner { name: name.clone() }
+                } else {
+                    Step::Degraded { reason: "quorum lost".into() }
+                };
+            };
+            if !m.learner {
+                return Step::Finish;
+            }
+            if work(name).is_none_or(|w| !w.pod) {
+                return Step::CreatePod { name: name.clone() };
+            }
+            if m.healthy {
+                return Step::Promote { id: m.id, name: name.clone() };
+            }
+            if o.now.saturating_sub(*since) > PROMOTE_DEADLINE {
+                return Step::Degraded {
+                    reason: format!("learner {name} has not caught up within {PROMOTE_DEADLINE:?}"),
+                };
+            }
+            return wait(format!("learner {name} catching up"));
+        }
+        Some(Change::Removing { name }) => {
+            if let Some(m) = members.iter().find(|m| m.name == *name) {
+                return Step::Remove { id: m.id, name: name.clone() };
+            }
+            return match work(name) {
+                Some(w) if w.pod || w.claim => Step::DeletePod { name: name.clone(), claim: true },
+                _ => Step::Finish,
+            };
+        }
+        None => {}
+    }
+
+    // Pods of current members that are missing (deleted, or lost with their node).
+    for m in members {
+        match work(&m.name) {
+            Some(w) if w.pod && !w.pod_terminating => {}
+            Some(w) if w.pod_terminating => return wait(format!("pod {} terminating", m.name)),
+            // A claim without a pod: the member's data is there, it comes back as it was.
+            Some(w) if w.claim => return Step::CreatePod { name: m.name.clone() },
+            // Neither pod nor claim: the data is gone; replaced below, if quorum allows.
+            _ => {}
+        }
+    }
+    // A member whose data is gone, or unhealthy for long: remove it (then re-added).
+    if has_quorum {
+        for m in members {
+            let lost = work(&m.name).is_none_or(|w| !w.claim);
+            let stuck = work(&m.name).and_then(|w| w.unhealthy_for).is_some_and(|d| d >= REPLACE_AFTER);
+            if !(lost || stuck) {
+                continue;
+            }
+            let after = voters.len() - usize::from(!m.learner);
+            let healthy_after = healthy_voters - usize::from(!m.learner && m.healthy);
+            if after > 0 && healthy_after < quorum(after) {
+                continue;
+            }
+            if m.leader {
+                if let Some(to) = voters.iter().find(|v| v.healthy && !v.leader) {
+                    return Step::MoveLeader { from: m.id, to: to.id };
+                }
+                continue;
+            }
+            return Step::Remove { id: m.id, name: m.name.clone() };
+        }
+    }
+    // Pods and claims that belong to no member.
+    for w in &o.workloads {
+        if !members.iter().any(|m| m.name == w.name) && (w.pod || w.claim) && !w.pod_terminating {
+            return Step::DeletePod { name: w.name.clone(), claim: true };
+        }
+    }
+    if !has_quorum {
+        return Step::Degraded { reason: format!("{healthy_voters} of {} voters healthy: no quorum", voters.len()) };
+    }
+    if let Some(l) = members.iter().find(|m| m.learner) {
+        // A learner nobody is promoting (its change record was lost): promote it when ready.
+        return if l.healthy {
+            Step::Promote { id: l.id, name: l.name.clone() }
+        } else {
+            wait(format!("learner {} catching up", l.name))
+        };
+    }
+    if voters.len() < o.replicas {
+        if healthy_voters < voters.len() {
+            return wait("a member is unhealthy: no new member until all are healthy");
+        }
+        let used: Vec<usize> = members.iter().filter_map(|m| ordinal(&o.cluster, &m.name)).collect();
+        let next = (0..).find(|i| !used.contains(i)).unwrap_or(0);
+        return Step::AddLearner { name: member_name(&o.cluster, next) };
+    }
+    if voters.len() > o.replicas {
+        // The highest ordinal goes; if it leads, leadership moves first.
+        let victim = voters.iter().max_by_key(|m| ordinal(&o.cluster, &m.name).unwrap_or(usize::MAX)).expect("voters");
+        let healthy_after = healthy_voters - usize::from(victim.healthy);
+        if healthy_after < quorum(voters.len() - 1) {
+            return Step::Degraded { reason: "removing a member now would lose quorum".into() };
+        }
+        if victim.leader {
+            return match voters.iter().find(|v| v.healthy && v.id != victim.id) {
+                Some(to) => Step::MoveLeader { from: victim.id, to: to.id },
+                None => Step::Degraded { reason: "no healthy member to hand leadership to".into() },
+            };
+        }
+        return Step::Remove { id: victim.id, name: victim.name.clone() };
+    }
+    if healthy_voters < voters.len() {
+        return Step::Degraded { reason: format!("{healthy_voters} of {} members healthy", voters.len()) };
+    }
+    Step::Done
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

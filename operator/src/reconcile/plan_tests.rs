@@ -1,0 +1,209 @@
+use super::*;
+
+const C: &str = "demo";
+
+fn name(i: usize) -> String {
+    member_name(C, i)
+}
+
+fn voter(i: usize) -> Member {
+    Member { id: 100 + i as u64, name: name(i), learner: false, healthy: true, leader: i == 0 }
+}
+
+fn learner(i: usize, healthy: bool) -> Member {
+    Member { learner: true, healthy, leader: false, ..voter(i) }
+}
+
+fn running(i: usize) -> Workload {
+    Workload { name: name(i), pod: true, pod_ready: true, claim: true, ..Default::default() }
+}
+
+fn at(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// `n` healthy voters (member 0 leads), each with its pod and claim.
+fn cluster(n: usize, replicas: usize) -> Observed {
+    Observed {
+        cluster: C.into(),
+        replicas,
+        members: Some((0..n).map(voter).collect()),
+        workloads: (0..n).map(running).collect(),
+        change: None,
+        now: at(1000),
+    }
+}
+
+fn members(o: &mut Observed) -> &mut Vec<Member> {
+    o.members.as_mut().unwrap()
+}
+
+fn waits(s: &Step) -> bool {
+    matches!(s, Step::Wait { .. })
+}
+
+fn degraded(s: &Step, why: &str) -> bool {
+    matches!(s, Step::Degraded { reason } if reason.contains(why))
+}
+
+#[test]
+fn a_new_cluster_starts_with_all_its_founders() {
+    let o = Observed { members: None, workloads: vec![], ..cluster(0, 3) };
+    assert_eq!(plan(&o), Step::Bootstrap { names: vec![name(0), name(1), name(2)] });
+}
+
+#[test]
+fn while_nobody_answers_pods_come_back_on_their_claims_and_nothing_else_happens() {
+    let mut o = Observed { members: None, ..cluster(3, 3) };
+    assert!(waits(&plan(&o)));
+    o.workloads[1].pod = false;
+    assert_eq!(plan(&o), Step::CreatePod { name: name(1) });
+}
+
+#[test]
+fn a_healthy_cluster_of_the_asked_size_is_done() {
+    assert_eq!(plan(&cluster(3, 3)), Step::Done);
+    assert_eq!(plan(&cluster(1, 1)), Step::Done);
+}
+
+#[test]
+fn scaling_up_adds_one_learner_then_its_pod_then_promotes_it() {
+    let mut o = cluster(3, 5);
+    assert_eq!(plan(&o), Step::AddLearner { name: name(3) });
+    o.change = Some(Change::Adding { name: name(3), since: at(1000) });
+    // Recorded, but the MemberAdd did not happen (a crash between the two): again.
+    assert_eq!(plan(&o), Step::AddLearner { name: name(3) });
+    members(&mut o).push(learner(3, false));
+    assert_eq!(plan(&o), Step::CreatePod { name: name(3) });
+    o.workloads.push(running(3));
+    assert!(waits(&plan(&o)), "catching up");
+    o.now = at(1000) + PROMOTE_DEADLINE + at(1);
+    assert!(degraded(&plan(&o), "has not caught up"));
+    members(&mut o)[3].healthy = true;
+    assert_eq!(plan(&o), Step::Promote { id: 103, name: name(3) });
+    members(&mut o)[3].learner = false;
+    assert_eq!(plan(&o), Step::Finish);
+    o.change = None;
+    assert_eq!(plan(&o), Step::AddLearner { name: name(4) }, "then the next one");
+}
+
+#[test]
+fn no_member_is_added_while_one_is_unhealthy() {
+    let mut o = cluster(3, 5);
+    members(&mut o)[2].healthy = false;
+    assert!(waits(&plan(&o)));
+}
+
+#[test]
+fn a_learner_left_without_its_record_is_promoted_when_ready() {
+    let mut o = cluster(3, 3);
+    members(&mut o).push(learner(3, false));
+    o.workloads.push(running(3));
+    assert!(waits(&plan(&o)));
+    members(&mut o)[3].healthy = true;
+    assert_eq!(plan(&o), Step::Promote { id: 103, name: name(3) });
+}
+
+#[test]
+fn scaling_down_removes_the_highest_member_then_its_pod_and_claim() {
+    let mut o = cluster(5, 3);
+    assert_eq!(plan(&o), Step::Remove { id: 104, name: name(4) });
+    o.change = Some(Change::Removing { name: name(4) });
+    assert_eq!(plan(&o), Step::Remove { id: 104, name: name(4) }, "recorded, not done: again");
+    members(&mut o).pop();
+    assert_eq!(plan(&o), Step::DeletePod { name: name(4), claim: true });
+    o.workloads.pop();
+    assert_eq!(plan(&o), Step::Finish);
+    o.change = None;
+    assert_eq!(plan(&o), Step::Remove { id: 103, name: name(3) });
+}
+
+#[test]
+fn leadership_moves_before_its_member_is_removed() {
+    let mut o = cluster(5, 3);
+    members(&mut o)[0].leader = false;
+    members(&mut o)[4].leader = true;
+    assert_eq!(plan(&o), Step::MoveLeader { from: 104, to: 100 });
+}
+
+#[test]
+fn no_removal_that_would_lose_quorum() {
+    // 5 voters, 2 unhealthy: removing a healthy one leaves 2 healthy of 4 (quorum 3).
+    let mut o = cluster(5, 3);
+    members(&mut o)[1].healthy = false;
+    members(&mut o)[2].healthy = false;
+    assert!(degraded(&plan(&o), "would lose quorum"));
+    // Removing an unhealthy one is fine: 3 healthy of 4.
+    members(&mut o)[1].healthy = true;
+    members(&mut o)[4].healthy = false;
+    members(&mut o)[2].healthy = true;
+    assert_eq!(plan(&o), Step::Remove { id: 104, name: name(4) });
+}
+
+#[test]
+fn without_quorum_nothing_changes_membership() {
+    let mut o = cluster(3, 5);
+    members(&mut o)[1].healthy = false;
+    members(&mut o)[2].healthy = false;
+    assert!(degraded(&plan(&o), "no quorum"));
+    o.replicas = 1;
+    assert!(degraded(&plan(&o), "no quorum"));
+}
+
+#[test]
+fn a_deleted_pod_comes_back_on_its_claim() {
+    let mut o = cluster(3, 3);
+    o.workloads[1].pod = false;
+    assert_eq!(plan(&o), Step::CreatePod { name: name(1) });
+    o.workloads[1].pod = true;
+    o.workloads[1].pod_terminating = true;
+    assert!(waits(&plan(&o)), "the old pod must be gone first");
+}
+
+#[test]
+fn a_member_whose_data_is_gone_is_removed_and_added_again_as_a_learner() {
+    let mut o = cluster(3, 3);
+    members(&mut o)[1].healthy = false;
+    o.workloads.retain(|w| w.name != name(1));
+    assert_eq!(plan(&o), Step::Remove { id: 101, name: name(1) });
+    members(&mut o).retain(|m| m.name != name(1));
+    assert_eq!(plan(&o), Step::AddLearner { name: name(1) }, "the free ordinal, again");
+}
+
+#[test]
+fn a_lost_leader_hands_over_first_and_a_lost_quorum_keeps_everyone() {
+    let mut o = cluster(3, 3);
+    o.workloads.retain(|w| w.name != name(0));
+    assert_eq!(plan(&o), Step::MoveLeader { from: 100, to: 101 });
+    // Two of three lost: removing either would leave no quorum of healthy voters.
+    let mut o = cluster(3, 3);
+    members(&mut o)[1].healthy = false;
+    members(&mut o)[2].healthy = false;
+    o.workloads.retain(|w| w.name == name(0));
+    assert!(degraded(&plan(&o), "no quorum"));
+}
+
+#[test]
+fn a_member_unhealthy_for_long_is_replaced_but_not_before() {
+    let mut o = cluster(3, 3);
+    members(&mut o)[2].healthy = false;
+    o.workloads[2].unhealthy_for = Some(REPLACE_AFTER - at(1));
+    assert!(degraded(&plan(&o), "2 of 3 members healthy"));
+    o.workloads[2].unhealthy_for = Some(REPLACE_AFTER);
+    assert_eq!(plan(&o), Step::Remove { id: 102, name: name(2) });
+}
+
+#[test]
+fn pods_and_claims_of_no_member_are_deleted() {
+    let mut o = cluster(3, 3);
+    o.workloads.push(Workload { name: name(7), claim: true, ..Default::default() });
+    assert_eq!(plan(&o), Step::DeletePod { name: name(7), claim: true });
+}
+
+#[test]
+fn names_and_ordinals() {
+    assert_eq!(member_name("demo", 4), "demo-4");
+    assert_eq!(ordinal("demo", "demo-4"), Some(4));
+    assert_eq!(ordinal("demo", "demo-x"), None);
+    assert_eq!(ordinal("demo", "other-1"), None);
+}
