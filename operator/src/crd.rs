@@ -217,6 +217,27 @@ pub struct CairnClusterStatus {
     pub last_backup: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_defrag: Option<serde_json::Value>,
+    /// The membership change in progress, recorded before it is made so that a restarted
+    /// operator finishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<RecordedChange>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedChange {
+    /// adding (a learner, then its pod, then its promotion) or removing (then its pod and claim).
+    pub kind: ChangeKind,
+    pub member: String,
+    /// When it started, in seconds since the epoch.
+    pub since: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeKind {
+    Adding,
+    Removing,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

@@ -1,3 +1,6 @@
-//! Reconciliation (DESIGN §4): observe → plan (pure) → act, one step at a time.
+//! Reconciliation (DESIGN §4): observe → plan (pure) → act, one step at a time, then status.
 
+pub mod act;
+pub mod observe;
 pub mod plan;
+pub mod status;

@@ -1,0 +1,187 @@
+//! The operator end to end on kube-sim, with the real `cairn-operator`, real `cairn` members
+//! and kubectl: a 3-member cluster comes up; data written survives everything that follows;
+//! it scales 3 → 5 (each new member seen as a learner before its promotion) → 3; 4 replicas
+//! are refused; a member whose pod and claim are deleted is replaced; an operator killed in
+//! the middle of a scale-up finishes it after its restart; deleting the cluster deletes all
+//! it owns.
+
+use cairn_e2e::harness::{built_bin, etcdctl};
+use cairn_e2e::sim::KubeSim;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
+
+struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(sim: &KubeSim, run: usize) -> Operator {
+        let log = std::fs::File::create(sim.path().join(format!("operator-{run}.log"))).expect("a log");
+        let child = Command::new(built_bin("cairn-operator"))
+            .env("KUBECONFIG", &sim.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the operator");
+        Operator { child }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn cluster(sim: &KubeSim) -> Value {
+    sim.get_json(&["cc", "demo"])
+}
+
+/// (name, learner, healthy) of each member, sorted by name.
+fn members(c: &Value) -> Vec<(String, bool, bool)> {
+    let mut m: Vec<(String, bool, bool)> = c["status"]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["name"].as_str().unwrap_or_default().to_string(), m["learner"] == true, m["healthy"] == true))
+        .collect();
+    m.sort();
+    m
+}
+
+fn settled(c: &Value, n: usize) -> bool {
+    let m = members(c);
+    c["status"]["phase"] == "Running" && m.len() == n && m.iter().all(|(_, learner, healthy)| !learner && *healthy)
+}
+
+fn wait_for(sim: &KubeSim, within: Duration, what: &str, mut check: impl FnMut(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let c = cluster(sim);
+        if check(&c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}; status: {}", c["status"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pod_ip(sim: &KubeSim, pod: &str) -> String {
+    sim.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]).stdout
+}
+
+fn ctl(endpoint: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let o = etcdctl(endpoint, &args, None);
+    format!("{}{}", o.stdout, o.errors)
+}
+
+/// The member list at a member's pod IP: (name, learner) sorted.
+fn member_list(sim: &KubeSim, via: &str) -> Vec<(String, bool)> {
+    let out = ctl(&format!("{}:2379", pod_ip(sim, via)), &["member", "list"]);
+    let mut v: Vec<(String, bool)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f[2].to_string(), f[5].trim() == "true")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn data_intact(sim: &KubeSim, via: &str) {
+    let got = ctl(&format!("{}:2379", pod_ip(sim, via)), &["get", "survivor", "--print-value-only"]);
+    assert_eq!(got, "kept\n", "the data written at the start");
+}
+
+fn scale(sim: &KubeSim, n: usize) {
+    let out =
+        sim.kubectl(&["patch", "cc", "demo", "--type", "merge", "-p", &format!(r#"{{"spec":{{"replicas":{n}}}}}"#)]);
+    assert!(out.success, "{}", out.all());
+}
+
+#[test]
+fn a_cluster_comes_up_scales_through_learners_recovers_members_and_survives_the_operators_crash() {
+    let sim = KubeSim::start(&[]);
+    sim.apply(CRD);
+    sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
+    let mut operator = Operator::start(&sim, 1);
+    sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\nspec: {replicas: 3}\n");
+    let c = wait_for(&sim, Duration::from_secs(90), "3 healthy voters", |c| settled(c, 3));
+    let available =
+        c["status"]["conditions"].as_array().unwrap().iter().find(|x| x["type"] == "Available").unwrap().clone();
+    assert_eq!(available["status"], "True");
+    assert_eq!(
+        member_list(&sim, "demo-0"),
+        [("demo-0".into(), false), ("demo-1".into(), false), ("demo-2".into(), false)]
+    );
+    assert_eq!(ctl(&format!("{}:2379", pod_ip(&sim, "demo-0")), &["put", "survivor", "kept"]), "OK\n");
+
+    // 3 -> 5: each new member is a learner before it is a voter.
+    scale(&sim, 5);
+    let mut learners = std::collections::BTreeSet::new();
+    wait_for(&sim, Duration::from_secs(120), "5 healthy voters", |c| {
+        for (name, learner, _) in members(c) {
+            if learner {
+                learners.insert(name);
+            }
+        }
+        settled(c, 5)
+    });
+    assert_eq!(learners.into_iter().collect::<Vec<_>>(), ["demo-3", "demo-4"], "both joined as learners");
+    data_intact(&sim, "demo-4");
+
+    // 4 is refused by the API server, and nothing changes.
+    let out = sim.kubectl(&["patch", "cc", "demo", "--type", "merge", "-p", r#"{"spec":{"replicas":4}}"#]);
+    assert!(!out.success && out.stderr.contains("replicas must be odd"), "{}", out.all());
+
+    // 5 -> 3: the highest members go, with their pods and claims.
+    scale(&sim, 3);
+    wait_for(&sim, Duration::from_secs(90), "3 healthy voters again", |c| settled(c, 3));
+    sim.eventually(Duration::from_secs(30), "the removed members' pods and claims are gone", || {
+        let pods = sim.kubectl(&["get", "pods,pvc", "-o", "name"]).stdout;
+        !pods.contains("demo-3") && !pods.contains("demo-4")
+    });
+    assert_eq!(member_list(&sim, "demo-0").len(), 3);
+    data_intact(&sim, "demo-2");
+
+    // A member that loses its pod and its claim is replaced: a new member under its name.
+    let old_id = members_by_id(&cluster(&sim), "demo-1");
+    assert!(sim.kubectl(&["delete", "pod", "demo-1", "--wait=false"]).success);
+    assert!(sim.kubectl(&["delete", "pvc", "demo-1", "--wait=false"]).success);
+    let c = wait_for(&sim, Duration::from_secs(120), "demo-1 replaced", |c| {
+        settled(c, 3) && members_by_id(c, "demo-1").is_some_and(|id| Some(id.clone()) != old_id)
+    });
+    assert_eq!(members(&c).len(), 3);
+    data_intact(&sim, "demo-1");
+
+    // The operator dies in the middle of a scale-up; restarted, it finishes it.
+    scale(&sim, 5);
+    wait_for(&sim, Duration::from_secs(60), "a scale-up under way", |c| !c["status"]["change"].is_null());
+    operator.kill9();
+    drop(operator);
+    let _operator = Operator::start(&sim, 2);
+    wait_for(&sim, Duration::from_secs(120), "5 healthy voters after the restart", |c| settled(c, 5));
+    assert_eq!(member_list(&sim, "demo-0").len(), 5);
+    data_intact(&sim, "demo-3");
+
+    // Deleting the cluster deletes everything it owns.
+    assert!(sim.kubectl(&["delete", "cc", "demo", "--wait", "--timeout=60s"]).success);
+    sim.eventually(Duration::from_secs(60), "every owned object is gone", || {
+        sim.kubectl(&["get", "pods,pvc,svc,pdb", "-o", "name"]).stdout.lines().all(|l| !l.contains("demo"))
+    });
+}
+
+fn members_by_id(c: &Value, name: &str) -> Option<String> {
+    c["status"]["members"].as_array()?.iter().find(|m| m["name"] == name)?["id"].as_str().map(str::to_string)
+}

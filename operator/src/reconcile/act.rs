@@ -1,0 +1,168 @@
+//! Carrying out the planner's step. A membership change is recorded in the cluster's status
+//! before it is made, so that after a crash the planner sees it and finishes it; creating
+//! objects that exist already is no error, so every step can be done twice.
+
+use super::observe::{now, Seen};
+use super::plan::Step;
+use crate::crd::{CairnCluster, ChangeKind, RecordedChange};
+use crate::members;
+use crate::resources::{self, member};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Member(#[from] members::MemberError),
+    #[error("no member answers")]
+    NoEndpoint,
+}
+
+/// What a step did, for events and for how soon to look again.
+pub enum Outcome {
+    /// A change was made (reason and note for the Event).
+    Changed { reason: &'static str, note: String },
+    /// Nothing changed; look again soon.
+    Waiting(String),
+    /// As asked.
+    Settled,
+}
+
+fn ignore_exists<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn record(
+    client: &kube::Client,
+    c: &CairnCluster,
+    change: Option<RecordedChange>,
+) -> Result<(), kube::Error> {
+    let api = Api::<CairnCluster>::namespaced(client.clone(), &resources::namespace(c));
+    let patch = json!({"status": {"change": change}});
+    api.patch_status(&resources::name(c), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    Ok(())
+}
+
+async fn create_member(
+    client: &kube::Client,
+    c: &CairnCluster,
+    name: &str,
+    initial: &[String],
+    join: member::Join,
+) -> Result<(), kube::Error> {
+    let ns = resources::namespace(c);
+    ignore_exists(
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &member::claim(c, name))
+            .await,
+    )?;
+    ignore_exists(
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &member::pod(c, name, initial, join))
+            .await,
+    )
+}
+
+/// A member to send membership calls to: the leader if known, else any that answers, never
+/// `except`.
+fn endpoint<'a>(seen: &'a Seen, except: Option<&str>) -> Result<&'a str, ActError> {
+    let members = seen.observed.members.as_deref().unwrap_or_default();
+    let usable = |name: &str| Some(name) != except;
+    let leader = members.iter().find(|m| m.leader && usable(&m.name)).and_then(|m| seen.endpoints.get(&m.name));
+    let any =
+        members.iter().filter(|m| m.healthy && !m.learner && usable(&m.name)).find_map(|m| seen.endpoints.get(&m.name));
+    leader.or(any).map(String::as_str).ok_or(ActError::NoEndpoint)
+}
+
+pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &Step) -> Result<Outcome, ActError> {
+    let ns = resources::namespace(c);
+    match step {
+        Step::Bootstrap { names } => {
+            for n in names {
+                create_member(client, c, n, names, member::Join::New).await?;
+            }
+            Ok(Outcome::Changed { reason: "Bootstrap", note: format!("founding members {}", names.join(", ")) })
+        }
+        Step::AddLearner { name } => {
+            let ep = endpoint(seen, None)?.to_string();
+            let rec = RecordedChange { kind: ChangeKind::Adding, member: name.clone(), since: now().as_secs() as i64 };
+            if seen.observed.change.is_none() {
+                record(client, c, Some(rec)).await?;
+            }
+            let id = members::add_learner(&ep, &resources::peer_url(c, name)).await?;
+            Ok(Outcome::Changed { reason: "MemberAdded", note: format!("{name} ({id:x}) added as a learner") })
+        }
+        Step::CreatePod { name } => {
+            // Known members join the cluster they are in; during bootstrap (nobody answers)
+            // a founder comes back with the founders.
+            let (initial, join) = match &seen.observed.members {
+                Some(ms) => (ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>(), member::Join::Existing),
+                None => (seen.observed.workloads.iter().map(|w| w.name.clone()).collect(), member::Join::New),
+            };
+            let mut initial = initial;
+            if !initial.contains(name) {
+                initial.push(name.clone());
+            }
+            create_member(client, c, name, &initial, join).await?;
+            Ok(Outcome::Changed { reason: "PodCreated", note: format!("pod for member {name}") })
+        }
+        Step::Promote { id, name } => {
+            let ep = endpoint(seen, None)?.to_string();
+            match members::promote(&ep, *id).await {
+                Ok(()) => {
+                    Ok(Outcome::Changed { reason: "MemberPromoted", note: format!("{name} ({id:x}) is a voter") })
+                }
+                Err(e) if e.not_in_sync() => Ok(Outcome::Waiting(format!("learner {name} not in sync yet"))),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Step::MoveLeader { from, to } => {
+            let leader = seen.observed.members.as_deref().unwrap_or_default().iter().find(|m| m.id == *from);
+            let ep = leader.and_then(|m| seen.endpoints.get(&m.name)).ok_or(ActError::NoEndpoint)?;
+            members::move_leader(ep, *to).await?;
+            Ok(Outcome::Changed { reason: "LeaderMoved", note: format!("leadership from {from:x} to {to:x}") })
+        }
+        Step::Remove { id, name } => {
+            if seen.observed.change.is_none() {
+                let rec =
+                    RecordedChange { kind: ChangeKind::Removing, member: name.clone(), since: now().as_secs() as i64 };
+                record(client, c, Some(rec)).await?;
+            }
+            let ep = endpoint(seen, Some(name))?.to_string();
+            members::remove(&ep, *id).await?;
+            Ok(Outcome::Changed { reason: "MemberRemoved", note: format!("{name} ({id:x}) removed") })
+        }
+        Step::DeletePod { name, claim } => {
+            ignore_missing(Api::<Pod>::namespaced(client.clone(), &ns).delete(name, &DeleteParams::default()).await)?;
+            if *claim {
+                ignore_missing(
+                    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+                        .delete(name, &DeleteParams::default())
+                        .await,
+                )?;
+            }
+            Ok(Outcome::Changed { reason: "MemberDeleted", note: format!("pod and claim of {name}") })
+        }
+        Step::Finish => {
+            record(client, c, None).await?;
+            Ok(Outcome::Changed { reason: "ChangeComplete", note: "membership change complete".into() })
+        }
+        Step::Wait { reason } | Step::Degraded { reason } => Ok(Outcome::Waiting(reason.clone())),
+        Step::Done => Ok(Outcome::Settled),
+    }
+}

@@ -1,0 +1,131 @@
+//! What the planner needs, read from the API (the cluster's pods and claims) and from the
+//! members themselves (the member list from any that answers; each member's status at its
+//! pod IP).
+
+use super::plan::{Change, Member, Observed, Workload};
+use crate::crd::{CairnCluster, ChangeKind};
+use crate::members::{self, MemberStatus};
+use crate::resources::{self, CLIENT_PORT, MEMBER_LABEL};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, ListParams};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Since when each member has looked unhealthy (by cluster uid and member name); kept by the
+/// operator process (a restart starts the count again, which only delays a replacement).
+#[derive(Default)]
+pub struct Unhealthy(Mutex<HashMap<(String, String), Instant>>);
+
+/// What observing found besides the plan's input: for acting and for status.
+pub struct Seen {
+    pub observed: Observed,
+    /// Pod IP:port of each member that has one, by member name.
+    pub endpoints: HashMap<String, String>,
+    pub statuses: HashMap<String, MemberStatus>,
+    /// Member ids by name.
+    pub ids: HashMap<String, u64>,
+}
+
+pub fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+fn member_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> Option<String> {
+    labels?.get(MEMBER_LABEL).cloned()
+}
+
+pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unhealthy) -> Result<Seen, kube::Error> {
+    let ns = resources::namespace(c);
+    let lp = ListParams::default().labels(&resources::selector(c));
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&lp).await?;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&lp).await?;
+    let mut workloads: Vec<Workload> = Vec::new();
+    let mut endpoints = HashMap::new();
+    let slot = |w: &mut Vec<Workload>, name: &str| -> usize {
+        match w.iter().position(|x| x.name == name) {
+            Some(i) => i,
+            None => {
+                w.push(Workload { name: name.to_string(), ..Default::default() });
+                w.len() - 1
+            }
+        }
+    };
+    for p in &pods {
+        let Some(name) = member_of(p.metadata.labels.as_ref()) else { continue };
+        let i = slot(&mut workloads, &name);
+        let w = &mut workloads[i];
+        w.pod = true;
+        w.pod_terminating = p.metadata.deletion_timestamp.is_some();
+        let status = p.status.as_ref();
+        w.pod_ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if let Some(ip) = status.and_then(|s| s.pod_ip.clone()).filter(|_| !w.pod_terminating) {
+            endpoints.insert(name.clone(), format!("{ip}:{CLIENT_PORT}"));
+        }
+    }
+    for pvc in &claims {
+        let Some(name) = member_of(pvc.metadata.labels.as_ref()) else { continue };
+        let i = slot(&mut workloads, &name);
+        workloads[i].claim = pvc.metadata.deletion_timestamp.is_none();
+    }
+    // The member list from the first member that answers.
+    let mut listed = None;
+    for ep in endpoints.values() {
+        if let Ok(l) = members::list(ep).await {
+            listed = Some(l);
+            break;
+        }
+    }
+    let mut statuses = HashMap::new();
+    let mut ids = HashMap::new();
+    let uid = c.metadata.uid.clone().unwrap_or_default();
+    let members: Option<Vec<Member>> = match listed {
+        None => None,
+        Some(listed) => {
+            let mut out = Vec::new();
+            for m in listed {
+                let status = match endpoints.get(&m.name) {
+                    Some(ep) => members::status(ep).await.ok(),
+                    None => None,
+                };
+                let healthy = status.as_ref().is_some_and(|s| s.leader != 0);
+                let leader = status.as_ref().is_some_and(|s| s.leader == m.id);
+                {
+                    let mut since = unhealthy.0.lock().unwrap_or_else(|e| e.into_inner());
+                    let key = (uid.clone(), m.name.clone());
+                    if healthy {
+                        since.remove(&key);
+                    } else {
+                        let at = *since.entry(key).or_insert_with(Instant::now);
+                        let i = slot(&mut workloads, &m.name);
+                        workloads[i].unhealthy_for = Some(at.elapsed());
+                    }
+                }
+                if let Some(s) = status {
+                    statuses.insert(m.name.clone(), s);
+                }
+                ids.insert(m.name.clone(), m.id);
+                out.push(Member { id: m.id, name: m.name, learner: m.learner, healthy, leader });
+            }
+            Some(out)
+        }
+    };
+    // A workload slot made only for a member's health has neither pod nor claim: keep it
+    // (it says the member's data is gone) only if it is a member.
+    let status = c.status.clone().unwrap_or_default();
+    let change = status.change.map(|r| match r.kind {
+        ChangeKind::Adding => Change::Adding { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
+        ChangeKind::Removing => Change::Removing { name: r.member },
+    });
+    let observed = Observed {
+        cluster: resources::name(c),
+        replicas: c.spec.replicas.max(1) as usize,
+        members,
+        workloads: workloads.into_iter().filter(|w| w.pod || w.claim || w.unhealthy_for.is_some()).collect(),
+        change,
+        now: now(),
+    };
+    Ok(Seen { observed, endpoints, statuses, ids })
+}

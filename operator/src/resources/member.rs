@@ -1,0 +1,210 @@
+//! A member's claim and pod. The pod runs `cairn` with etcd's flags: it listens on its pod IP
+//! ($(POD_IP), from the downward API), advertises its stable DNS name under the headless
+//! Service, and is ready when /health says so.
+
+use super::{member_host, owned_meta, peer_service, peer_url, CLIENT_PORT, MEMBER_LABEL, PEER_PORT};
+use crate::crd::{CairnCluster, Placement};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, Probe, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+pub const DATA_DIR: &str = "/var/lib/cairn";
+
+/// How a member's first start joins: founders form the cluster, later members join it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    New,
+    Existing,
+}
+
+fn member_labels(member: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(MEMBER_LABEL.to_string(), member.to_string())])
+}
+
+/// The token member and cluster ids derive from: unique per CairnCluster object.
+pub fn cluster_token(c: &CairnCluster) -> String {
+    format!("{}-{}", super::name(c), c.metadata.uid.as_deref().unwrap_or_default())
+}
+
+pub fn claim(c: &CairnCluster, member: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: owned_meta(c, member, member_labels(member)),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: c.spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(c.spec.storage.size.clone()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `initial_cluster`: the members to name in --initial-cluster (founders, or the member list
+/// as MemberAdd left it), this one included.
+pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Join) -> Pod {
+    let cluster: Vec<String> = initial_cluster.iter().map(|m| format!("{m}={}", peer_url(c, m))).collect();
+    let state = match join {
+        Join::New => "new",
+        Join::Existing => "existing",
+    };
+    let args = vec![
+        format!("--name={member}"),
+        format!("--data-dir={DATA_DIR}/data"),
+        format!("--listen-client-urls=http://$(POD_IP):{CLIENT_PORT}"),
+        format!("--advertise-client-urls=http://{}:{CLIENT_PORT}", member_host(c, member)),
+        format!("--listen-peer-urls=http://$(POD_IP):{PEER_PORT}"),
+        format!("--initial-advertise-peer-urls={}", peer_url(c, member)),
+        format!("--initial-cluster={}", cluster.join(",")),
+        format!("--initial-cluster-state={state}"),
+        format!("--initial-cluster-token={}", cluster_token(c)),
+    ];
+    let port = |name: &str, p: i32| ContainerPort { name: Some(name.into()), container_port: p, ..Default::default() };
+    let container = Container {
+        name: "cairn".into(),
+        image: Some(c.spec.image.clone()),
+        command: Some(vec!["cairn".into()]),
+        args: Some(args),
+        env: Some(vec![field_env("POD_IP", "status.podIP"), field_env("POD_NAME", "metadata.name")]),
+        ports: Some(vec![port("client", CLIENT_PORT), port("peer", PEER_PORT)]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/health".into()),
+                port: IntOrString::String("client".into()),
+                ..Default::default()
+            }),
+            period_seconds: Some(2),
+            failure_threshold: Some(3),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        }]),
+        resources: c.spec.resources.clone(),
+        ..Default::default()
+    };
+    let overrides = c.spec.pod.clone().unwrap_or_default();
+    let mut meta = owned_meta(c, member, member_labels(member));
+    meta.labels.get_or_insert_with(BTreeMap::new).extend(overrides.labels);
+    if !overrides.annotations.is_empty() {
+        meta.annotations = Some(overrides.annotations);
+    }
+    let mut node_selector = overrides.node_selector;
+    let mut tolerations = overrides.tolerations;
+    let mut affinity = None;
+    match c.spec.placement {
+        Placement::External => {
+            // One member per node: kubeadm's external etcd topology.
+            let term = PodAffinityTerm {
+                label_selector: Some(LabelSelector { match_labels: Some(super::labels(c)), ..Default::default() }),
+                topology_key: "kubernetes.io/hostname".into(),
+                ..Default::default()
+            };
+            affinity = Some(Affinity {
+                pod_anti_affinity: Some(PodAntiAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(vec![term]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        Placement::Stacked => {
+            node_selector.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+            tolerations.push(Toleration {
+                key: Some("node-role.kubernetes.io/control-plane".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Default::default()
+            });
+        }
+    }
+    Pod {
+        metadata: meta,
+        spec: Some(PodSpec {
+            hostname: Some(member.into()),
+            subdomain: Some(peer_service(c)),
+            containers: vec![container],
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: member.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            tolerations: (!tolerations.is_empty()).then_some(tolerations),
+            affinity,
+            priority_class_name: overrides.priority_class_name,
+            termination_grace_period_seconds: Some(30),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::sample;
+
+    fn args(p: &Pod) -> Vec<String> {
+        p.spec.as_ref().unwrap().containers[0].args.clone().unwrap()
+    }
+
+    #[test]
+    fn a_founder_forms_the_cluster_from_stable_names() {
+        let c = sample("demo", "replicas: 3");
+        let p = pod(&c, "demo-1", &["demo-0".into(), "demo-1".into(), "demo-2".into()], Join::New);
+        let a = args(&p);
+        assert!(a.contains(&"--name=demo-1".to_string()));
+        assert!(a.contains(&"--listen-peer-urls=http://$(POD_IP):2380".to_string()));
+        assert!(
+            a.contains(&"--initial-advertise-peer-urls=http://demo-1.demo-peer.ns.svc.cluster.local:2380".to_string())
+        );
+        assert!(a.contains(&"--initial-cluster-state=new".to_string()));
+        assert!(a.contains(&"--initial-cluster-token=demo-uid-1".to_string()));
+        let cluster = a.iter().find(|x| x.starts_with("--initial-cluster=")).unwrap();
+        assert_eq!(cluster.matches(".demo-peer.ns.svc.cluster.local:2380").count(), 3);
+        let spec = p.spec.unwrap();
+        assert_eq!(spec.subdomain.as_deref(), Some("demo-peer"));
+        assert_eq!(spec.volumes.unwrap()[0].persistent_volume_claim.as_ref().unwrap().claim_name, "demo-1");
+        assert!(spec.affinity.unwrap().pod_anti_affinity.is_some(), "external: one member per node");
+        assert_eq!(p.metadata.labels.unwrap()["cairn.dev/member"], "demo-1");
+    }
+
+    #[test]
+    fn an_added_member_joins_and_stacked_members_go_to_the_control_plane() {
+        let c = sample("cp", "{replicas: 3, placement: stacked, pod: {labels: {team: infra}}}");
+        let p = pod(&c, "cp-3", &["cp-0".into(), "cp-3".into()], Join::Existing);
+        assert!(args(&p).contains(&"--initial-cluster-state=existing".to_string()));
+        let spec = p.spec.unwrap();
+        assert!(spec.node_selector.unwrap().contains_key("node-role.kubernetes.io/control-plane"));
+        assert_eq!(spec.tolerations.unwrap()[0].effect.as_deref(), Some("NoSchedule"));
+        assert!(spec.affinity.is_none());
+        assert_eq!(p.metadata.labels.unwrap()["team"], "infra");
+        let claim = claim(&c, "cp-3");
+        assert_eq!(claim.spec.unwrap().resources.unwrap().requests.unwrap()["storage"], Quantity("10Gi".into()));
+    }
+}
