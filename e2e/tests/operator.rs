@@ -1,11 +1,11 @@
 //! The operator end to end on kube-sim, with the real `cairn-operator`, real `cairn` members
 //! and kubectl: a 3-member cluster comes up; data written survives everything that follows;
 //! it scales 3 → 5 (each new member seen as a learner before its promotion) → 3; 4 replicas
-//! are refused; a member whose pod and claim are deleted is replaced; an operator killed in
-//! the middle of a scale-up finishes it after its restart; deleting the cluster deletes all
-//! it owns.
+//! are refused; a member whose pod and claim are deleted is replaced; two operators run, one
+//! acts (it holds the Lease), and when it is killed in the middle of a scale-up the other
+//! finishes it; metrics report the cluster; deleting the cluster deletes all it owns.
 
-use cairn_e2e::harness::{built_bin, etcdctl};
+use cairn_e2e::harness::{built_bin, etcdctl, free_port};
 use cairn_e2e::sim::KubeSim;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
@@ -15,19 +15,35 @@ const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
 
 struct Operator {
     child: Child,
+    metrics: String,
 }
 
 impl Operator {
     fn start(sim: &KubeSim, run: usize) -> Operator {
         let log = std::fs::File::create(sim.path().join(format!("operator-{run}.log"))).expect("a log");
+        let metrics = format!("127.0.0.1:{}", free_port());
         let child = Command::new(built_bin("cairn-operator"))
+            .args(["--lease-duration-seconds", "4", "--metrics-addr", &metrics])
             .env("KUBECONFIG", &sim.kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start the operator");
-        Operator { child }
+        Operator { child, metrics }
+    }
+
+    fn identity(&self) -> String {
+        format!("cairn-operator-{}", self.child.id())
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&self.metrics) else { return String::new() };
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
     }
 
     fn kill9(&mut self) {
@@ -115,7 +131,7 @@ fn a_cluster_comes_up_scales_through_learners_recovers_members_and_survives_the_
     let sim = KubeSim::start(&[]);
     sim.apply(CRD);
     sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
-    let mut operator = Operator::start(&sim, 1);
+    let mut operators = [Operator::start(&sim, 1), Operator::start(&sim, 2)];
     sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\nspec: {replicas: 3}\n");
     let c = wait_for(&sim, Duration::from_secs(90), "3 healthy voters", |c| settled(c, 3));
     let available =
@@ -165,13 +181,22 @@ fn a_cluster_comes_up_scales_through_learners_recovers_members_and_survives_the_
     assert_eq!(members(&c).len(), 3);
     data_intact(&sim, "demo-1");
 
-    // The operator dies in the middle of a scale-up; restarted, it finishes it.
+    // One operator holds the Lease and reports the cluster.
+    let holder = sim.kubectl(&["get", "lease", "cairn-operator", "-o", "jsonpath={.spec.holderIdentity}"]).stdout;
+    let leading = operators.iter().position(|o| o.identity() == holder).expect("one of the two holds the lease");
+    let text = operators[leading].metrics();
+    assert!(text.contains(r#"cairn_cluster_available{namespace="default",cluster="demo"} 1"#), "{text}");
+    assert!(text.contains(r#"cairn_operator_membership_changes_total{reason="MemberPromoted"}"#), "{text}");
+    assert!(!operators[1 - leading].metrics().contains("cairn_operator_reconciles_total"), "the other one never acted");
+
+    // The acting operator dies in the middle of a scale-up; the other takes the Lease over and
+    // finishes it.
     scale(&sim, 5);
     wait_for(&sim, Duration::from_secs(60), "a scale-up under way", |c| !c["status"]["change"].is_null());
-    operator.kill9();
-    drop(operator);
-    let _operator = Operator::start(&sim, 2);
-    wait_for(&sim, Duration::from_secs(120), "5 healthy voters after the restart", |c| settled(c, 5));
+    operators[leading].kill9();
+    wait_for(&sim, Duration::from_secs(120), "5 healthy voters after the takeover", |c| settled(c, 5));
+    let holder = sim.kubectl(&["get", "lease", "cairn-operator", "-o", "jsonpath={.spec.holderIdentity}"]).stdout;
+    assert_eq!(holder, operators[1 - leading].identity());
     assert_eq!(member_list(&sim, "demo-0").len(), 5);
     data_intact(&sim, "demo-3");
 

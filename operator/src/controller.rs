@@ -1,28 +1,34 @@
 //! The controller: kube-runtime's Controller over CairnClusters (and the pods and claims they
-//! own), with one reconcile per change: the cluster's Services and PDB applied, then observe →
-//! plan → act, one step, its status written, an Event for every membership change, and a
-//! requeue while work remains.
+//! own), with one reconcile per change: the cluster's Services, PDB and ConfigMap applied,
+//! then observe → plan → act, one step, its status written, an Event for every membership
+//! change, and a requeue while work remains. A finalizer makes deletion wait until the
+//! members' pods and claims are gone.
 
 use crate::crd::CairnCluster;
+use crate::metrics::Metrics;
 use crate::reconcile::{act, observe, plan, status};
 use crate::resources::{self, services};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as Finalize};
 use kube::runtime::watcher;
 use kube::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const MANAGER: &str = "cairn-operator";
+pub const FINALIZER: &str = "cairn.dev/cleanup";
 
 pub struct Ctx {
     pub client: kube::Client,
     pub recorder: Recorder,
     pub unhealthy: observe::Unhealthy,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,22 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Act(#[from] act::ActError),
+    #[error("waiting for {0}")]
+    Waiting(String),
+    #[error(transparent)]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Act(act::ActError::Member(_)) => "member",
+            Error::Act(_) => "act",
+            Error::Waiting(_) => "waiting",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
 }
 
 async fn apply<K>(api: Api<K>, obj: &K) -> Result<(), kube::Error>
@@ -43,25 +65,57 @@ where
 }
 
 async fn reconcile(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    if c.metadata.deletion_timestamp.is_some() {
-        // Everything it owns goes with it (owner references).
+    ctx.metrics.inc("cairn_operator_reconciles_total", "");
+    let api = Api::<CairnCluster>::namespaced(ctx.client.clone(), &resources::namespace(&c));
+    let ctx2 = ctx.clone();
+    let r = finalizer(&api, FINALIZER, c, |event| async move {
+        match event {
+            Finalize::Apply(c) => reconcile_cluster(c, ctx2).await,
+            Finalize::Cleanup(c) => cleanup(c, ctx2).await,
+        }
+    })
+    .await;
+    r.map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Deletion: the members' pods go (SIGTERM), then their claims; the finalizer is removed
+/// once nothing is left.
+async fn cleanup(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = resources::namespace(&c);
+    let lp = ListParams::default().labels(&resources::selector(&c));
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
+    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
+    let left = pods.list(&lp).await?.items.len() + claims.list(&lp).await?.items.len();
+    if left == 0 {
         return Ok(Action::await_change());
     }
+    pods.delete_collection(&DeleteParams::default(), &lp).await?;
+    claims.delete_collection(&DeleteParams::default(), &lp).await?;
+    Err(Error::Waiting(format!("{left} pods and claims of {} to go", resources::name(&c))))
+}
+
+async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = resources::namespace(&c);
     let client = &ctx.client;
     apply(Api::<Service>::namespaced(client.clone(), &ns), &services::peer(&c)).await?;
     apply(Api::<Service>::namespaced(client.clone(), &ns), &services::client(&c)).await?;
     apply(Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns), &services::pdb(&c)).await?;
+    apply(Api::<ConfigMap>::namespaced(client.clone(), &ns), &services::config_map(&c)).await?;
     let seen = observe::observe(client, &c, &ctx.unhealthy).await?;
     let step = plan::plan(&seen.observed);
     tracing::info!(cluster = %resources::name(&c), namespace = %ns, step = ?step, "planned");
     let outcome = act::act(client, &c, &seen, &step).await;
     let st = status::status(&c, &seen, &step);
+    let labels = format!(r#"namespace="{ns}",cluster="{}""#, resources::name(&c));
+    ctx.metrics.set("cairn_cluster_ready_members", &labels, st["readyMembers"].as_f64().unwrap_or(0.0));
+    let available = st["conditions"][0]["status"] == "True";
+    ctx.metrics.set("cairn_cluster_available", &labels, f64::from(u8::from(available)));
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
     api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
         .await?;
     match outcome? {
         act::Outcome::Changed { reason, note } => {
+            ctx.metrics.inc("cairn_operator_membership_changes_total", &format!(r#"reason="{reason}""#));
             let event = Event {
                 type_: EventType::Normal,
                 reason: reason.into(),
@@ -82,18 +136,16 @@ async fn reconcile(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error>
     }
 }
 
-fn error_policy(_: Arc<CairnCluster>, e: &Error, _: Arc<Ctx>) -> Action {
+fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
+    ctx.metrics.inc("cairn_operator_reconcile_errors_total", &format!(r#"kind="{}""#, e.kind()));
     tracing::warn!(error = %e, "reconcile failed");
     Action::requeue(Duration::from_secs(2))
 }
 
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        unhealthy: Default::default(),
-    });
+    let recorder = Recorder::new(client.clone(), reporter);
+    let ctx = Arc::new(Ctx { client: client.clone(), recorder, unhealthy: Default::default(), metrics });
     Controller::new(Api::<CairnCluster>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())

@@ -3,6 +3,8 @@
 
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod members;
+pub mod metrics;
 pub mod reconcile;
 pub mod resources;

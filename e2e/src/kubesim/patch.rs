@@ -131,7 +131,10 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), ApiError> {
                 add(doc, path, v)?;
             }
             "test" => {
-                if get(doc, path)? != op["value"] {
+                // As the apiserver's JSON patch library: a missing path tests equal to null
+                // (kube-rs's finalizer helper relies on it when no finalizer is set yet).
+                let current = doc.pointer(path).cloned().unwrap_or(Value::Null);
+                if current != op["value"] {
                     return Err(ApiError {
                         code: 422,
                         reason: "Invalid",
@@ -284,6 +287,9 @@ mod tests {
         assert_eq!(d, json!({"spec": {"replicas": 5, "l": ["b"], "moved": 5}}));
         let e = json_patch(&mut d, &json!([{"op": "test", "path": "/spec/replicas", "value": 3}])).unwrap_err();
         assert_eq!(e.code, 422);
+        json_patch(&mut d, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata", "value": {"finalizers": ["f"]}}])).unwrap();
+        assert_eq!(d["metadata"]["finalizers"], json!(["f"]));
+        assert!(json_patch(&mut d, &json!([{"op": "test", "path": "/spec/missing", "value": 1}])).is_err());
         let e = json_patch(&mut d, &json!([{"op": "remove", "path": "/spec/nothing"}])).unwrap_err();
         assert_eq!(e.code, 400);
         assert_eq!(d["spec"]["replicas"], 5, "a failed patch is not half applied by the caller (it patches a copy)");

@@ -1,8 +1,8 @@
-//! The Services and the PodDisruptionBudget of a cluster.
+//! The Services, the PodDisruptionBudget and the ConfigMap of a cluster.
 
 use super::{labels, name, owned_meta, peer_service, quorum, CLIENT_PORT, PEER_PORT};
 use crate::crd::CairnCluster;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,6 +54,20 @@ pub fn pdb(c: &CairnCluster) -> PodDisruptionBudget {
     }
 }
 
+/// What a client needs to reach the cluster, for people and tools that read it.
+pub fn config_map(c: &CairnCluster) -> ConfigMap {
+    let client = format!("http://{}.{}.svc.cluster.local:{CLIENT_PORT}", name(c), super::namespace(c));
+    ConfigMap {
+        metadata: owned_meta(c, &format!("{}-config", name(c)), BTreeMap::new()),
+        data: Some(BTreeMap::from([
+            ("endpoints".to_string(), client),
+            ("peer-service".to_string(), peer_service(c)),
+            ("initial-cluster-token".to_string(), super::member::cluster_token(c)),
+        ])),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +83,7 @@ mod tests {
         assert_eq!(spec.selector.unwrap()["app.kubernetes.io/instance"], "demo");
         assert_eq!(client(&c).spec.unwrap().ports.unwrap()[0].port, 2379);
         assert_eq!(pdb(&c).spec.unwrap().min_available, Some(IntOrString::Int(3)));
+        assert_eq!(config_map(&c).data.unwrap()["endpoints"], "http://demo.ns.svc.cluster.local:2379");
         let owner = &p.metadata.owner_references.unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("CairnCluster", "uid-1", Some(true)));
     }
