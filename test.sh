@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests need first:
-#   Debian's etcd-server and etcd-client 3.4 (the reference server and the real client), and
-#   iptables (network partitions between members on 127.0.0.x).
+#   Debian's etcd-server and etcd-client 3.4 (the reference server and the real client),
+#   iptables (network partitions between members on 127.0.0.x), and a Python venv with
+#   helm-python-sdk and kubernetes-validate (the Helm chart's check).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +19,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 etcd --version | sed -n 1p
 etcdctl version | sed -n 1p
+
+# The Helm chart's check (scripts/check-chart.py) runs Helm's Go SDK and Kubernetes' schemas
+# from a venv kept outside the clone, made once with pinned versions.
+export CAIRN_VENV="${CAIRN_VENV:-/var/tmp/cairn-venv}"
+pins=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0)
+if ! "$CAIRN_VENV/bin/pip" freeze 2>/dev/null | grep -qx "${pins[0]}" \
+  || ! "$CAIRN_VENV/bin/pip" freeze 2>/dev/null | grep -qx "${pins[1]}"; then
+  echo "making the venv $CAIRN_VENV"
+  rm -rf "$CAIRN_VENV"
+  if ! python3 -m venv "$CAIRN_VENV" 2>/dev/null; then
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$CAIRN_VENV"
+    python3 -m venv "$CAIRN_VENV"
+  fi
+  "$CAIRN_VENV/bin/pip" install -q "${pins[@]}"
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -281,6 +281,23 @@ fn custom_resources_are_validated_defaulted_and_printed_by_their_definition() {
     assert_eq!(header, ["NAME", "SIZE", "PHASE", "AGE"]);
     assert!(table.lines().nth(1).unwrap().starts_with("w "), "{table}");
     assert!(table.contains("Ready"), "{table}");
+    // A schema that is not structural is refused, as by the apiserver.
+    let loose = WIDGET_CRD
+        .replace("name: widgets.example.com", "name: gadgets.example.com")
+        .replace(
+            "{kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}",
+            "{kind: Gadget, plural: gadgets}",
+        )
+        .replace("              phase: {type: string}", "              phase: {}");
+    let out = sim.kubectl_with_input(&["apply", "-f", "-"], Some(&loose));
+    assert!(!out.success, "{}", out.all());
+    assert!(
+        out.stderr.contains(
+            "properties[status].properties[phase].type: Required value: must not be empty for specified object fields"
+        ),
+        "{}",
+        out.all()
+    );
     // Deleting the definition takes its resources along.
     assert!(sim.kubectl(&["delete", "crd", "widgets.example.com"]).success);
     sim.eventually(Duration::from_secs(10), "the kind is no longer served", || {

@@ -214,13 +214,40 @@ pub struct CairnClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_backup: Option<serde_json::Value>,
+    pub last_backup: Option<LastBackup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_defrag: Option<serde_json::Value>,
+    pub last_defrag: Option<LastDefrag>,
     /// The membership change in progress, recorded before it is made so that a restarted
     /// operator finishes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<RecordedChange>,
+}
+
+/// The newest backups that reached S3.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastBackup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_revision: Option<i64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_time: Option<String>,
+}
+
+/// The last defragmentation of the cluster's members.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDefrag {
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Bytes given back, over all members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimed_bytes: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -286,6 +286,16 @@ fn answer(status: axum::http::StatusCode, v: Value, warnings: &[String]) -> Resp
 }
 
 fn validate(t: &Target, obj: &Value) -> Result<(), ApiError> {
+    if t.resource.id() == "customresourcedefinitions.apiextensions.k8s.io" {
+        let mut causes = Vec::new();
+        for (i, v) in obj["spec"]["versions"].as_array().into_iter().flatten().enumerate() {
+            let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+            super::schema::structural(&v["schema"]["openAPIV3Schema"], &path, &mut causes);
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&objects::kind_group(&t.resource), objects::name_of(obj), causes));
+        }
+    }
     let Some(schema) = &t.resource.schema else { return Ok(()) };
     let mut causes: Vec<Cause> = Vec::new();
     let mut checked = obj.clone();

@@ -129,7 +129,8 @@ pub struct Cause {
 impl Cause {
     fn message(&self) -> String {
         match self.reason {
-            "FieldValueRequired" => "Required value".to_string(),
+            "FieldValueRequired" if self.detail.is_empty() => "Required value".to_string(),
+            "FieldValueRequired" => format!("Required value: {}", self.detail),
             _ => match &self.value {
                 Some(v) => format!("{}: {}: {}", reason_text(self.reason), v, self.detail),
                 None => format!("{}: {}", reason_text(self.reason), self.detail),

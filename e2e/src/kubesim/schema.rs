@@ -40,6 +40,30 @@ pub fn default(schema: &Value, v: &mut Value) {
     }
 }
 
+/// Where a CRD's schema is not structural (the apiserver refuses those CRDs): every object
+/// field needs a type, unless it preserves unknown fields or is int-or-string.
+pub fn structural(schema: &Value, path: &str, out: &mut Vec<Cause>) {
+    let free = schema["x-kubernetes-preserve-unknown-fields"] == json!(true)
+        || schema["x-kubernetes-int-or-string"] == json!(true);
+    if schema.get("type").is_none() && !free {
+        out.push(Cause {
+            reason: "FieldValueRequired",
+            field: format!("{path}.type"),
+            value: None,
+            detail: "must not be empty for specified object fields".into(),
+        });
+    }
+    for (name, child) in schema["properties"].as_object().into_iter().flatten() {
+        structural(child, &format!("{path}.properties[{name}]"), out);
+    }
+    if schema["items"].is_object() {
+        structural(&schema["items"], &format!("{path}.items"), out);
+    }
+    if schema["additionalProperties"].is_object() {
+        structural(&schema["additionalProperties"], &format!("{path}.additionalProperties"), out);
+    }
+}
+
 /// The paths of fields the schema does not declare (metadata, apiVersion and kind at the top
 /// are the apiserver's own), and the value with them removed.
 pub fn prune(schema: &Value, v: &mut Value, path: &str, unknown: &mut Vec<String>) {
