@@ -94,7 +94,8 @@ async fn cleanup(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Err(Error::Waiting(format!("{left} pods and claims of {} to go", resources::name(&c))))
 }
 
-async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+/// One reconcile of a live cluster (the finalizer's Apply): public for the mocked-API tests.
+pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = resources::namespace(&c);
     let client = &ctx.client;
     apply(Api::<Service>::namespaced(client.clone(), &ns), &services::peer(&c)).await?;
@@ -142,10 +143,16 @@ fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
+impl Ctx {
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Ctx {
+        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Ctx { client, recorder, unhealthy: Default::default(), metrics }
+    }
+}
+
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
-    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-    let recorder = Recorder::new(client.clone(), reporter);
-    let ctx = Arc::new(Ctx { client: client.clone(), recorder, unhealthy: Default::default(), metrics });
+    let ctx = Arc::new(Ctx::new(client.clone(), metrics));
     Controller::new(Api::<CairnCluster>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())

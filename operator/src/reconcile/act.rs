@@ -58,24 +58,25 @@ pub async fn record(
     Ok(())
 }
 
+/// A member's pod, and its claim when `new_claim`: only a member that has never run gets an
+/// empty claim. A member already in the cluster whose claim is gone has lost its data; it
+/// must not come back under its old id (it would vote with an empty log): the planner
+/// removes and re-adds it instead.
 async fn create_member(
     client: &kube::Client,
     c: &CairnCluster,
     name: &str,
     initial: &[String],
     join: member::Join,
+    new_claim: bool,
 ) -> Result<(), kube::Error> {
     let ns = resources::namespace(c);
-    ignore_exists(
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &member::claim(c, name))
-            .await,
-    )?;
-    ignore_exists(
-        Api::<Pod>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &member::pod(c, name, initial, join))
-            .await,
-    )
+    if new_claim {
+        let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+        ignore_exists(claims.create(&PostParams::default(), &member::claim(c, name)).await)?;
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    ignore_exists(pods.create(&PostParams::default(), &member::pod(c, name, initial, join)).await)
 }
 
 /// A member to send membership calls to: the leader if known, else any that answers, never
@@ -94,7 +95,7 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
     match step {
         Step::Bootstrap { names } => {
             for n in names {
-                create_member(client, c, n, names, member::Join::New).await?;
+                create_member(client, c, n, names, member::Join::New, true).await?;
             }
             Ok(Outcome::Changed { reason: "Bootstrap", note: format!("founding members {}", names.join(", ")) })
         }
@@ -118,7 +119,12 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
             if !initial.contains(name) {
                 initial.push(name.clone());
             }
-            create_member(client, c, name, &initial, join).await?;
+            // A claim only for a member being added (or a founder during bootstrap): one that
+            // has run keeps the claim it has, or is replaced.
+            let adding =
+                matches!(&seen.observed.change, Some(super::plan::Change::Adding { name: n, .. }) if n == name);
+            let new_claim = adding || seen.observed.members.is_none();
+            create_member(client, c, name, &initial, join, new_claim).await?;
             Ok(Outcome::Changed { reason: "PodCreated", note: format!("pod for member {name}") })
         }
         Step::Promote { id, name } => {
