@@ -218,7 +218,7 @@ fn list_or_watch(sim: &Sim, t: &Target, q: &HashMap<String, String>, accept: &st
     if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
         let (first_rv, after) = token.split_once(':').ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
         list_rv = first_rv.parse().map_err(|_| ApiError::bad_request("invalid continue token"))?;
-        if sim.store.watch(list_rv).is_err() {
+        if !sim.store.resumable(list_rv) {
             return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
         }
         items.retain(|o| page_key(o).as_str() > after);
@@ -285,18 +285,29 @@ fn answer(status: axum::http::StatusCode, v: Value, warnings: &[String]) -> Resp
     r
 }
 
-fn validate(t: &Target, obj: &Value) -> Result<(), ApiError> {
-    if t.resource.id() == "customresourcedefinitions.apiextensions.k8s.io" {
+/// What the apiserver does to a body before storing it: unknown fields pruned (see
+/// check_schema), defaults, then the schema's checks. Returns the warnings to send.
+fn admit(r: &Resource, obj: &mut Value, q: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let warnings = check_schema(r, obj, q)?;
+    if let Some(schema) = &r.schema {
+        super::schema::default(schema, obj);
+    }
+    validate(r, obj)?;
+    Ok(warnings)
+}
+
+fn validate(r: &Resource, obj: &Value) -> Result<(), ApiError> {
+    if r.id() == "customresourcedefinitions.apiextensions.k8s.io" {
         let mut causes = Vec::new();
         for (i, v) in obj["spec"]["versions"].as_array().into_iter().flatten().enumerate() {
             let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
             super::schema::structural(&v["schema"]["openAPIV3Schema"], &path, &mut causes);
         }
         if !causes.is_empty() {
-            return Err(ApiError::invalid(&objects::kind_group(&t.resource), objects::name_of(obj), causes));
+            return Err(ApiError::invalid(&objects::kind_group(r), objects::name_of(obj), causes));
         }
     }
-    let Some(schema) = &t.resource.schema else { return Ok(()) };
+    let Some(schema) = &r.schema else { return Ok(()) };
     let mut causes: Vec<Cause> = Vec::new();
     let mut checked = obj.clone();
     if let Some(m) = checked.as_object_mut() {
@@ -314,7 +325,7 @@ fn validate(t: &Target, obj: &Value) -> Result<(), ApiError> {
     if causes.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(&objects::kind_group(&t.resource), objects::name_of(obj), causes))
+    Err(ApiError::invalid(&objects::kind_group(r), objects::name_of(obj), causes))
 }
 
 fn dry_run(q: &HashMap<String, String>) -> bool {
@@ -342,11 +353,7 @@ fn write(
 
 fn create(sim: &Sim, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> Result<Response, ApiError> {
     let mut obj = body_json(body)?;
-    let warnings = check_schema(&t.resource, &mut obj, q)?;
-    if let Some(schema) = &t.resource.schema {
-        super::schema::default(schema, &mut obj);
-    }
-    validate(t, &obj)?;
+    let warnings = admit(&t.resource, &mut obj, q)?;
     let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
     let r = t.resource.clone();
     let manager = q.get("fieldManager").cloned();
@@ -362,11 +369,7 @@ fn create(sim: &Sim, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> Re
 
 fn update(sim: &Sim, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> Result<Response, ApiError> {
     let mut obj = body_json(body)?;
-    let warnings = check_schema(&t.resource, &mut obj, q)?;
-    if let Some(schema) = &t.resource.schema {
-        super::schema::default(schema, &mut obj);
-    }
-    validate(t, &obj)?;
+    let warnings = admit(&t.resource, &mut obj, q)?;
     let part = if t.sub.is_some() { Part::Status } else { Part::Main };
     let key = key_of(t);
     let r = t.resource.clone();
@@ -423,12 +426,7 @@ fn patch_object(
         if p["metadata"]["resourceVersion"].is_null() {
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         }
-        let target = Target { resource: r.clone(), namespace: None, name: None, sub: None };
-        warnings = check_schema(&r, &mut new, q)?;
-        if let Some(schema) = &r.schema {
-            super::schema::default(schema, &mut new);
-        }
-        validate(&target, &new)?;
+        warnings = admit(&r, &mut new, q)?;
         if let Some(m) = &manager {
             super::apply::record_update(&mut new, Some(&old), m, "Update");
         }

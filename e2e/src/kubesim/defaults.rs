@@ -114,8 +114,7 @@ fn secret(obj: &mut Value) {
 }
 
 fn crd(obj: &mut Value) {
-    let names = obj["spec"]["names"].clone();
-    let mut names = names;
+    let mut names = obj["spec"]["names"].clone();
     if names["singular"].is_null() {
         names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
     }

@@ -111,7 +111,6 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()> + S
     })?;
     let sim = Arc::new(Sim::new(address.clone(), args.watch_cache, state_dir.clone()));
     sim.bootstrap();
-    std::fs::create_dir_all(&args.state_dir)?;
     let tmp = args.kubeconfig_out.with_extension("tmp");
     std::fs::write(&tmp, kubeconfig(&address))?;
     std::fs::rename(&tmp, &args.kubeconfig_out)?;

@@ -233,7 +233,7 @@ pub fn update(t: &mut Txn<'_>, r: &Resource, key: &Key, mut new: Value, part: Pa
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         new["metadata"]["generation"] = json!(g);
     }
-    if new == with_rv(&old, None) || new == old {
+    if new == without_rv(&old) || new == old {
         // Nothing changed: no new version, no event.
         return Ok(old);
     }
@@ -249,13 +249,10 @@ pub fn update(t: &mut Txn<'_>, r: &Resource, key: &Key, mut new: Value, part: Pa
     Ok(new)
 }
 
-fn with_rv(obj: &Value, rv: Option<u64>) -> Value {
+fn without_rv(obj: &Value) -> Value {
     let mut v = obj.clone();
-    match rv {
-        Some(rv) => v["metadata"]["resourceVersion"] = Value::String(rv.to_string()),
-        None => {
-            v["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
-        }
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
     }
     v
 }

@@ -19,7 +19,7 @@ pub struct Resource {
     /// A CRD's schema (openAPIV3Schema) and its printer columns; None for built-in kinds.
     pub schema: Option<Value>,
     pub printer_columns: Vec<Value>,
-    /// CRD names, for `kubectl get cairnclusters.cairn.dev`.
+    /// Groups of kinds `kubectl get <category>` lists together (a CRD's names.categories).
     pub categories: Vec<String>,
 }
 

@@ -149,6 +149,12 @@ impl Store {
         (inner.of(resource, namespace), inner.rv, rx)
     }
 
+    /// Whether the log still holds every event after `rv` (a watch or a list page from it
+    /// would miss nothing).
+    pub fn resumable(&self, rv: u64) -> bool {
+        rv >= self.lock().resumable_from
+    }
+
     /// The events after `from` still in the log, and a receiver for those to come, with
     /// nothing lost or repeated in between.
     pub fn watch(&self, from: u64) -> Result<(Vec<Arc<Event>>, Receiver), Expired> {

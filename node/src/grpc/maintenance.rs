@@ -169,7 +169,7 @@ impl Maintenance for MaintenanceService {
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let r = async {
             self.ctx.not_learner()?;
-            let (hash, _) = self.ctx.raft.hash().await?;
+            let hash = self.ctx.raft.hash().await?;
             Ok(HashResponse { header: None, hash })
         }
         .await;

@@ -144,9 +144,8 @@ impl RaftHandle {
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
     }
 
-    /// A hash of this member's whole backend (the applier pauses meanwhile), and the raft
-    /// index it is as of.
-    pub async fn hash(&self) -> Result<(u32, u64), EtcdError> {
+    /// A hash of this member's whole backend (the applier pauses meanwhile).
+    pub async fn hash(&self) -> Result<u32, EtcdError> {
         let (reply, rx) = oneshot::channel();
         self.send(Msg::ForApplier(ApplyItem::Hash { reply }))?;
         rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)

@@ -83,9 +83,9 @@ pub enum ApplyItem {
     Defragment {
         reply: oneshot::Sender<Result<(u64, u64), String>>,
     },
-    /// Hash every record (Maintenance.Hash), answered with the hash and the index it is as of.
+    /// Hash every record (Maintenance.Hash).
     Hash {
-        reply: oneshot::Sender<Result<(u32, u64), String>>,
+        reply: oneshot::Sender<Result<u32, String>>,
     },
 }
 
@@ -268,7 +268,7 @@ fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared)
             }
             Ok(ApplyItem::Hash { reply }) => {
                 // Between batches, so the hash is of one point in time.
-                let _ = reply.send(sh.backend.hash().map(|h| (h, last)).map_err(|e| e.to_string()));
+                let _ = reply.send(sh.backend.hash().map_err(|e| e.to_string()));
             }
             Ok(ApplyItem::WriteImage { path, reply }) => {
                 // Between batches, so the image is one consistent point in time.

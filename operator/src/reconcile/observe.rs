@@ -112,8 +112,6 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
             Some(out)
         }
     };
-    // A workload slot made only for a member's health has neither pod nor claim: keep it
-    // (it says the member's data is gone) only if it is a member.
     let status = c.status.clone().unwrap_or_default();
     let change = status.change.map(|r| match r.kind {
         ChangeKind::Adding => Change::Adding { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
@@ -123,7 +121,9 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         cluster: resources::name(c),
         replicas: c.spec.replicas.max(1) as usize,
         members,
-        workloads: workloads.into_iter().filter(|w| w.pod || w.claim || w.unhealthy_for.is_some()).collect(),
+        // Every slot is a pod's, a claim's, or an unhealthy member's (then without pod and
+        // claim: its data is gone).
+        workloads,
         change,
         now: now(),
     };
