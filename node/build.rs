@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3lockpb/v3lock.proto",
         "proto/cairnpb/internal.proto",
         "proto/cairnpb/peer.proto",
+        "proto/cairnpb/backup.proto",
     ];
     tonic_prost_build::configure().build_server(true).build_client(true).compile_protos(&protos, &["proto"])?;
     for p in protos {

@@ -2,6 +2,7 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod dial;

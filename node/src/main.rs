@@ -1,6 +1,6 @@
 //! `cairn`: with no subcommand, runs a member (etcd's flags); subcommands are offline tools.
 
-use cairn_node::{bench, config, server, snapshot};
+use cairn_node::{backup, bench, config, server, snapshot};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -24,6 +24,9 @@ enum Command {
     /// Snapshot files: save one from a member (as etcdctl does), and offline tools.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Make a member's data dir of a new cluster from a backup in S3 (full snapshot + deltas,
+    /// replayed at their original revisions), to the latest revision, a revision or a time.
+    Restore(backup::restore::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(Command::Bench(args)) => rt.block_on(bench::run(args)),
         Some(Command::Snapshot(c)) => snapshot_command(c, &rt),
+        Some(Command::Restore(args)) => rt.block_on(backup::restore::run(&args)),
         None => {
             let cfg = match cli.server.validate() {
                 Ok(c) => c,

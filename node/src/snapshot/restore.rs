@@ -14,11 +14,11 @@ use crate::storage::backend::{Backend, META_APPLIED_INDEX, META_REVISION};
 use crate::storage::wal::{Identity, Wal};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(clap::Args, Debug)]
-pub struct RestoreArgs {
-    /// The snapshot file, as `etcdctl snapshot save` wrote it.
-    pub file: PathBuf,
+/// The new member and cluster a restore makes a data dir for (etcdutl's flags).
+#[derive(clap::Args, Debug, Clone)]
+pub struct MemberArgs {
     /// Human-readable name for this member.
     #[arg(long, default_value = "default")]
     pub name: String,
@@ -34,6 +34,40 @@ pub struct RestoreArgs {
     /// This member's peer URLs.
     #[arg(long, default_value = "http://localhost:2380")]
     pub initial_advertise_peer_urls: String,
+}
+
+/// A checked `MemberArgs`: where to write, and what membership.
+pub struct NewMember {
+    pub data_dir: PathBuf,
+    pub records: Vec<MemberRecord>,
+    pub id: u64,
+}
+
+impl MemberArgs {
+    pub fn check(&self) -> anyhow::Result<NewMember> {
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)));
+        if data_dir.exists() {
+            bail!("data-dir {:?} exists", data_dir.display().to_string());
+        }
+        let mine =
+            split_urls("initial-advertise-peer-urls", &self.initial_advertise_peer_urls).map_err(anyhow::Error::msg)?;
+        let default_cluster = format!("{}={}", self.name, self.initial_advertise_peer_urls);
+        let cluster = parse_initial_cluster(self.initial_cluster.as_deref().unwrap_or(&default_cluster))
+            .map_err(anyhow::Error::msg)?;
+        if !cluster.iter().any(|(n, urls)| *n == self.name && crate::membership::same_urls(urls, &mine)) {
+            bail!("couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration", self.name, mine);
+        }
+        let records = crate::membership::founders(&cluster, &self.initial_cluster_token);
+        Ok(NewMember { data_dir, records, id: ids::member_id(&mine, &self.initial_cluster_token) })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// The snapshot file, as `etcdctl snapshot save` wrote it.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub member: MemberArgs,
     /// Ignore the snapshot's SHA-256 (for a file copied from a data dir).
     #[arg(long)]
     pub skip_hash_check: bool,
@@ -42,33 +76,47 @@ pub struct RestoreArgs {
 pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     super::verify(&a.file, a.skip_hash_check)?;
     crate::storage::image::check(&a.file).with_context(|| format!("{}: not a Cairn snapshot", a.file.display()))?;
-    let data_dir = a.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", a.name)));
-    if data_dir.exists() {
-        bail!("data-dir {:?} exists", data_dir.display().to_string());
-    }
-    let mine = split_urls("initial-advertise-peer-urls", &a.initial_advertise_peer_urls).map_err(anyhow::Error::msg)?;
-    let default_cluster = format!("{}={}", a.name, a.initial_advertise_peer_urls);
-    let cluster =
-        parse_initial_cluster(a.initial_cluster.as_deref().unwrap_or(&default_cluster)).map_err(anyhow::Error::msg)?;
-    if !cluster.iter().any(|(n, urls)| *n == a.name && crate::membership::same_urls(urls, &mine)) {
-        bail!("couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration", a.name, mine);
-    }
-    let records = crate::membership::founders(&cluster, &a.initial_cluster_token);
-    let result = create(&a.file, &data_dir, &records, ids::member_id(&mine, &a.initial_cluster_token));
+    let member = a.member.check()?;
+    let revision = build(&member, |backend| load(backend, &a.file))?;
+    eprintln!(
+        "restored snapshot {} (revision {revision}) into {}: {}",
+        a.file.display(),
+        member.data_dir.display(),
+        describe(&member)
+    );
+    Ok(())
+}
+
+/// "member <id> of new cluster <id>", as the restore commands end.
+pub fn describe(m: &NewMember) -> String {
+    let voters: Vec<u64> = m.records.iter().map(|r| r.id).collect();
+    format!("member {:x} of new cluster {:x}", m.id, ids::cluster_id(&voters))
+}
+
+/// Loads a snapshot file into an empty backend, with progress.
+pub fn load(backend: &Arc<Backend>, file: &Path) -> anyhow::Result<()> {
+    let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
+    let mut progress = super::progress::Progress::new("restoring", Some(size));
+    crate::storage::image::load_reporting(backend, file, |n| progress.add(n)).context("loading the snapshot")?;
+    progress.finish();
+    Ok(())
+}
+
+/// Makes the member's data dir: `fill` puts the data in its backend, then the new membership,
+/// a new cluster id and no raft history replace the source's. Returns the revision. Nothing
+/// half-made stays behind on failure, so the same command can be run again.
+pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
+    let result = create(m, fill);
     if result.is_err() {
-        // Nothing half-made stays behind: the same command can be run again.
-        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_dir_all(&m.data_dir);
     }
     result
 }
 
-fn create(file: &Path, data_dir: &Path, records: &[MemberRecord], me: u64) -> anyhow::Result<()> {
-    let member_dir = data_dir.join("member");
-    let backend = Backend::open(&member_dir.join("db")).context("creating the backend")?;
-    let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
-    let mut progress = super::progress::Progress::new("restoring", Some(size));
-    crate::storage::image::load_reporting(&backend, file, |n| progress.add(n)).context("loading the snapshot")?;
-    progress.finish();
+fn create(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
+    let member_dir = m.data_dir.join("member");
+    let backend = Arc::new(Backend::open(&member_dir.join("db")).context("creating the backend")?);
+    fill(&backend)?;
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
     let mut batch = sled::Batch::default();
     for item in backend.tree().scan_prefix([PREFIX_MEMBER]) {
@@ -76,21 +124,15 @@ fn create(file: &Path, data_dir: &Path, records: &[MemberRecord], me: u64) -> an
     }
     batch.remove(META_APPLIED_INDEX);
     backend.apply(batch)?;
-    write_initial_members(&backend, records)?;
+    write_initial_members(&backend, &m.records)?;
     let revision = backend.get_u64(META_REVISION)?.unwrap_or(1);
-    let voters: Vec<u64> = records.iter().map(|r| r.id).collect();
-    let identity = Identity { member_id: me, cluster_id: ids::cluster_id(&voters) };
+    let voters: Vec<u64> = m.records.iter().map(|r| r.id).collect();
+    let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
     let (snapshot, hard_state) = bootstrap_state(voters);
     let wal_dir = member_dir.join("wal");
     std::fs::create_dir_all(&wal_dir)?;
     std::fs::create_dir_all(member_dir.join("snap"))?;
     Wal::create(&wal_dir, identity, snapshot, hard_state)?;
-    eprintln!(
-        "restored snapshot {} (revision {revision}) into {}: member {:x} of new cluster {:x}",
-        file.display(),
-        data_dir.display(),
-        identity.member_id,
-        identity.cluster_id
-    );
-    Ok(())
+    backend.flush()?;
+    Ok(revision as i64)
 }

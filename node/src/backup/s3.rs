@@ -1,0 +1,214 @@
+//! The S3 calls backups need, over aws-sdk-s3: objects under one prefix, a conditional PUT
+//! for the catalog, listing, and multipart uploads fed from a stream.
+
+use anyhow::Context;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+/// Where backups live and how to reach the store.
+#[derive(Clone, Debug, Default)]
+pub struct S3Config {
+    pub bucket: String,
+    pub prefix: String,
+    /// For S3-compatible stores (MinIO, moto, …).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Empty, or ending in '/'.
+    prefix: String,
+}
+
+/// A conditional PUT lost: somebody else wrote the object since it was read.
+#[derive(Debug, thiserror::Error)]
+#[error("s3://{0}: changed by another writer")]
+pub struct Conflict(pub String);
+
+fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> anyhow::Error {
+    anyhow::anyhow!("{}", DisplayErrorContext(e))
+}
+
+fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+impl Store {
+    pub fn new(cfg: &S3Config) -> Store {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let creds = aws_sdk_s3::config::Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cairn");
+        let mut conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(cfg.region.clone().unwrap_or_else(|| "us-east-1".into())))
+            .credentials_provider(creds)
+            .force_path_style(cfg.force_path_style)
+            .http_client(http);
+        if let Some(endpoint) = &cfg.endpoint {
+            conf = conf.endpoint_url(endpoint);
+        }
+        let prefix = cfg.prefix.trim_matches('/');
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        Store { client: aws_sdk_s3::Client::from_conf(conf.build()), bucket: cfg.bucket.clone(), prefix }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// `s3://bucket/prefix/name`, for messages.
+    pub fn url(&self, name: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(name))
+    }
+
+    /// The object and its ETag, or None if there is none.
+    pub async fn get(&self, name: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await {
+            Ok(out) => out,
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(describe(e).context(format!("get {}", self.url(name)))),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out.body.collect().await.with_context(|| format!("read {}", self.url(name)))?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
+
+    /// Streams an object into `out`; returns its size. `seen` gets every piece as it comes.
+    pub async fn download(
+        &self,
+        name: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+        mut seen: impl FnMut(&[u8]),
+    ) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let got = self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await;
+        let mut body = match got {
+            Ok(o) => o.body,
+            Err(e) if status(&e) == Some(404) => anyhow::bail!("{}: missing", self.url(name)),
+            Err(e) => return Err(describe(e).context(format!("get {}", self.url(name)))),
+        };
+        let mut n = 0;
+        while let Some(chunk) = body.try_next().await.with_context(|| format!("read {}", self.url(name)))? {
+            seen(&chunk);
+            out.write_all(&chunk).await?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
+    /// Writes an object unconditionally (names that are never reused).
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let req = self.client.put_object().bucket(&self.bucket).key(self.key(name)).body(ByteStream::from(body));
+        req.send().await.map_err(|e| describe(e).context(format!("put {}", self.url(name))))?;
+        Ok(())
+    }
+
+    /// Replaces an object only if it is still the version with `etag` (None: only if there
+    /// is no such object yet). Returns the new ETag; `Conflict` if another writer was first.
+    pub async fn put_if(&self, name: &str, body: Vec<u8>, etag: Option<&str>) -> anyhow::Result<String> {
+        let mut req = self.client.put_object().bucket(&self.bucket).key(self.key(name)).body(ByteStream::from(body));
+        req = match etag {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
+            // 412: the condition failed; 409: a concurrent conditional write won.
+            Err(e) if matches!(status(&e), Some(412) | Some(409)) => Err(Conflict(self.key(name)).into()),
+            Err(e) => Err(describe(e).context(format!("put {}", self.url(name)))),
+        }
+    }
+
+    /// Every object name under `dir` (relative to the prefix), in key order.
+    pub async fn list(&self, dir: &str) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let req = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(dir)).set_continuation_token(token);
+            let out = req.send().await.map_err(|e| describe(e).context(format!("list {}", self.url(dir))))?;
+            for o in out.contents() {
+                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    names.push(name.to_string());
+                }
+            }
+            token = out.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        let req = self.client.delete_object().bucket(&self.bucket).key(self.key(name));
+        req.send().await.map_err(|e| describe(e).context(format!("delete {}", self.url(name))))?;
+        Ok(())
+    }
+
+    pub async fn create_bucket_if_missing(&self) -> anyhow::Result<()> {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+            return Ok(());
+        }
+        let req = self.client.create_bucket().bucket(&self.bucket);
+        req.send().await.map_err(|e| describe(e).context(format!("create bucket {}", self.bucket)))?;
+        Ok(())
+    }
+
+    /// Starts a multipart upload of `name`.
+    pub async fn multipart(&self, name: &str) -> anyhow::Result<Multipart> {
+        let req = self.client.create_multipart_upload().bucket(&self.bucket).key(self.key(name));
+        let out = req.send().await.map_err(|e| describe(e).context(format!("start upload of {}", self.url(name))))?;
+        let upload_id = out.upload_id().context("no upload id")?.to_string();
+        Ok(Multipart { store: self.clone(), key: self.key(name), upload_id, parts: Vec::new() })
+    }
+}
+
+/// An upload in progress. Parts other than the last must be at least 5 MiB (S3's rule).
+pub struct Multipart {
+    store: Store,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl Multipart {
+    pub async fn part(&mut self, body: Vec<u8>) -> anyhow::Result<()> {
+        let number = self.parts.len() as i32 + 1;
+        let s = &self.store;
+        let req = s.client.upload_part().bucket(&s.bucket).key(&self.key).upload_id(&self.upload_id);
+        let out = req
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| describe(e).context(format!("upload part {number} of s3://{}/{}", s.bucket, self.key)))?;
+        self.parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build());
+        Ok(())
+    }
+
+    pub async fn complete(self) -> anyhow::Result<()> {
+        let s = &self.store;
+        let done = CompletedMultipartUpload::builder().set_parts(Some(self.parts.clone())).build();
+        let req = s.client.complete_multipart_upload().bucket(&s.bucket).key(&self.key).upload_id(&self.upload_id);
+        req.multipart_upload(done)
+            .send()
+            .await
+            .map_err(|e| describe(e).context(format!("complete upload of s3://{}/{}", s.bucket, self.key)))?;
+        Ok(())
+    }
+
+    /// Gives the parts back (an upload that failed half-way costs nothing after this).
+    pub async fn abort(self) {
+        let s = &self.store;
+        let req = s.client.abort_multipart_upload().bucket(&s.bucket).key(&self.key).upload_id(&self.upload_id);
+        if let Err(e) = req.send().await {
+            tracing::warn!(key = %self.key, "aborting a multipart upload: {}", DisplayErrorContext(e));
+        }
+    }
+}
