@@ -2,7 +2,8 @@
 # Runs every test of the workspace. Installs what the tests need first:
 #   Debian's etcd-server and etcd-client 3.4 (the reference server and the real client),
 #   iptables (network partitions between members on 127.0.0.x), and a Python venv with
-#   helm-python-sdk and kubernetes-validate (the Helm chart's check).
+#   helm-python-sdk and kubernetes-validate (the Helm chart's check) and moto's S3 server
+#   (the backup tests).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,12 +21,18 @@ fi
 etcd --version | sed -n 1p
 etcdctl version | sed -n 1p
 
-# The Helm chart's check (scripts/check-chart.py) runs Helm's Go SDK and Kubernetes' schemas
-# from a venv kept outside the clone, made once with pinned versions.
+# The Helm chart's check (scripts/check-chart.py) runs Helm's Go SDK and Kubernetes' schemas,
+# and the backup tests run moto's S3 server, from a venv kept outside the clone, made once
+# with pinned versions.
 export CAIRN_VENV="${CAIRN_VENV:-/var/tmp/cairn-venv}"
-pins=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0)
-if ! "$CAIRN_VENV/bin/pip" freeze 2>/dev/null | grep -qx "${pins[0]}" \
-  || ! "$CAIRN_VENV/bin/pip" freeze 2>/dev/null | grep -qx "${pins[1]}"; then
+pins=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 moto==5.2.5)
+have_pins() {
+  local frozen
+  frozen=$("$CAIRN_VENV/bin/pip" freeze 2>/dev/null) || return 1
+  for p in "${pins[@]}"; do grep -qx "$p" <<<"$frozen" || return 1; done
+  [ -x "$CAIRN_VENV/bin/moto_server" ]
+}
+if ! have_pins; then
   echo "making the venv $CAIRN_VENV"
   rm -rf "$CAIRN_VENV"
   if ! python3 -m venv "$CAIRN_VENV" 2>/dev/null; then
@@ -34,7 +41,8 @@ if ! "$CAIRN_VENV/bin/pip" freeze 2>/dev/null | grep -qx "${pins[0]}" \
     rm -rf "$CAIRN_VENV"
     python3 -m venv "$CAIRN_VENV"
   fi
-  "$CAIRN_VENV/bin/pip" install -q "${pins[@]}"
+  # moto's server needs its [server] extra (flask).
+  "$CAIRN_VENV/bin/pip" install -q "${pins[0]}" "${pins[1]}" "moto[server]==5.2.5"
 fi
 
 cargo fmt --all -- --check

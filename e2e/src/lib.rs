@@ -1,4 +1,5 @@
 pub mod harness;
 pub mod kubesim;
+pub mod s3;
 pub mod script;
 pub mod sim;

@@ -1,6 +1,7 @@
 //! Cairn's Kubernetes operator: the CairnCluster API (crd), and the controller that runs
 //! Cairn clusters from it.
 
+pub mod backup;
 pub mod controller;
 pub mod crd;
 pub mod leader;

@@ -58,6 +58,11 @@ pub struct Full {
     /// When the snapshot was taken (ms since the epoch).
     pub unix_ms: i64,
     pub generation: u64,
+    /// Taken where the deltas could not continue (the first one, or after the source was
+    /// compacted past them): the revisions between the deltas before it and it are not in
+    /// the backup, a hole that a restore into it reports rather than restores around.
+    #[serde(default)]
+    pub restart: bool,
 }
 
 /// A delta object, as its name tells.
@@ -109,6 +114,8 @@ pub struct Plan {
     pub deltas: Vec<DeltaName>,
     /// The newest revision the plan can reach (before a time target cuts it).
     pub reaches: i64,
+    /// The catalog's head: a time target not reached by `reaches` falls in a hole.
+    pub head: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -119,6 +126,8 @@ pub enum PlanError {
     TooOld(String, i64),
     #[error("revision {want} is not backed up: from the full snapshot at revision {full}, the deltas reach revision {reaches}")]
     NotReached { want: i64, full: i64, reaches: i64 },
+    #[error("the backup is damaged: no delta object holds revision {revision} (expected delta/{revision:020}-…), though the catalog's head is revision {head}")]
+    Missing { revision: i64, head: i64 },
 }
 
 impl Catalog {
@@ -158,13 +167,13 @@ impl Catalog {
         })?;
         let mut valid: Vec<&DeltaName> = deltas.iter().filter(|d| self.delta_is_valid(d)).collect();
         valid.sort();
-        let stop = match target {
+        let want = match target {
             Target::Revision(r) => r,
-            _ => i64::MAX,
+            _ => self.head.max(full.revision),
         };
         let mut chain = Vec::new();
         let mut next = full.revision + 1;
-        while next <= stop {
+        while next <= want {
             // Of the deltas holding `next`, the one reaching furthest.
             let best = valid.iter().filter(|d| d.from <= next && next <= d.to).max_by_key(|d| d.to);
             let Some(d) = best else { break };
@@ -172,12 +181,19 @@ impl Catalog {
             next = d.to + 1;
         }
         let reaches = next - 1;
-        if let Target::Revision(r) = target {
-            if reaches < r {
-                return Err(PlanError::NotReached { want: r, full: full.revision, reaches });
+        if reaches < want {
+            // A hole the writer left on purpose, or revisions not backed up yet; otherwise an
+            // object that should be there is not.
+            let hole = self.fulls.iter().any(|f| f.restart && f.revision > reaches);
+            match target {
+                Target::Revision(r) if hole || r > self.head => {
+                    return Err(PlanError::NotReached { want: r, full: full.revision, reaches })
+                }
+                Target::Time(_) if hole => {}
+                _ => return Err(PlanError::Missing { revision: reaches + 1, head: self.head }),
             }
         }
-        Ok(Plan { full: full.clone(), deltas: chain, reaches })
+        Ok(Plan { full: full.clone(), deltas: chain, reaches, head: self.head })
     }
 
     /// Applies a retention policy: keeps the newest `keep` fulls younger than `max_age_ms`
@@ -191,8 +207,7 @@ impl Catalog {
             .iter()
             .enumerate()
             .filter(|(i, f)| {
-                *i == newest
-                    || (*i + keep.max(1) > newest && max_age_ms.is_none_or(|age| now_ms - f.unix_ms <= age))
+                *i == newest || (*i + keep.max(1) > newest && max_age_ms.is_none_or(|age| now_ms - f.unix_ms <= age))
             })
             .map(|(_, f)| f.clone())
             .collect();

@@ -12,6 +12,7 @@ fn full(revision: i64, unix_ms: i64, generation: u64) -> Full {
         stored_bytes: 0,
         unix_ms,
         generation,
+        restart: false,
     }
 }
 
@@ -77,15 +78,27 @@ fn plans_follow_the_deltas_from_the_chosen_full() {
 
 #[test]
 fn plans_refuse_what_is_not_backed_up() {
-    let c = catalog();
+    // Full 25 was taken after a compaction: 21..=24 were never backed up.
+    let mut c = catalog();
+    c.fulls[1].restart = true;
     let holed = [d(11, 20, 1), d(31, 40, 2)];
-    assert_eq!(
-        c.plan(&holed, Target::Revision(22)),
-        Err(PlanError::NotReached { want: 22, full: 10, reaches: 20 })
-    );
+    assert_eq!(c.plan(&holed, Target::Revision(22)), Err(PlanError::NotReached { want: 22, full: 10, reaches: 20 }));
     assert!(matches!(c.plan(&holed, Target::Revision(5)), Err(PlanError::TooOld(_, 10))));
     assert!(matches!(c.plan(&holed, Target::Revision(41)), Err(PlanError::NotReached { reaches: 25, .. })));
+    // A time before the hole may stop inside it: the restore checks that it stopped before.
+    assert_eq!(c.plan(&holed, Target::Time(1_500)).unwrap().reaches, 20);
     assert_eq!(Catalog::default().plan(&[], Target::Latest), Err(PlanError::Empty));
+}
+
+#[test]
+fn plans_name_a_lost_delta() {
+    let c = catalog();
+    let lost = [d(11, 20, 1), d(31, 40, 2)]; // 21-30 gone, and no restart explains it
+    assert_eq!(c.plan(&lost, Target::Latest), Err(PlanError::Missing { revision: 26, head: 40 }));
+    assert_eq!(c.plan(&lost, Target::Revision(22)), Err(PlanError::Missing { revision: 21, head: 40 }));
+    assert_eq!(c.plan(&lost, Target::Time(1_500)), Err(PlanError::Missing { revision: 21, head: 40 }));
+    let err = c.plan(&lost, Target::Latest).unwrap_err().to_string();
+    assert!(err.contains("delta/00000000000000000026-"), "{err}");
 }
 
 #[test]
@@ -101,10 +114,10 @@ fn retention_keeps_every_chain_it_keeps() {
     let gone = c.retain(2, None, 10_000, &listed);
     assert_eq!(c.fulls.iter().map(|f| f.revision).collect::<Vec<_>>(), vec![25, 38]);
     let mut want = vec![
-        d(11, 20, 1).key(),     // before the oldest kept full
-        d(31, 35, 1).key(),     // fenced
-        full_key(1_000, 1),     // the dropped full
-        full_key(500, 1),       // an older generation's upload that never committed
+        d(11, 20, 1).key(), // before the oldest kept full
+        d(31, 35, 1).key(), // fenced
+        full_key(1_000, 1), // the dropped full
+        full_key(500, 1),   // an older generation's upload that never committed
     ];
     want.sort();
     let mut gone = gone;

@@ -53,7 +53,8 @@ mod tests {
 
     fn sample() -> (DeltaName, DeltaRecord) {
         let name = DeltaName { from: 5, to: 6, generation: 2 };
-        let revisions = (5..=6).map(|r| DeltaRevision { revision: r, observed_unix_ms: 1000 + r, events: vec![] }).collect();
+        let revisions =
+            (5..=6).map(|r| DeltaRevision { revision: r, observed_unix_ms: 1000 + r, events: vec![] }).collect();
         (name, DeltaRecord { from_revision: 5, to_revision: 6, generation: 2, revisions })
     }
 

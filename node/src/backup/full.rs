@@ -28,7 +28,16 @@ pub async fn upload(
     match stream_into(channel, &mut upload).await {
         Ok((revision, bytes, stored_bytes, sha256)) => {
             upload.complete().await?;
-            Ok(Full { revision, key: key.to_string(), sha256, bytes, stored_bytes, unix_ms, generation })
+            Ok(Full {
+                revision,
+                key: key.to_string(),
+                sha256,
+                bytes,
+                stored_bytes,
+                unix_ms,
+                generation,
+                restart: false,
+            })
         }
         Err(e) => {
             upload.abort().await;
@@ -51,16 +60,15 @@ async fn stream_into(
     let mut stored = Sha256::new();
     let mut encoder = zstd::stream::write::Encoder::new(Vec::with_capacity(PART * 2), ZSTD_LEVEL)?;
     let (mut bytes, mut stored_bytes) = (0u64, 0u64);
-    let mut trailer = None;
+    // The last message is the SHA-256 of everything before it (and the one before it says
+    // 0 bytes remain too), so each message is taken as content once the next one arrives.
+    let mut held: Option<Vec<u8>> = None;
     while let Some(chunk) = stream.message().await.context("receiving the snapshot")? {
         bytes += chunk.blob.len() as u64;
         encoder.write_all(&chunk.blob)?;
-        if chunk.remaining_bytes == 0 {
-            // The last message is the SHA-256 of everything before it.
-            trailer = Some(chunk.blob);
-        } else {
-            content.update(&chunk.blob);
-            scan.feed(&chunk.blob)?;
+        if let Some(prev) = held.replace(chunk.blob) {
+            content.update(&prev);
+            scan.feed(&prev)?;
         }
         if encoder.get_ref().len() >= PART {
             let part = std::mem::replace(encoder.get_mut(), Vec::with_capacity(PART * 2));
@@ -69,7 +77,7 @@ async fn stream_into(
             upload.part(part).await?;
         }
     }
-    let Some(trailer) = trailer else { bail!("the snapshot stream ended early") };
+    let Some(trailer) = held.filter(|t| t.len() == 32) else { bail!("the snapshot stream ended early") };
     if content.finalize().as_slice() != trailer.as_slice() {
         bail!("the snapshot's SHA-256 does not match its content");
     }

@@ -43,14 +43,22 @@ pub fn replay(store: &MvccStore, name: &DeltaName, rec: &DeltaRecord, target: Ta
             break;
         }
         if rev.revision != txn.rev() + 1 {
-            bail!("delta {key}: revision {} does not follow revision {}: revisions are missing", rev.revision, txn.rev());
+            bail!(
+                "delta {key}: revision {} does not follow revision {}: revisions are missing",
+                rev.revision,
+                txn.rev()
+            );
         }
         for ev in &rev.events {
             let Some(want) = &ev.kv else { bail!("delta {key}: an event without a key at revision {}", rev.revision) };
             let before = txn.event_count();
             if ev.r#type == EventType::Delete as i32 {
                 if txn.delete_range(&KeyRange::Single(want.key.clone())) != 1 {
-                    bail!("delta {key}: revision {} deletes {:?}, which the restore does not hold", rev.revision, show(&want.key));
+                    bail!(
+                        "delta {key}: revision {} deletes {:?}, which the restore does not hold",
+                        rev.revision,
+                        show(&want.key)
+                    );
                 }
             } else {
                 let lease = if want.lease != 0 && !lease_exists(store, want.lease)? {

@@ -43,7 +43,11 @@ pub struct RestoreArgs {
 
 impl RestoreArgs {
     fn s3(&self) -> anyhow::Result<S3Config> {
-        let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set (the S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+        let env = |name: &str| {
+            std::env::var(name).with_context(|| {
+                format!("{name} is not set (the S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+            })
+        };
         Ok(S3Config {
             bucket: self.s3_bucket.clone(),
             prefix: self.s3_prefix.clone(),
@@ -100,7 +104,10 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
         describe(&member)
     );
     if done.dropped_leases > 0 {
-        eprintln!("{} keys were attached to leases granted after the full snapshot: restored without a lease", done.dropped_leases);
+        eprintln!(
+            "{} keys were attached to leases granted after the full snapshot: restored without a lease",
+            done.dropped_leases
+        );
     }
     Ok(())
 }
@@ -110,12 +117,17 @@ pub async fn plan(store: &Store, target: Target) -> anyhow::Result<Plan> {
     let Some((bytes, _)) = store.get(CATALOG).await? else {
         bail!("{}: no backup there", store.url(CATALOG));
     };
-    let catalog: Catalog = serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", store.url(CATALOG)))?;
+    let catalog: Catalog =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", store.url(CATALOG)))?;
     let deltas: Vec<DeltaName> = store.list(DELTA_DIR).await?.iter().filter_map(|k| DeltaName::parse(k)).collect();
-    Ok(catalog.plan(&deltas, target)?)
+    catalog.plan(&deltas, target).with_context(|| store.url(""))
 }
 
-pub async fn restore(store: &Store, target: Target, member: &crate::snapshot::restore::NewMember) -> anyhow::Result<Restored> {
+pub async fn restore(
+    store: &Store,
+    target: Target,
+    member: &crate::snapshot::restore::NewMember,
+) -> anyhow::Result<Restored> {
     let plan = plan(store, target).await?;
     let work = PathBuf::from(format!("{}.download", member.data_dir.display()));
     let _ = std::fs::remove_dir_all(&work);
@@ -152,6 +164,7 @@ async fn fetch_and_build(
             load(backend, &snapshot)?;
             let mvcc = MvccStore::open(backend.clone())?;
             let mut progress = Progress::new("replaying deltas", Some(records.len() as u64));
+            let mut reached = false;
             for (name, rec) in &records {
                 let r = super::replay::replay(&mvcc, name, rec, target)?;
                 done.deltas += 1;
@@ -159,10 +172,20 @@ async fn fetch_and_build(
                 done.dropped_leases += r.dropped_leases;
                 progress.add(1);
                 if r.reached {
+                    reached = true;
                     break;
                 }
             }
             progress.finish();
+            if let Target::Time(ms) = target {
+                if !reached && plan.reaches < plan.head {
+                    bail!(
+                        "time {} is not backed up: the deltas stop at revision {}, before it, and the backup goes on only from a later full snapshot (the source was compacted before they were backed up)",
+                        format_ms(ms),
+                        plan.reaches
+                    );
+                }
+            }
             Ok(())
         })
     })?;
@@ -187,12 +210,17 @@ async fn fetch_full(store: &Store, plan: &Plan, dest: &Path) -> anyhow::Result<(
     drop(file);
     let got = hex::encode(sum.finalize());
     if got != plan.full.sha256 {
-        bail!("{}: checksum mismatch (the object is corrupted): sha256 {got}, the catalog has {}", store.url(&plan.full.key), plan.full.sha256);
+        bail!(
+            "{}: checksum mismatch (the object is corrupted): sha256 {got}, the catalog has {}",
+            store.url(&plan.full.key),
+            plan.full.sha256
+        );
     }
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
         let mut input = std::fs::File::open(&packed)?;
         let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
-        zstd::stream::copy_decode(&mut input, &mut out).with_context(|| format!("{}: unpacking", store.url(&plan.full.key)))?;
+        zstd::stream::copy_decode(&mut input, &mut out)
+            .with_context(|| format!("{}: unpacking", store.url(&plan.full.key)))?;
         std::io::Write::flush(&mut out)?;
         std::fs::remove_file(&packed)?;
         crate::snapshot::verify(dest, false).with_context(|| store.url(&plan.full.key))

@@ -43,8 +43,10 @@ fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<
 impl Store {
     pub fn new(cfg: &S3Config) -> Store {
         use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-        let creds = aws_sdk_s3::config::Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cairn");
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let creds =
+            aws_sdk_s3::config::Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cairn");
         let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new(cfg.region.clone().unwrap_or_else(|| "us-east-1".into())))
@@ -131,7 +133,8 @@ impl Store {
         let mut names = Vec::new();
         let mut token = None;
         loop {
-            let req = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(dir)).set_continuation_token(token);
+            let req =
+                self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(dir)).set_continuation_token(token);
             let out = req.send().await.map_err(|e| describe(e).context(format!("list {}", self.url(dir))))?;
             for o in out.contents() {
                 if let Some(name) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) {
@@ -188,7 +191,8 @@ impl Multipart {
             .send()
             .await
             .map_err(|e| describe(e).context(format!("upload part {number} of s3://{}/{}", s.bucket, self.key)))?;
-        self.parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build());
+        self.parts
+            .push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build());
         Ok(())
     }
 

@@ -55,7 +55,11 @@ impl MemberArgs {
         let cluster = parse_initial_cluster(self.initial_cluster.as_deref().unwrap_or(&default_cluster))
             .map_err(anyhow::Error::msg)?;
         if !cluster.iter().any(|(n, urls)| *n == self.name && crate::membership::same_urls(urls, &mine)) {
-            bail!("couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration", self.name, mine);
+            bail!(
+                "couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration",
+                self.name,
+                mine
+            );
         }
         let records = crate::membership::founders(&cluster, &self.initial_cluster_token);
         Ok(NewMember { data_dir, records, id: ids::member_id(&mine, &self.initial_cluster_token) })

@@ -1,0 +1,293 @@
+//! Backups to a real S3 server (moto 5.2.5) from a real member, written by the operator's
+//! backup writer while a workload runs, and restored by `cairn restore` into a new member:
+//! every key, value, create/mod revision, version and lease compared with what the source
+//! served at the same revision, to the latest revision and to one in the middle.
+
+use cairn_e2e::harness::{cairn_bin, Kind, Member};
+use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
+use cairn_node::backup::catalog::{Catalog, DeltaName, Target, CATALOG, DELTA_DIR};
+use cairn_node::backup::s3::Store;
+use cairn_node::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use cairn_node::proto::etcdserverpb::kv_client::KvClient;
+use cairn_node::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_node::proto::etcdserverpb::request_op::Request;
+use cairn_node::proto::etcdserverpb::{
+    CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+use cairn_node::proto::mvccpb::KeyValue;
+use cairn_operator::backup::cron::Schedule;
+use cairn_operator::backup::writer::{Progress, Writer, WriterConfig};
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+const BUCKET: &str = "backups";
+const PREFIX: &str = "default/demo";
+
+struct Rig {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    moto: Moto,
+    source: Member,
+    store: Store,
+    progress: Arc<Mutex<Progress>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    kv: KvClient<Channel>,
+    restores: usize,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let moto = Moto::start(&dir.path().join("moto.log"));
+        let source = Member::start(Kind::Cairn, &dir.path().join("source"), &[]);
+        let store = rt.block_on(moto.store(BUCKET, PREFIX));
+        let kv = rt.block_on(async { KvClient::new(source.channel().await) });
+        Rig { dir, rt, moto, source, store, progress: Default::default(), writer: None, kv, restores: 0 }
+    }
+
+    fn start_writer(&mut self, delta_interval: Duration) {
+        let endpoint = self.source.client_addr.clone();
+        let writer = Writer {
+            store: self.store.clone(),
+            endpoints: Arc::new(move || vec![endpoint.clone()]),
+            cfg: WriterConfig {
+                // Never (there is no 30 February): the only fulls are the ones a session needs.
+                schedule: Schedule::parse("0 0 30 2 *").unwrap(),
+                delta_interval,
+                keep: 7,
+                max_age: None,
+            },
+            progress: self.progress.clone(),
+        };
+        *self.progress.lock().unwrap() = Progress::default();
+        self.writer = Some(self.rt.spawn(writer.run()));
+    }
+
+    /// Stops the writer wherever it is, an upload in flight or not (as a SIGKILL would).
+    fn kill_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.abort();
+            let _ = self.rt.block_on(w);
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        self.progress.lock().unwrap().clone()
+    }
+
+    fn wait_backed_up(&self, rev: i64) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let p = self.progress();
+            if p.head.unwrap_or(0) >= rev {
+                return;
+            }
+            assert!(Instant::now() < deadline, "revision {rev} not backed up in 90 s: {p:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn put(&self, key: &str, value: &str, lease: i64) -> i64 {
+        let req = PutRequest { key: key.into(), value: value.into(), lease, ..Default::default() };
+        let resp = self.rt.block_on(self.kv.clone().put(req)).unwrap().into_inner();
+        resp.header.unwrap().revision
+    }
+
+    fn delete(&self, key: &str) -> i64 {
+        let req = DeleteRangeRequest { key: key.into(), ..Default::default() };
+        self.rt.block_on(self.kv.clone().delete_range(req)).unwrap().into_inner().header.unwrap().revision
+    }
+
+    /// Several puts in one revision, when `guard` has never been written.
+    fn txn(&self, guard: &str, keys: &[&str], value: &str) -> i64 {
+        let compare = Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Version as i32,
+            key: guard.into(),
+            target_union: Some(TargetUnion::Version(0)),
+            ..Default::default()
+        };
+        let success = keys
+            .iter()
+            .map(|k| RequestOp {
+                request: Some(Request::RequestPut(PutRequest {
+                    key: (*k).into(),
+                    value: value.into(),
+                    ..Default::default()
+                })),
+            })
+            .collect();
+        let req = TxnRequest { compare: vec![compare], success, failure: vec![] };
+        self.rt.block_on(self.kv.clone().txn(req)).unwrap().into_inner().header.unwrap().revision
+    }
+
+    fn grant(&self) -> i64 {
+        let mut lease = self.rt.block_on(async { LeaseClient::new(self.source.channel().await) });
+        let req = LeaseGrantRequest { ttl: 3600, id: 0 };
+        self.rt.block_on(lease.lease_grant(req)).unwrap().into_inner().id
+    }
+
+    fn compact(&self, rev: i64) {
+        let req = CompactionRequest { revision: rev, physical: true };
+        self.rt.block_on(self.kv.clone().compact(req)).unwrap();
+    }
+
+    /// A workload of `n` changes: overwrites, deletions, multi-key transactions; the revision
+    /// after it.
+    fn workload(&self, tag: &str, n: usize) -> i64 {
+        let mut rev = 0;
+        for i in 0..n {
+            let key = format!("k{:03}", i % 37);
+            rev = match i % 10 {
+                3 => self.delete(&format!("k{:03}", (i + 5) % 37)),
+                7 => {
+                    let keys = [format!("t/{tag}/{i}/a"), format!("t/{tag}/{i}/b"), format!("t/{tag}/{i}/c")];
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    self.txn(&format!("guard/{tag}/{i}"), &keys, &format!("{tag}-{i}"))
+                }
+                _ => self.put(&key, &format!("{tag}-{i}-{}", "x".repeat(i % 50)), 0),
+            };
+        }
+        rev
+    }
+
+    /// Every key the source holds at `rev`.
+    fn keys_at(&self, kv: &KvClient<Channel>, rev: i64) -> (Vec<KeyValue>, i64) {
+        let req = RangeRequest { key: vec![0], range_end: vec![0], revision: rev, ..Default::default() };
+        let resp = self.rt.block_on(kv.clone().range(req)).unwrap().into_inner();
+        (resp.kvs, resp.header.unwrap().revision)
+    }
+
+    /// Runs `cairn restore` with `args` into a new member; starts it if the restore worked.
+    fn restore(&mut self, args: &[&str]) -> Result<Member, String> {
+        self.restores += 1;
+        let dir = self.dir.path().join(format!("restored-{}", self.restores));
+        let mut m = Member::plan_cluster(Kind::Cairn, &dir, &["127.0.0.1"], &[]).remove(0);
+        let out = Command::new(cairn_bin())
+            .arg("restore")
+            .args(["--s3-bucket", BUCKET, "--s3-prefix", PREFIX, "--s3-endpoint", &self.moto.endpoint])
+            .arg("--s3-force-path-style")
+            .args(["--name", &m.name(), "--data-dir", &m.data_dir.display().to_string()])
+            .args(["--initial-cluster", &m.initial_cluster(), "--initial-cluster-token", "e2e-cluster"])
+            .args(["--initial-advertise-peer-urls", &m.peer_url])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .output()
+            .expect("run cairn restore");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            assert!(!m.data_dir.exists(), "a failed restore left {} behind", m.data_dir.display());
+            return Err(stderr);
+        }
+        Member::start_all(std::slice::from_mut(&mut m));
+        Ok(m)
+    }
+
+    /// Runs a restore that must fail; what it said.
+    fn restore_fails(&mut self, args: &[&str]) -> String {
+        match self.restore(args) {
+            Ok(m) => panic!("the restore {args:?} worked, into {}", m.data_dir.display()),
+            Err(e) => e,
+        }
+    }
+
+    fn catalog(&self) -> (Catalog, Vec<DeltaName>) {
+        self.rt.block_on(async {
+            let (bytes, _) = self.store.get(CATALOG).await.unwrap().expect("a catalog");
+            let names = self.store.list(DELTA_DIR).await.unwrap();
+            (serde_json::from_slice(&bytes).unwrap(), names.iter().filter_map(|k| DeltaName::parse(k)).collect())
+        })
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.kill_writer();
+    }
+}
+
+/// What a restore must serve: the source's keys, where a lease granted after the full
+/// snapshot is dropped (it is in no backup: leases are not keys).
+fn expected(kvs: &[KeyValue], leases_in_snapshot: &HashSet<i64>) -> Vec<KeyValue> {
+    kvs.iter()
+        .map(|kv| KeyValue { lease: if leases_in_snapshot.contains(&kv.lease) { kv.lease } else { 0 }, ..kv.clone() })
+        .collect()
+}
+
+fn assert_contiguous(deltas: &[DeltaName], from: i64) {
+    let mut next = from;
+    for d in deltas {
+        assert!(d.from <= next && d.to >= next, "a hole or overlap at revision {next}: {deltas:?}");
+        next = d.to + 1;
+    }
+}
+
+#[test]
+fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
+    let mut rig = Rig::new();
+    let early_lease = rig.grant();
+    rig.put("leased/early", "1", early_lease);
+    let before = rig.workload("before", 30);
+    rig.start_writer(Duration::from_millis(300));
+    rig.wait_backed_up(before);
+
+    let late_lease = rig.grant();
+    rig.put("leased/late", "2", late_lease);
+    rig.put("leased/early-again", "3", early_lease);
+    let middle = rig.workload("one", 150);
+    rig.delete("leased/early");
+    let end = rig.workload("two", 150);
+    rig.wait_backed_up(end);
+
+    let (catalog, deltas) = rig.catalog();
+    assert_eq!(catalog.fulls.len(), 1, "{catalog:?}");
+    let full = catalog.fulls[0].revision;
+    assert!(full >= before && full < middle, "the full snapshot's own revision {full}");
+    let plan = catalog.plan(&deltas, Target::Latest).unwrap();
+    assert_eq!(plan.reaches, end);
+    assert_contiguous(&plan.deltas, full + 1);
+
+    let leases: HashSet<i64> = [0, early_lease].into();
+    let source = rig.kv.clone();
+    for (target, args) in [(middle, vec!["--revision".to_string(), middle.to_string()]), (end, vec![])] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let restored = rig.restore(&args).unwrap_or_else(|e| panic!("restore to {target}: {e}"));
+        let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
+        let (want, _) = rig.keys_at(&source, target);
+        let (got, rev) = rig.keys_at(&kv, 0);
+        assert_eq!(rev, target, "the restored member's revision");
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, expected(&want, &leases), "restored to {target}");
+        // The replayed history is there too.
+        let (want_past, _) = rig.keys_at(&source, target - 7);
+        assert_eq!(rig.keys_at(&kv, target - 7).0, expected(&want_past, &leases), "history at {}", target - 7);
+        // And it goes on from where the source was.
+        let req = PutRequest { key: b"after".to_vec(), value: b"restore".to_vec(), ..Default::default() };
+        let rev_after = rig.rt.block_on(kv.clone().put(req)).unwrap().into_inner().header.unwrap().revision;
+        assert_eq!(rev_after, target + 1);
+    }
+
+    // A revision before the full snapshot, or past the newest backed up, is refused.
+    let err = rig.restore_fails(&["--revision", &(full - 1).to_string()]);
+    assert!(err.contains(&format!("no full snapshot at or before revision {}", full - 1)), "{err}");
+    let err = rig.restore_fails(&["--revision", &(end + 5).to_string()]);
+    assert!(err.contains(&format!("revision {} is not backed up", end + 5)), "{err}");
+
+    // A corrupted delta, then a missing one: the restore stops and names it.
+    let victim = plan.deltas[plan.deltas.len() / 2].key();
+    let (mut bytes, _) = rig.rt.block_on(rig.store.get(&victim)).unwrap().unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    rig.rt.block_on(rig.store.put(&victim, bytes)).unwrap();
+    let err = rig.restore_fails(&[]);
+    assert!(err.contains(&victim) && err.contains("checksum mismatch"), "{err}");
+    rig.rt.block_on(rig.store.delete(&victim)).unwrap();
+    let err = rig.restore_fails(&[]);
+    let lost = DeltaName::parse(&victim).unwrap();
+    assert!(err.contains(&format!("no delta object holds revision {}", lost.from)), "{err}");
+}

@@ -1,0 +1,392 @@
+//! The backup writer of one cluster (DESIGN §4): full snapshots on a cron schedule, and in
+//! between, the watch's changes flushed every delta interval as one delta object each.
+//!
+//! A writer works in sessions. A session first records a new generation in the catalog,
+//! starting where the catalog's head ends (so after a crash nothing is skipped, and nothing an
+//! older writer left uncommitted is ever counted, see `cairn_node::backup::catalog`); then
+//! takes a full snapshot if the catalog has none; then follows the watch from the head. Any
+//! failure ends the session and a new one starts after a backoff: the catalog, not memory,
+//! says where to resume. A compacted watch start takes a new full snapshot: the revisions in
+//! between cannot be read any more, and a restore into them fails with a message rather than
+//! restoring something silently incomplete.
+
+use super::cron::Schedule;
+use super::watch::{self, Item};
+use cairn_node::backup::catalog::{full_key, Catalog, DeltaName, Full, Generation, CATALOG};
+use cairn_node::backup::{delta, full, s3::Store};
+use cairn_node::proto::cairnpb::{DeltaRecord, DeltaRevision};
+use cairn_node::proto::mvccpb::{event::EventType, Event, KeyValue};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The members to read from (voters' client addresses), asked anew at each connection.
+pub type Endpoints = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// A delta is flushed early once its changes reach this size.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub fn now_ms() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_millisecond()
+}
+
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    pub schedule: Schedule,
+    pub delta_interval: Duration,
+    /// Full snapshots kept (with what their restores need).
+    pub keep: usize,
+    pub max_age: Option<Duration>,
+}
+
+/// What the writer reports: the reconciler turns it into status, conditions, Events and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub generation: u64,
+    pub full_revision: Option<i64>,
+    pub full_unix_ms: Option<i64>,
+    /// The newest revision in S3 (the catalog's head).
+    pub head: Option<i64>,
+    pub head_unix_ms: Option<i64>,
+    /// The last time everything the watch had delivered was in S3.
+    pub current_unix_ms: Option<i64>,
+    /// Of the newest delta: from its oldest change's arrival to its commit.
+    pub lag_ms: Option<i64>,
+    pub bytes_uploaded: u64,
+    pub fulls: u64,
+    pub deltas: u64,
+    pub last_error: Option<String>,
+    /// Things worth an Event, taken by the reconciler: (reason, note).
+    pub notes: Vec<(&'static str, String)>,
+}
+
+pub struct Writer {
+    pub store: Store,
+    pub endpoints: Endpoints,
+    pub cfg: WriterConfig,
+    pub progress: Arc<Mutex<Progress>>,
+}
+
+/// The catalog as last read or written, and its ETag: every change is a conditional PUT, so
+/// a writer whose generation was superseded fails here before anything it wrote counts.
+struct Committer<'a> {
+    store: &'a Store,
+    catalog: Catalog,
+    etag: Option<String>,
+}
+
+impl<'a> Committer<'a> {
+    async fn load(store: &'a Store) -> anyhow::Result<Committer<'a>> {
+        Ok(match store.get(CATALOG).await? {
+            Some((bytes, etag)) => Committer { store, catalog: serde_json::from_slice(&bytes)?, etag: Some(etag) },
+            None => Committer { store, catalog: Catalog::default(), etag: None },
+        })
+    }
+
+    async fn commit<T>(&mut self, change: impl FnOnce(&mut Catalog) -> T) -> anyhow::Result<T> {
+        let mut next = self.catalog.clone();
+        let out = change(&mut next);
+        let etag = self.store.put_if(CATALOG, serde_json::to_vec_pretty(&next)?, self.etag.as_deref()).await?;
+        self.catalog = next;
+        self.etag = Some(etag);
+        Ok(out)
+    }
+}
+
+/// Why following stopped without an error.
+enum Stopped {
+    Compacted(i64),
+}
+
+impl Writer {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs sessions until dropped (the runner aborts it when the spec changes or the
+    /// cluster goes).
+    pub async fn run(self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.session().await {
+                tracing::warn!("backup: {e:#}");
+                let mut p = self.progress();
+                p.last_error = Some(format!("{e:#}"));
+                p.notes.push(("BackupFailed", format!("{e:#}")));
+            }
+            if started.elapsed() > MAX_BACKOFF * 2 {
+                backoff = Duration::from_secs(1);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn session(&self) -> anyhow::Result<()> {
+        let mut cat = Committer::load(&self.store).await?;
+        let generation = cat.catalog.generation() + 1;
+        let from = cat.catalog.head + 1;
+        cat.commit(|c| c.generations.push(Generation { generation, from_revision: from, unix_ms: now_ms() })).await?;
+        self.report(&cat.catalog, |p| p.generation = generation);
+        tracing::info!(generation, from, "backup: writing");
+        let mut start = (!cat.catalog.fulls.is_empty()).then_some(from);
+        loop {
+            let at = match start {
+                Some(at) => at,
+                None => {
+                    let f = self.full(&mut cat, generation, true).await?;
+                    f.revision + 1
+                }
+            };
+            match self.follow(&mut cat, generation, at).await? {
+                Stopped::Compacted(rev) => {
+                    let note = format!(
+                        "the watch from revision {at} was compacted (at revision {rev}): taking a full snapshot"
+                    );
+                    tracing::warn!("backup: {note}");
+                    self.progress().notes.push(("BackupCompacted", note));
+                    start = None;
+                }
+            }
+        }
+    }
+
+    fn report(&self, c: &Catalog, more: impl FnOnce(&mut Progress)) {
+        let mut p = self.progress();
+        if let Some(f) = c.fulls.last() {
+            p.full_revision = Some(f.revision);
+            p.full_unix_ms = Some(f.unix_ms);
+        }
+        if c.head > 0 {
+            p.head = Some(c.head);
+            p.head_unix_ms = Some(c.head_unix_ms);
+        }
+        more(&mut p);
+    }
+
+    /// Takes a full snapshot and commits it. `restart`: it is where the deltas start (first
+    /// one, or after a compaction), so the head moves up to it.
+    async fn full(&self, cat: &mut Committer<'_>, generation: u64, restart: bool) -> anyhow::Result<Full> {
+        let f = Full { restart, ..upload_full(&self.store, &self.endpoints, generation).await? };
+        self.commit_full(cat, f).await
+    }
+
+    async fn commit_full(&self, cat: &mut Committer<'_>, f: Full) -> anyhow::Result<Full> {
+        let entry = f.clone();
+        let (keep, max_age) = (self.cfg.keep, self.cfg.max_age.map(|d| d.as_millis() as i64));
+        let listed = self.store.list("").await?;
+        let gone = cat
+            .commit(|c| {
+                c.fulls.push(entry);
+                if f.restart && c.head < f.revision {
+                    c.head = f.revision;
+                    c.head_unix_ms = f.unix_ms;
+                }
+                c.retain(keep, max_age, now_ms(), &listed)
+            })
+            .await?;
+        for key in &gone {
+            self.store.delete(key).await?;
+        }
+        tracing::info!(
+            revision = f.revision,
+            bytes = f.bytes,
+            stored = f.stored_bytes,
+            removed = gone.len(),
+            "backup: full snapshot"
+        );
+        self.report(&cat.catalog, |p| {
+            p.fulls += 1;
+            p.bytes_uploaded += f.stored_bytes;
+            p.notes.push((
+                "FullBackup",
+                format!(
+                    "full snapshot at revision {} ({} bytes stored, {} old objects removed)",
+                    f.revision,
+                    f.stored_bytes,
+                    gone.len()
+                ),
+            ));
+        });
+        Ok(f)
+    }
+
+    /// Follows the watch from `start`, flushing deltas, and taking full snapshots when the
+    /// schedule says (in the background: deltas keep flowing meanwhile).
+    async fn follow(&self, cat: &mut Committer<'_>, generation: u64, start: i64) -> anyhow::Result<Stopped> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let watcher = tokio::spawn(watch::follow(self.endpoints.clone(), start, tx));
+        let _stop_watch = AbortOnDrop(watcher);
+        let mut pending = Pending::new(start - 1);
+        let mut tick = tokio::time::interval(self.cfg.delta_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_full = self.next_full();
+        let mut taking: Option<tokio::task::JoinHandle<anyhow::Result<Full>>> = None;
+        loop {
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(Item::Events(events, at)) => {
+                        pending.add(events, at)?;
+                        if pending.bytes >= MAX_PENDING_BYTES {
+                            self.flush(cat, generation, &mut pending).await?;
+                        }
+                    }
+                    Some(Item::Compacted(rev)) => {
+                        self.flush(cat, generation, &mut pending).await?;
+                        return Ok(Stopped::Compacted(rev));
+                    }
+                    None => anyhow::bail!("the backup watch stopped"),
+                },
+                _ = tick.tick() => self.flush(cat, generation, &mut pending).await?,
+                _ = sleep_until_ms(next_full), if taking.is_none() && next_full.is_some() => {
+                    let (store, endpoints) = (self.store.clone(), self.endpoints.clone());
+                    taking = Some(tokio::spawn(async move { upload_full(&store, &endpoints, generation).await }));
+                    next_full = self.next_full();
+                }
+                done = async { taking.as_mut().expect("guarded").await }, if taking.is_some() => {
+                    taking = None;
+                    self.commit_full(cat, done??).await?;
+                }
+            }
+        }
+    }
+
+    fn next_full(&self) -> Option<i64> {
+        self.cfg.schedule.next_after(k8s_openapi::jiff::Timestamp::now()).map(|t| t.as_millisecond())
+    }
+
+    async fn flush(&self, cat: &mut Committer<'_>, generation: u64, pending: &mut Pending) -> anyhow::Result<()> {
+        let Some(rec) = pending.record(generation) else {
+            self.progress().current_unix_ms = Some(now_ms());
+            return Ok(());
+        };
+        if rec.from_revision > cat.catalog.head + 1 {
+            anyhow::bail!(
+                "a delta from revision {} would leave a hole after revision {}",
+                rec.from_revision,
+                cat.catalog.head
+            );
+        }
+        let name = DeltaName { from: rec.from_revision, to: rec.to_revision, generation };
+        let bytes = delta::encode(&rec);
+        let size = bytes.len() as u64;
+        self.store.put(&name.key(), bytes).await?;
+        let now = now_ms();
+        cat.commit(|c| {
+            c.head = c.head.max(name.to);
+            c.head_unix_ms = now;
+        })
+        .await?;
+        let oldest = pending.oldest_ms;
+        pending.clear();
+        self.report(&cat.catalog, |p| {
+            p.deltas += 1;
+            p.bytes_uploaded += size;
+            p.lag_ms = Some(now - oldest);
+            p.current_unix_ms = Some(now);
+            p.last_error = None;
+        });
+        Ok(())
+    }
+}
+
+/// Changes received and not yet in S3, grouped by revision.
+struct Pending {
+    revisions: Vec<DeltaRevision>,
+    /// The newest revision received (or the one before the start).
+    last: i64,
+    bytes: usize,
+    oldest_ms: i64,
+}
+
+impl Pending {
+    fn new(last: i64) -> Pending {
+        Pending { revisions: Vec::new(), last, bytes: 0, oldest_ms: 0 }
+    }
+
+    fn add(&mut self, events: Vec<Event>, at: i64) -> anyhow::Result<()> {
+        for ev in events {
+            let rev = ev.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+            if rev == self.last && !self.revisions.is_empty() {
+                // More of the same revision (a transaction split across responses).
+            } else if rev == self.last + 1 {
+                if self.revisions.is_empty() {
+                    self.oldest_ms = at;
+                }
+                self.revisions.push(DeltaRevision { revision: rev, observed_unix_ms: at, events: Vec::new() });
+                self.last = rev;
+            } else {
+                anyhow::bail!("the watch skipped from revision {} to {rev}", self.last);
+            }
+            let ev = slim(ev);
+            self.bytes += ev.kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len()) + 32;
+            self.revisions.last_mut().expect("pushed above").events.push(ev);
+        }
+        Ok(())
+    }
+
+    fn record(&self, generation: u64) -> Option<DeltaRecord> {
+        let (first, last) = (self.revisions.first()?, self.revisions.last()?);
+        Some(DeltaRecord {
+            from_revision: first.revision,
+            to_revision: last.revision,
+            generation,
+            revisions: self.revisions.clone(),
+        })
+    }
+
+    fn clear(&mut self) {
+        self.revisions.clear();
+        self.bytes = 0;
+    }
+}
+
+/// What a delta keeps of an event: a deletion's prev_kv without its value, a put's not at all.
+fn slim(mut ev: Event) -> Event {
+    if ev.r#type == EventType::Delete as i32 {
+        ev.prev_kv = ev.prev_kv.map(|p| KeyValue { value: Vec::new(), ..p });
+    } else {
+        ev.prev_kv = None;
+    }
+    ev
+}
+
+/// A full snapshot from the first member that gives one.
+async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> anyhow::Result<Full> {
+    let started = now_ms();
+    let key = full_key(started, generation);
+    let mut last = anyhow::anyhow!("no members to take a snapshot from");
+    for ep in endpoints() {
+        let channel = match tokio::time::timeout(Duration::from_secs(5), cairn_node::dial::dial(&ep)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                last = e;
+                continue;
+            }
+            Err(_) => {
+                last = anyhow::anyhow!("dial {ep}: timed out");
+                continue;
+            }
+        };
+        match full::upload(channel, store, &key, generation, started).await {
+            Ok(f) => return Ok(f),
+            Err(e) => last = e.context(format!("snapshot from {ep}")),
+        }
+    }
+    Err(last)
+}
+
+async fn sleep_until_ms(at: Option<i64>) {
+    let wait = at.map_or(u64::MAX / 4, |at| (at - now_ms()).max(0) as u64);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
