@@ -291,3 +291,95 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     let lost = DeltaName::parse(&victim).unwrap();
     assert!(err.contains(&format!("no delta object holds revision {}", lost.from)), "{err}");
 }
+
+/// The writer stopped dead again and again while writes go on and deltas are in flight
+/// (every 50 ms): each new writer resumes from the catalog's head, under a new generation,
+/// and what the killed ones uploaded without committing never counts.
+#[test]
+fn a_writer_killed_mid_upload_leaves_no_gap_and_no_duplicate() {
+    let mut rig = Rig::new();
+    rig.workload("before", 20);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = {
+        let (kv, stop) = (rig.kv.clone(), stop.clone());
+        let handle = rig.rt.handle().clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let req = PutRequest { key: format!("w{}", n % 50).into(), value: format!("{n}").into(), ..Default::default() };
+                handle.block_on(kv.clone().put(req)).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut kills = 0;
+    while kills < 8 {
+        rig.start_writer(Duration::from_millis(50));
+        // Let it get going (its first delta committed), then kill it at a random moment.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rig.progress().deltas == 0 {
+            assert!(Instant::now() < deadline, "no delta from writer {kills}: {:?}", rig.progress());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 300));
+        rig.kill_writer();
+        kills += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writes.join().unwrap();
+    let (_, end) = rig.keys_at(&rig.kv, 0);
+    rig.start_writer(Duration::from_millis(50));
+    rig.wait_backed_up(end);
+
+    let (catalog, deltas) = rig.catalog();
+    assert_eq!(catalog.generation(), 9, "a generation per writer");
+    assert_eq!(catalog.fulls.len(), 1, "only the first writer needed a full snapshot");
+    let plan = catalog.plan(&deltas, Target::Latest).unwrap();
+    assert_eq!(plan.reaches, end);
+    assert_contiguous(&plan.deltas, catalog.fulls[0].revision + 1);
+    let overlapping = plan.deltas.windows(2).filter(|w| w[1].from != w[0].to + 1).count();
+    assert_eq!(overlapping, 0, "{:?}", plan.deltas);
+
+    let restored = rig.restore(&[]).unwrap();
+    let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
+    let (want, _) = rig.keys_at(&rig.kv, end);
+    let (got, rev) = rig.keys_at(&kv, 0);
+    assert_eq!(rev, end);
+    assert_eq!(got, want, "after {written} writes and {kills} kills");
+}
+
+/// The source compacted past what the writer had backed up while no writer ran: the next
+/// writer cannot watch from its head, so it takes a full snapshot and goes on from there. The
+/// revisions in between are not in the backup, and a restore into them says so.
+#[test]
+fn a_compacted_start_takes_a_new_full_snapshot() {
+    let mut rig = Rig::new();
+    rig.start_writer(Duration::from_millis(200));
+    let backed = rig.workload("one", 40);
+    rig.wait_backed_up(backed);
+    rig.kill_writer();
+    let unseen = rig.workload("two", 40);
+    rig.compact(unseen);
+    let end = rig.workload("three", 40);
+    rig.start_writer(Duration::from_millis(200));
+    rig.wait_backed_up(end);
+
+    let (catalog, deltas) = rig.catalog();
+    assert_eq!(catalog.fulls.len(), 2, "{catalog:?}");
+    let second = &catalog.fulls[1];
+    assert!(second.restart && second.revision >= unseen && second.revision <= end, "{second:?}");
+    let notes = rig.progress().notes;
+    assert!(notes.iter().any(|(reason, _)| *reason == "BackupCompacted"), "{notes:?}");
+
+    let restored = rig.restore(&[]).unwrap();
+    let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
+    assert_eq!(rig.keys_at(&kv, 0), rig.keys_at(&rig.kv, end));
+    // Before the hole: fine. In it: refused, not restored around.
+    let restored = rig.restore(&["--revision", &backed.to_string()]).unwrap();
+    let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
+    assert_eq!(rig.keys_at(&kv, 0).1, backed);
+    let err = rig.restore_fails(&["--revision", &(backed + 3).to_string()]);
+    assert!(err.contains(&format!("revision {} is not backed up", backed + 3)), "{err}");
+    assert_eq!(deltas.iter().filter(|d| catalog.delta_is_valid(d) && d.from <= unseen && d.to > backed).count(), 0);
+}
