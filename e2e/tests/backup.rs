@@ -306,7 +306,11 @@ fn a_writer_killed_mid_upload_leaves_no_gap_and_no_duplicate() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let req = PutRequest { key: format!("w{}", n % 50).into(), value: format!("{n}").into(), ..Default::default() };
+                let req = PutRequest {
+                    key: format!("w{}", n % 50).into(),
+                    value: format!("{n}").into(),
+                    ..Default::default()
+                };
                 handle.block_on(kv.clone().put(req)).unwrap();
                 n += 1;
             }

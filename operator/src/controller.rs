@@ -29,6 +29,7 @@ pub struct Ctx {
     pub recorder: Recorder,
     pub unhealthy: observe::Unhealthy,
     pub metrics: Arc<Metrics>,
+    pub backups: crate::backup::runner::Runners,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,7 @@ async fn reconcile(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error>
 /// Deletion: the members' pods go (SIGTERM), then their claims; the finalizer is removed
 /// once nothing is left.
 async fn cleanup(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.backups.stop(&crate::backup::runner::id(&c));
     let ns = resources::namespace(&c);
     let lp = ListParams::default().labels(&resources::selector(&c));
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
@@ -106,7 +108,8 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     let step = plan::plan(&seen.observed);
     tracing::info!(cluster = %resources::name(&c), namespace = %ns, step = ?step, "planned");
     let outcome = act::act(client, &c, &seen, &step).await;
-    let st = status::status(&c, &seen, &step);
+    let mut st = status::status(&c, &seen, &step);
+    let backup_events = crate::backup::reconcile::reconcile(&ctx, &c, &seen, &mut st).await;
     let labels = format!(r#"namespace="{ns}",cluster="{}""#, resources::name(&c));
     ctx.metrics.set("cairn_cluster_ready_members", &labels, st["readyMembers"].as_f64().unwrap_or(0.0));
     let available = st["conditions"][0]["status"] == "True";
@@ -114,6 +117,9 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
     api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
         .await?;
+    for event in &backup_events {
+        publish(&ctx, &c, event).await;
+    }
     match outcome? {
         act::Outcome::Changed { reason, note } => {
             ctx.metrics.inc("cairn_operator_membership_changes_total", &format!(r#"reason="{reason}""#));
@@ -124,16 +130,22 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
                 action: reason.into(),
                 secondary: None,
             };
-            if let Err(e) = ctx.recorder.publish(&event, &c.object_ref(&())).await {
-                tracing::warn!(error = %e, "publishing an event");
-            }
+            publish(&ctx, &c, &event).await;
             Ok(Action::requeue(Duration::from_millis(500)))
         }
         act::Outcome::Waiting(why) => {
             tracing::debug!(why, "waiting");
             Ok(Action::requeue(Duration::from_secs(2)))
         }
+        // With backups on, often enough for their status to follow them.
+        act::Outcome::Settled if c.spec.backup.is_some() => Ok(Action::requeue(Duration::from_secs(5))),
         act::Outcome::Settled => Ok(Action::requeue(Duration::from_secs(30))),
+    }
+}
+
+async fn publish(ctx: &Ctx, c: &CairnCluster, event: &Event) {
+    if let Err(e) = ctx.recorder.publish(event, &c.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an event");
     }
 }
 
@@ -147,7 +159,7 @@ impl Ctx {
     pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Ctx {
         let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Ctx { client, recorder, unhealthy: Default::default(), metrics }
+        Ctx { client, recorder, unhealthy: Default::default(), metrics, backups: Default::default() }
     }
 }
 

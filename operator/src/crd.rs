@@ -145,7 +145,7 @@ fn default_delta_interval() -> String {
     "10s".into()
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Retention {
     /// Full snapshots (with their deltas) kept.

@@ -29,6 +29,15 @@ impl Metrics {
             "cairn_operator_membership_changes_total" => "Membership changes made, by reason.",
             "cairn_cluster_ready_members" => "Healthy voting members of a cluster.",
             "cairn_cluster_available" => "Whether a cluster has a healthy quorum (1) or not (0).",
+            "cairn_backup_last_full_timestamp_seconds" => "When the newest full snapshot in S3 was taken.",
+            "cairn_backup_last_current_timestamp_seconds" => "The last time every change seen was in S3.",
+            "cairn_backup_delta_lag_seconds" => {
+                "Of the newest delta: from its oldest change's arrival to its commit in S3."
+            }
+            "cairn_backup_uploaded_bytes" => "Bytes this operator process uploaded to S3 for a cluster.",
+            "cairn_backup_healthy" => "Whether a cluster's backups are current (1) or not (0).",
+            "cairn_defrag_runs_total" => "Defragmentations of members, by outcome.",
+            "cairn_defrag_reclaimed_bytes_total" => "Bytes given back by defragmentation.",
             _ => "",
         };
         let mut last = String::new();

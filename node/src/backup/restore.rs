@@ -37,6 +37,10 @@ pub struct RestoreArgs {
     /// Restore what was written up to this time (RFC 3339, e.g. 2026-11-21T10:00:00Z).
     #[arg(long)]
     pub time: Option<String>,
+    /// Do nothing if the data dir exists (an init container that runs again must not
+    /// restore over a member that has run since).
+    #[arg(long)]
+    pub if_missing: bool,
     #[command(flatten)]
     pub member: MemberArgs,
 }
@@ -91,6 +95,13 @@ pub struct Restored {
 
 pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     let target = a.target()?;
+    if a.if_missing {
+        let dir = a.member.data_dir();
+        if dir.exists() {
+            eprintln!("data dir {} exists: nothing to restore", dir.display());
+            return Ok(());
+        }
+    }
     let member = a.member.check()?;
     let store = Store::new(&a.s3()?);
     let done = restore(&store, target, &member).await?;

@@ -44,8 +44,12 @@ pub struct NewMember {
 }
 
 impl MemberArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)))
+    }
+
     pub fn check(&self) -> anyhow::Result<NewMember> {
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)));
+        let data_dir = self.data_dir();
         if data_dir.exists() {
             bail!("data-dir {:?} exists", data_dir.display().to_string());
         }
@@ -107,18 +111,25 @@ pub fn load(backend: &Arc<Backend>, file: &Path) -> anyhow::Result<()> {
 }
 
 /// Makes the member's data dir: `fill` puts the data in its backend, then the new membership,
-/// a new cluster id and no raft history replace the source's. Returns the revision. Nothing
-/// half-made stays behind on failure, so the same command can be run again.
+/// a new cluster id and no raft history replace the source's. Returns the revision. It is
+/// made under another name and renamed when complete, so a data dir under its own name is
+/// never half-made, even after a SIGKILL; and on failure nothing stays behind, so the same
+/// command can be run again.
 pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
-    let result = create(m, fill);
+    let partial = PathBuf::from(format!("{}.restoring", m.data_dir.display()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let result = create(m, &partial, fill).and_then(|rev| {
+        std::fs::rename(&partial, &m.data_dir).with_context(|| format!("rename to {}", m.data_dir.display()))?;
+        Ok(rev)
+    });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&m.data_dir);
+        let _ = std::fs::remove_dir_all(&partial);
     }
     result
 }
 
-fn create(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
-    let member_dir = m.data_dir.join("member");
+fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
+    let member_dir = dir.join("member");
     let backend = Arc::new(Backend::open(&member_dir.join("db")).context("creating the backend")?);
     fill(&backend)?;
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
@@ -138,5 +149,6 @@ fn create(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>)
     std::fs::create_dir_all(member_dir.join("snap"))?;
     Wal::create(&wal_dir, identity, snapshot, hard_state)?;
     backend.flush()?;
+    drop(backend);
     Ok(revision as i64)
 }

@@ -4,5 +4,8 @@
 
 pub mod cron;
 pub mod duration;
+pub mod health;
+pub mod reconcile;
+pub mod runner;
 pub mod watch;
 pub mod writer;

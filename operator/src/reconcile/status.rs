@@ -12,7 +12,7 @@ fn rfc3339_now() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn condition(c: &CairnCluster, kind: &str, ok: bool, reason: &str, message: &str) -> Value {
+pub fn condition(c: &CairnCluster, kind: &str, ok: bool, reason: &str, message: &str) -> Value {
     let status = if ok { "True" } else { "False" };
     let previous = c.status.as_ref().and_then(|s| s.conditions.iter().find(|x| x.type_ == kind && x.status == status));
     let since = previous

@@ -3,11 +3,11 @@
 //! Service, and is ready when /health says so.
 
 use super::{member_host, owned_meta, peer_service, peer_url, CLIENT_PORT, MEMBER_LABEL, PEER_PORT};
-use crate::crd::{CairnCluster, Placement};
+use crate::crd::{CairnCluster, Placement, RestoreSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodAffinityTerm,
-    PodAntiAffinity, PodSpec, Probe, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    PodAntiAffinity, PodSpec, Probe, SecretKeySelector, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -59,6 +59,61 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The init container of a founder of a cluster restored from a backup: `cairn restore`
+/// makes its data dir (the same full snapshot and deltas for every founder, each with its own
+/// name) before the member first starts, and does nothing when it runs again.
+fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreSpec) -> Container {
+    let mut args = vec![
+        "restore".to_string(),
+        "--if-missing".into(),
+        format!("--s3-bucket={}", r.s3.bucket),
+        format!("--s3-prefix={}", r.s3.prefix),
+    ];
+    args.extend(r.s3.endpoint.iter().map(|e| format!("--s3-endpoint={e}")));
+    args.extend(r.s3.region.iter().map(|e| format!("--s3-region={e}")));
+    if r.s3.force_path_style {
+        args.push("--s3-force-path-style".into());
+    }
+    args.extend(r.revision.iter().map(|v| format!("--revision={v}")));
+    args.extend(r.time.iter().map(|t| format!("--time={t}")));
+    args.extend([
+        format!("--name={member}"),
+        format!("--data-dir={DATA_DIR}/data"),
+        format!("--initial-cluster={cluster}"),
+        format!("--initial-cluster-token={}", cluster_token(c)),
+        format!("--initial-advertise-peer-urls={}", peer_url(c, member)),
+    ]);
+    let secret = &r.s3.credentials_secret;
+    Container {
+        name: "restore".into(),
+        image: Some(c.spec.image.clone()),
+        command: Some(vec!["cairn".into()]),
+        args: Some(args),
+        env: Some(vec![
+            secret_env("AWS_ACCESS_KEY_ID", secret, "accessKeyId"),
+            secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        }]),
+        resources: c.spec.resources.clone(),
+        ..Default::default()
+    }
+}
+
 /// `initial_cluster`: the members to name in --initial-cluster (founders, or the member list
 /// as MemberAdd left it), this one included.
 pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Join) -> Pod {
@@ -78,6 +133,9 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
         format!("--initial-cluster-state={state}"),
         format!("--initial-cluster-token={}", cluster_token(c)),
     ];
+    // Founders of a restored cluster start from the backup; members added later join it.
+    let restore = c.spec.bootstrap.as_ref().and_then(|b| b.restore.as_ref()).filter(|_| join == Join::New);
+    let init = restore.map(|r| vec![restore_container(c, member, &cluster.join(","), r)]);
     let port = |name: &str, p: i32| ContainerPort { name: Some(name.into()), container_port: p, ..Default::default() };
     let container = Container {
         name: "cairn".into(),
@@ -144,6 +202,7 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
         spec: Some(PodSpec {
             hostname: Some(member.into()),
             subdomain: Some(peer_service(c)),
+            init_containers: init,
             containers: vec![container],
             volumes: Some(vec![Volume {
                 name: "data".into(),
@@ -192,6 +251,41 @@ mod tests {
         assert_eq!(spec.volumes.unwrap()[0].persistent_volume_claim.as_ref().unwrap().claim_name, "demo-1");
         assert!(spec.affinity.unwrap().pod_anti_affinity.is_some(), "external: one member per node");
         assert_eq!(p.metadata.labels.unwrap()["cairn.dev/member"], "demo-1");
+    }
+
+    #[test]
+    fn founders_of_a_restored_cluster_restore_first() {
+        let c = sample(
+            "demo",
+            "{replicas: 3, bootstrap: {restore: {s3: {bucket: b, prefix: p/q, endpoint: 'http://s3:9000', forcePathStyle: true, credentialsSecret: creds}, revision: 42}}}",
+        );
+        let founders = ["demo-0".to_string(), "demo-1".into(), "demo-2".into()];
+        let p = pod(&c, "demo-1", &founders, Join::New);
+        let init = &p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+        let a = init.args.clone().unwrap();
+        for want in [
+            "restore",
+            "--if-missing",
+            "--s3-bucket=b",
+            "--s3-prefix=p/q",
+            "--s3-endpoint=http://s3:9000",
+            "--s3-force-path-style",
+            "--revision=42",
+            "--name=demo-1",
+            "--data-dir=/var/lib/cairn/data",
+            "--initial-cluster-token=demo-uid-1",
+        ] {
+            assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+        }
+        let main = args(&p);
+        let flag = |list: &[String], f: &str| list.iter().find(|x| x.starts_with(f)).cloned();
+        assert_eq!(flag(&a, "--initial-cluster="), flag(&main, "--initial-cluster="));
+        assert_eq!(flag(&a, "--initial-advertise-peer-urls="), flag(&main, "--initial-advertise-peer-urls="));
+        let env = init.env.clone().unwrap();
+        assert_eq!(env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "accessKeyId");
+        // A member added later joins the restored cluster: nothing to restore.
+        let added = pod(&c, "demo-3", &founders, Join::Existing);
+        assert!(added.spec.unwrap().init_containers.is_none());
     }
 
     #[test]

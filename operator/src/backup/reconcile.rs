@@ -1,0 +1,82 @@
+//! The backup part of a reconcile: the writer started, kept or stopped, and what it reports
+//! turned into status.lastBackup, the BackupHealthy condition, Events and metrics.
+
+use super::health::{health, last_backup};
+use super::runner::{id, s3_config, writer_config};
+use crate::controller::Ctx;
+use crate::crd::CairnCluster;
+use crate::reconcile::observe::Seen;
+use crate::reconcile::status::condition;
+use kube::runtime::events::{Event, EventType};
+use serde_json::Value;
+
+pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut Value) -> Vec<Event> {
+    let cluster = id(c);
+    let Some(spec) = &c.spec.backup else {
+        ctx.backups.stop(&cluster);
+        return Vec::new();
+    };
+    let ns = crate::resources::namespace(c);
+    let settings = match (writer_config(spec), s3_config(&ctx.client, &ns, &spec.s3).await) {
+        (Ok(cfg), Ok(s3)) => Ok((cfg, s3)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    let (cfg, s3) = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.backups.stop(&cluster);
+            push_condition(status, condition(c, "BackupHealthy", false, "InvalidConfig", &e));
+            return Vec::new();
+        }
+    };
+    let interval = cfg.delta_interval;
+    // Voters only: a learner serves no snapshot and no watch.
+    let voters: Vec<String> = seen
+        .observed
+        .members
+        .iter()
+        .flatten()
+        .filter(|m| !m.learner)
+        .filter_map(|m| seen.endpoints.get(&m.name).cloned())
+        .collect();
+    if !voters.is_empty() {
+        ctx.backups.ensure(&cluster, s3, cfg, voters);
+    }
+    let progress = ctx.backups.take_progress(&cluster).unwrap_or_default();
+    let now = super::writer::now_ms();
+    let h = health(&progress, interval, now);
+    push_condition(status, condition(c, "BackupHealthy", h.ok, h.reason, &h.message));
+    status["lastBackup"] = serde_json::to_value(last_backup(&progress)).unwrap_or(Value::Null);
+
+    let labels = format!(r#"namespace="{ns}",cluster="{}""#, crate::resources::name(c));
+    let m = &ctx.metrics;
+    if let Some(ms) = progress.full_unix_ms {
+        m.set("cairn_backup_last_full_timestamp_seconds", &labels, ms as f64 / 1000.0);
+    }
+    if let Some(ms) = progress.current_unix_ms {
+        m.set("cairn_backup_last_current_timestamp_seconds", &labels, ms as f64 / 1000.0);
+    }
+    if let Some(lag) = progress.lag_ms {
+        m.set("cairn_backup_delta_lag_seconds", &labels, lag as f64 / 1000.0);
+    }
+    m.set("cairn_backup_uploaded_bytes", &labels, progress.bytes_uploaded as f64);
+    m.set("cairn_backup_healthy", &labels, f64::from(u8::from(h.ok)));
+
+    progress
+        .notes
+        .into_iter()
+        .map(|(reason, note)| Event {
+            type_: if reason == "FullBackup" { EventType::Normal } else { EventType::Warning },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Backup".into(),
+            secondary: None,
+        })
+        .collect()
+}
+
+fn push_condition(status: &mut Value, c: Value) {
+    if let Some(list) = status["conditions"].as_array_mut() {
+        list.push(c);
+    }
+}
