@@ -109,7 +109,10 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     tracing::info!(cluster = %resources::name(&c), namespace = %ns, step = ?step, "planned");
     let outcome = act::act(client, &c, &seen, &step).await;
     let mut st = status::status(&c, &seen, &step);
-    let backup_events = crate::backup::reconcile::reconcile(&ctx, &c, &seen, &mut st).await;
+    let mut events = crate::backup::reconcile::reconcile(&ctx, &c, &seen, &mut st).await;
+    if matches!(step, plan::Step::Done) {
+        events.extend(crate::defrag::reconcile(&ctx, &c, &seen, &mut st).await);
+    }
     let labels = format!(r#"namespace="{ns}",cluster="{}""#, resources::name(&c));
     ctx.metrics.set("cairn_cluster_ready_members", &labels, st["readyMembers"].as_f64().unwrap_or(0.0));
     let available = st["conditions"][0]["status"] == "True";
@@ -117,7 +120,7 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
     api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
         .await?;
-    for event in &backup_events {
+    for event in &events {
         publish(&ctx, &c, event).await;
     }
     match outcome? {

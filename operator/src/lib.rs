@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod controller;
 pub mod crd;
+pub mod defrag;
 pub mod leader;
 pub mod members;
 pub mod metrics;

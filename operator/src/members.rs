@@ -2,10 +2,12 @@
 //! client): the member list, each member's status, and the membership changes. Members are
 //! reached at their pod IPs; every call has a deadline.
 
+use cairn_node::proto::etcdserverpb::alarm_request::AlarmAction;
 use cairn_node::proto::etcdserverpb::cluster_client::ClusterClient;
 use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cairn_node::proto::etcdserverpb::{
-    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MoveLeaderRequest, StatusRequest,
+    AlarmRequest, AlarmType, DefragmentRequest, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
+    MemberRemoveRequest, MoveLeaderRequest, StatusRequest,
 };
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -43,15 +45,23 @@ pub struct MemberStatus {
     pub learner: bool,
     pub revision: i64,
     pub db_size: i64,
+    pub db_size_in_use: i64,
     pub applied: u64,
 }
 
+/// Defragmenting a large database takes far longer than any other call.
+const DEFRAG_DEADLINE: Duration = Duration::from_secs(600);
+
 async fn channel(endpoint: &str) -> Result<Channel, MemberError> {
+    channel_with(endpoint, DEADLINE).await
+}
+
+async fn channel_with(endpoint: &str, deadline: Duration) -> Result<Channel, MemberError> {
     let connect = |why: String| MemberError::Connect { endpoint: endpoint.into(), why };
     Endpoint::from_shared(format!("http://{endpoint}"))
         .map_err(|e| connect(e.to_string()))?
         .connect_timeout(DEADLINE)
-        .timeout(DEADLINE)
+        .timeout(deadline)
         .connect()
         .await
         .map_err(|e| connect(e.to_string()))
@@ -93,6 +103,7 @@ pub async fn status(endpoint: &str) -> Result<MemberStatus, MemberError> {
         learner: r.is_learner,
         revision: h.revision,
         db_size: r.db_size,
+        db_size_in_use: r.db_size_in_use,
         applied: r.raft_applied_index,
     })
 }
@@ -122,6 +133,26 @@ pub async fn move_leader(leader_endpoint: &str, to: u64) -> Result<(), MemberErr
     let mut c = MaintenanceClient::new(channel(leader_endpoint).await?);
     c.move_leader(MoveLeaderRequest { target_id: to }).await.map_err(call_error(leader_endpoint))?;
     Ok(())
+}
+
+/// Defragments one member's database (it serves nothing else meanwhile).
+pub async fn defragment(endpoint: &str) -> Result<(), MemberError> {
+    let mut c = MaintenanceClient::new(channel_with(endpoint, DEFRAG_DEADLINE).await?);
+    c.defragment(DefragmentRequest {}).await.map_err(call_error(endpoint))?;
+    Ok(())
+}
+
+/// Disarms every NOSPACE alarm of the cluster; returns how many there were.
+pub async fn disarm_nospace(endpoint: &str) -> Result<usize, MemberError> {
+    let mut c = MaintenanceClient::new(channel(endpoint).await?);
+    let get = AlarmRequest { action: AlarmAction::Get as i32, member_id: 0, alarm: AlarmType::None as i32 };
+    let alarms = c.alarm(get).await.map_err(call_error(endpoint))?.into_inner().alarms;
+    let nospace: Vec<_> = alarms.into_iter().filter(|a| a.alarm == AlarmType::Nospace as i32).collect();
+    for a in &nospace {
+        let req = AlarmRequest { action: AlarmAction::Deactivate as i32, member_id: a.member_id, alarm: a.alarm };
+        c.alarm(req).await.map_err(call_error(endpoint))?;
+    }
+    Ok(nospace.len())
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@ impl Metrics {
         *self.counters.lock().unwrap_or_else(|e| e.into_inner()).entry((name.into(), labels.into())).or_default() += 1;
     }
 
+    /// Adds `v` to a counter kept as a float (bytes, say).
+    pub fn add(&self, name: &str, labels: &str, v: f64) {
+        *self.gauges.lock().unwrap_or_else(|e| e.into_inner()).entry((name.into(), labels.into())).or_default() += v;
+    }
+
     pub fn set(&self, name: &str, labels: &str, v: f64) {
         self.gauges.lock().unwrap_or_else(|e| e.into_inner()).insert((name.into(), labels.into()), v);
     }
@@ -37,7 +42,7 @@ impl Metrics {
             "cairn_backup_uploaded_bytes" => "Bytes this operator process uploaded to S3 for a cluster.",
             "cairn_backup_healthy" => "Whether a cluster's backups are current (1) or not (0).",
             "cairn_defrag_runs_total" => "Defragmentations of members, by outcome.",
-            "cairn_defrag_reclaimed_bytes_total" => "Bytes given back by defragmentation.",
+            "cairn_defrag_reclaimed_bytes" => "Bytes given back by defragmentation since the operator started.",
             _ => "",
         };
         let mut last = String::new();

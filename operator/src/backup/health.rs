@@ -14,16 +14,12 @@ pub struct Health {
     pub message: String,
 }
 
-fn rfc3339(ms: i64) -> String {
-    cairn_node::backup::restore::format_ms(ms)
-}
-
 pub fn last_backup(p: &Progress) -> LastBackup {
     LastBackup {
         full_revision: p.full_revision,
-        full_time: p.full_unix_ms.map(rfc3339),
+        full_time: p.full_unix_ms.map(super::status_time),
         delta_revision: p.head,
-        delta_time: p.head_unix_ms.filter(|ms| *ms > 0).map(rfc3339),
+        delta_time: p.head_unix_ms.filter(|ms| *ms > 0).map(super::status_time),
     }
 }
 
