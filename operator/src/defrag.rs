@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(d.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["c-2", "c-0"]);
         assert!(d.reason.contains("90%"), "{}", d.reason);
         // Small databases are left alone, however fragmented.
-        let small = [m("c-0", true, 50 * MI, 1 * MI)];
+        let small = [m("c-0", true, 50 * MI, MI)];
         assert_eq!(due(&spec, &small, 0, 0), None);
     }
 

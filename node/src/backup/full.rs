@@ -114,8 +114,7 @@ impl RevisionScan {
             self.past_magic = true;
         }
         let word = |b: &[u8], i: usize| b.get(i..i + 4).map(|w| u32::from_be_bytes(w.try_into().unwrap()));
-        loop {
-            let Some(klen) = word(&self.pending, at) else { break };
+        while let Some(klen) = word(&self.pending, at) {
             if klen == u32::MAX {
                 self.ended = true;
                 self.pending.clear();
