@@ -1,5 +1,6 @@
 pub mod harness;
 pub mod kubesim;
+pub mod operator;
 pub mod s3;
 pub mod script;
 pub mod sim;

@@ -50,17 +50,21 @@ impl Rig {
     }
 
     fn start_writer(&mut self, delta_interval: Duration) {
+        // Never (there is no 30 February): the only fulls are the ones a session needs.
+        self.start_writer_with(WriterConfig {
+            schedule: Schedule::parse("0 0 30 2 *").unwrap(),
+            delta_interval,
+            keep: 7,
+            max_age: None,
+        });
+    }
+
+    fn start_writer_with(&mut self, cfg: WriterConfig) {
         let endpoint = self.source.client_addr.clone();
         let writer = Writer {
             store: self.store.clone(),
             endpoints: Arc::new(move || vec![endpoint.clone()]),
-            cfg: WriterConfig {
-                // Never (there is no 30 February): the only fulls are the ones a session needs.
-                schedule: Schedule::parse("0 0 30 2 *").unwrap(),
-                delta_interval,
-                keep: 7,
-                max_age: None,
-            },
+            cfg,
             progress: self.progress.clone(),
         };
         *self.progress.lock().unwrap() = Progress::default();
@@ -240,6 +244,9 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     rig.put("leased/late", "2", late_lease);
     rig.put("leased/early-again", "3", early_lease);
     let middle = rig.workload("one", 150);
+    // Everything up to `middle` arrived before this time; everything after, after it.
+    rig.wait_backed_up(middle);
+    let middle_time = cairn_node::backup::restore::format_ms(cairn_operator::backup::writer::now_ms());
     rig.delete("leased/early");
     let end = rig.workload("two", 150);
     rig.wait_backed_up(end);
@@ -254,7 +261,12 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
 
     let leases: HashSet<i64> = [0, early_lease].into();
     let source = rig.kv.clone();
-    for (target, args) in [(middle, vec!["--revision".to_string(), middle.to_string()]), (end, vec![])] {
+    let targets = [
+        (middle, vec!["--revision".to_string(), middle.to_string()]),
+        (middle, vec!["--time".to_string(), middle_time]),
+        (end, vec![]),
+    ];
+    for (target, args) in targets {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let restored = rig.restore(&args).unwrap_or_else(|e| panic!("restore to {target}: {e}"));
         let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
@@ -386,4 +398,46 @@ fn a_compacted_start_takes_a_new_full_snapshot() {
     let err = rig.restore_fails(&["--revision", &(backed + 3).to_string()]);
     assert!(err.contains(&format!("revision {} is not backed up", backed + 3)), "{err}");
     assert_eq!(deltas.iter().filter(|d| catalog.delta_is_valid(d) && d.from <= unseen && d.to > backed).count(), 0);
+}
+
+/// Full snapshots on the schedule (every minute here) while deltas keep flowing, and
+/// retention keeping one: the older full and the deltas only it needed go, what the kept one
+/// needs stays, and a restore before the kept full is refused.
+#[test]
+fn scheduled_fulls_and_retention() {
+    let mut rig = Rig::new();
+    rig.start_writer_with(WriterConfig {
+        schedule: Schedule::parse("* * * * *").unwrap(),
+        delta_interval: Duration::from_millis(200),
+        keep: 1,
+        max_age: None,
+    });
+    let first = rig.workload("one", 30);
+    rig.wait_backed_up(first);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut n = 0;
+    // Writes go on until the scheduled full (the next minute, and then one more) is in.
+    while rig.progress().fulls < 2 {
+        assert!(Instant::now() < deadline, "no scheduled full: {:?}", rig.progress());
+        rig.put(&format!("steady/{}", n % 10), &n.to_string(), 0);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let end = rig.workload("two", 30);
+    rig.wait_backed_up(end);
+
+    let (catalog, deltas) = rig.catalog();
+    assert_eq!(catalog.fulls.len(), 1, "retention keeps one full: {catalog:?}");
+    let kept = &catalog.fulls[0];
+    assert!(!kept.restart && kept.revision > first, "{kept:?}");
+    let listed = rig.rt.block_on(rig.store.list("full/")).unwrap();
+    assert_eq!(listed, vec![kept.key.clone()], "the dropped full's object is gone");
+    assert!(deltas.iter().all(|d| d.to > kept.revision), "deltas only the dropped full needed are gone: {deltas:?}");
+    assert_contiguous(&catalog.plan(&deltas, Target::Latest).unwrap().deltas, kept.revision + 1);
+
+    let restored = rig.restore(&[]).unwrap();
+    let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });
+    assert_eq!(rig.keys_at(&kv, 0), rig.keys_at(&rig.kv, end));
+    let err = rig.restore_fails(&["--revision", &first.to_string()]);
+    assert!(err.contains("no full snapshot at or before revision"), "{err}");
 }

@@ -5,58 +5,13 @@
 //! acts (it holds the Lease), and when it is killed in the middle of a scale-up the other
 //! finishes it; metrics report the cluster; deleting the cluster deletes all it owns.
 
-use cairn_e2e::harness::{built_bin, etcdctl, free_port};
+use cairn_e2e::harness::etcdctl;
+use cairn_e2e::operator::Operator;
 use cairn_e2e::sim::KubeSim;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
-
-struct Operator {
-    child: Child,
-    metrics: String,
-}
-
-impl Operator {
-    fn start(sim: &KubeSim, run: usize) -> Operator {
-        let log = std::fs::File::create(sim.path().join(format!("operator-{run}.log"))).expect("a log");
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(built_bin("cairn-operator"))
-            .args(["--lease-duration-seconds", "4", "--metrics-addr", &metrics])
-            .env("KUBECONFIG", &sim.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the operator");
-        Operator { child, metrics }
-    }
-
-    fn identity(&self) -> String {
-        format!("cairn-operator-{}", self.child.id())
-    }
-
-    fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(&self.metrics) else { return String::new() };
-        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 fn cluster(sim: &KubeSim) -> Value {
     sim.get_json(&["cc", "demo"])

@@ -5,41 +5,16 @@
 //! clusters — to the latest revision and to one in the middle — with every key at its
 //! original revisions.
 
-use cairn_e2e::harness::{built_bin, free_port};
+use cairn_e2e::operator::Operator;
 use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
 use cairn_e2e::sim::KubeSim;
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
 use cairn_node::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
 use cairn_node::proto::mvccpb::KeyValue;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
-
-struct Operator(Child);
-
-impl Operator {
-    fn start(sim: &KubeSim, run: usize) -> Operator {
-        let log = std::fs::File::create(sim.path().join(format!("operator-{run}.log"))).expect("a log");
-        let child = Command::new(built_bin("cairn-operator"))
-            .args(["--lease-duration-seconds", "4", "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-            .env("KUBECONFIG", &sim.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the operator");
-        Operator(child)
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_for(sim: &KubeSim, name: &str, within: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;

@@ -59,6 +59,11 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// The member's claim, where the container (and a restore before it) keeps the data dir.
+fn data_mount() -> Vec<VolumeMount> {
+    vec![VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..Default::default() }]
+}
+
 fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -104,11 +109,7 @@ fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreS
             secret_env("AWS_ACCESS_KEY_ID", secret, "accessKeyId"),
             secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
         ]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_DIR.into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(data_mount()),
         resources: c.spec.resources.clone(),
         ..Default::default()
     }
@@ -154,11 +155,7 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
             failure_threshold: Some(3),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_DIR.into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(data_mount()),
         resources: c.spec.resources.clone(),
         ..Default::default()
     };
