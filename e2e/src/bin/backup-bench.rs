@@ -8,7 +8,8 @@
 //! - and the delta lag: under a steady write load, from each write's acknowledgement to the
 //!   moment the catalog's head covers it (the write is durable in S3).
 //!
-//! Run it from a release build: `cargo run --release -p cairn-e2e --bin backup-bench`.
+//! Run it from a release build, with the release `cairn`:
+//! `cargo build --release --workspace --bins && CAIRN_BIN=target/release/cairn target/release/backup-bench`.
 
 use cairn_e2e::harness::{cairn_bin, Kind, Member};
 use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
@@ -185,8 +186,8 @@ async fn main() {
             secs(s3_restore)
         ));
         rows.push(format!(
-            "| delta lag at {} puts/s, deltaInterval {}: p50 / p90 / p99 / max | {:.0} / {:.0} / {:.0} / {:.0} ms ({} writes) |",
-            a.lag_rate,
+            "| delta lag at {:.0} puts/s of 1 KiB, deltaInterval {}: p50 / p90 / p99 / max | {:.0} / {:.0} / {:.0} / {:.0} ms ({} writes) |",
+            lags.len() as f64 / a.lag_seconds as f64,
             a.delta_interval,
             pct(0.5).as_secs_f64() * 1000.0,
             pct(0.9).as_secs_f64() * 1000.0,
