@@ -309,8 +309,11 @@ impl Pending {
     fn add(&mut self, events: Vec<Event>, at: i64) -> anyhow::Result<()> {
         for ev in events {
             let rev = ev.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+            // A watch without fragmenting never splits a revision across responses (etcd's
+            // contract, and Cairn's), and a flush happens between responses: every delta holds
+            // whole revisions.
             if rev == self.last && !self.revisions.is_empty() {
-                // More of the same revision (a transaction split across responses).
+                // More of the current revision's changes.
             } else if rev == self.last + 1 {
                 if self.revisions.is_empty() {
                     self.oldest_ms = at;
