@@ -193,6 +193,7 @@ impl Backend {
     /// writes meanwhile (the applier, between batches); readers go on throughout. Returns
     /// the size on disk before and after.
     pub fn defragment(&self) -> Result<(u64, u64), BackendError> {
+        self.flush()?;
         let before = self.measure_size();
         let old = self.inner().generation;
         let next = old + 1;
@@ -214,6 +215,9 @@ impl Backend {
         loaded?;
         // A store with little garbage can come out larger (sled lays records out a little
         // differently each time): then the copy in use stays, so defragmenting never grows it.
+        // Both sizes are taken after a flush: sled's background flush would otherwise grow
+        // the copy after it was measured.
+        fresh.flush()?;
         let copy = fresh.measure_size();
         self.in_use.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.learn_overhead(copy, fresh.live_bytes());
