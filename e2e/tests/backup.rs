@@ -5,7 +5,7 @@
 
 use cairn_e2e::harness::{cairn_bin, Kind, Member};
 use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
-use cairn_node::backup::catalog::{Catalog, DeltaName, Target, CATALOG, DELTA_DIR};
+use cairn_node::backup::catalog::{full_key, Catalog, DeltaName, Target, CATALOG, DELTA_DIR};
 use cairn_node::backup::s3::Store;
 use cairn_node::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use cairn_node::proto::etcdserverpb::kv_client::KvClient;
@@ -60,15 +60,15 @@ impl Rig {
     }
 
     fn start_writer_with(&mut self, cfg: WriterConfig) {
-        let endpoint = self.source.client_addr.clone();
-        let writer = Writer {
-            store: self.store.clone(),
-            endpoints: Arc::new(move || vec![endpoint.clone()]),
-            cfg,
-            progress: self.progress.clone(),
-        };
+        let writer = self.writer_of(&self.source.client_addr, cfg, self.progress.clone());
         *self.progress.lock().unwrap() = Progress::default();
         self.writer = Some(self.rt.spawn(writer.run()));
+    }
+
+    /// A writer of the rig's backups reading from `endpoint`.
+    fn writer_of(&self, endpoint: &str, cfg: WriterConfig, progress: Arc<Mutex<Progress>>) -> Writer {
+        let endpoint = endpoint.to_string();
+        Writer { store: self.store.clone(), endpoints: Arc::new(move || vec![endpoint.clone()]), cfg, progress }
     }
 
     /// Stops the writer wherever it is, an upload in flight or not (as a SIGKILL would).
@@ -290,6 +290,28 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     let err = rig.restore_fails(&["--revision", &(end + 5).to_string()]);
     assert!(err.contains(&format!("revision {} is not backed up", end + 5)), "{err}");
 
+    // A cluster restored to the middle, pointed at the same backups, is refused: its next
+    // revisions would be other changes than the ones backed up under those numbers.
+    rig.kill_writer();
+    let behind = rig.restore(&["--revision", &middle.to_string()]).unwrap();
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let cfg = WriterConfig {
+        schedule: Schedule::parse("0 0 30 2 *").unwrap(),
+        delta_interval: Duration::from_millis(300),
+        keep: 7,
+        max_age: None,
+    };
+    let writer = rig.rt.spawn(rig.writer_of(&behind.client_addr, cfg, progress.clone()).run());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress.lock().unwrap().last_error.is_none() {
+        assert!(Instant::now() < deadline, "the writer of a cluster behind the backups went on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.abort();
+    let err = progress.lock().unwrap().last_error.clone().unwrap();
+    assert!(err.contains(&format!("the cluster is at revision {middle}, behind revision {end}")), "{err}");
+    assert_eq!(rig.catalog().0.generation(), 1, "it recorded no generation");
+
     // A corrupted delta, then a missing one: the restore stops and names it.
     let victim = plan.deltas[plan.deltas.len() / 2].key();
     let (mut bytes, _) = rig.rt.block_on(rig.store.get(&victim)).unwrap().unwrap();
@@ -345,8 +367,14 @@ fn a_writer_killed_mid_upload_leaves_no_gap_and_no_duplicate() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writes.join().unwrap();
     let (_, end) = rig.keys_at(&rig.kv, 0);
+    // An unfinished upload of a fenced generation: the next writer gives its parts back.
+    let stale = full_key(1, 1);
+    let mut upload = rig.rt.block_on(rig.store.multipart(&stale)).unwrap();
+    rig.rt.block_on(upload.part(vec![7; 1024])).unwrap();
     rig.start_writer(Duration::from_millis(50));
     rig.wait_backed_up(end);
+    let unfinished = rig.rt.block_on(rig.store.uploads("full/")).unwrap();
+    assert!(unfinished.iter().all(|(name, _)| name != &stale), "{unfinished:?}");
 
     let (catalog, deltas) = rig.catalog();
     assert_eq!(catalog.generation(), 9, "a generation per writer");

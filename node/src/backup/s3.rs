@@ -154,6 +154,27 @@ impl Store {
         Ok(())
     }
 
+    /// The multipart uploads in progress under `dir`: (object name, upload id).
+    pub async fn uploads(&self, dir: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let req = self.client.list_multipart_uploads().bucket(&self.bucket).prefix(self.key(dir));
+        let out = req.send().await.map_err(|e| describe(e).context(format!("list uploads under {}", self.url(dir))))?;
+        Ok(out
+            .uploads()
+            .iter()
+            .filter_map(|u| {
+                let name = u.key()?.strip_prefix(&self.prefix)?.to_string();
+                Some((name, u.upload_id()?.to_string()))
+            })
+            .collect())
+    }
+
+    /// Gives back the parts of an upload that will never complete.
+    pub async fn abort_upload(&self, name: &str, upload_id: &str) -> anyhow::Result<()> {
+        let req = self.client.abort_multipart_upload().bucket(&self.bucket).key(self.key(name)).upload_id(upload_id);
+        req.send().await.map_err(|e| describe(e).context(format!("abort the upload of {}", self.url(name))))?;
+        Ok(())
+    }
+
     pub async fn create_bucket_if_missing(&self) -> anyhow::Result<()> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
             return Ok(());

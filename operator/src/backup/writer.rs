@@ -126,10 +126,12 @@ impl Writer {
 
     async fn session(&self) -> anyhow::Result<()> {
         let mut cat = Committer::load(&self.store).await?;
+        self.check_lineage(&cat.catalog).await?;
         let generation = cat.catalog.generation() + 1;
         let from = cat.catalog.head + 1;
         cat.commit(|c| c.generations.push(Generation { generation, from_revision: from, unix_ms: now_ms() })).await?;
         self.report(&cat.catalog, |p| p.generation = generation);
+        self.abort_fenced_uploads(generation).await;
         tracing::info!(generation, from, "backup: writing");
         let mut start = (!cat.catalog.fulls.is_empty()).then_some(from);
         loop {
@@ -148,6 +150,49 @@ impl Writer {
                     tracing::warn!("backup: {note}");
                     self.progress().notes.push(("BackupCompacted", note));
                     start = None;
+                }
+            }
+        }
+    }
+
+    /// A cluster behind the catalog's head is not the one these backups are of (a cluster
+    /// restored to an earlier revision, pointed at its source's prefix): its revisions would
+    /// mean other changes than the ones backed up under the same numbers.
+    async fn check_lineage(&self, c: &Catalog) -> anyhow::Result<()> {
+        if c.head == 0 {
+            return Ok(());
+        }
+        // The highest any member reports: a follower that just restarted may lag a little.
+        let mut newest = None;
+        let mut last = anyhow::anyhow!("no members to ask for their revision");
+        for ep in (self.endpoints)() {
+            match current_revision(&ep).await {
+                Ok(rev) => newest = newest.max(Some(rev)),
+                Err(e) => last = e,
+            }
+        }
+        let rev = newest.ok_or(last)?;
+        if rev < c.head {
+            anyhow::bail!(
+                "the cluster is at revision {rev}, behind revision {} backed up under {}: it is not the cluster these backups are of (back a restored cluster up under a new prefix)",
+                c.head,
+                self.store.url("")
+            );
+        }
+        Ok(())
+    }
+
+    /// Uploads of full snapshots that fenced generations left unfinished can never complete:
+    /// their parts go back (best effort: a failure here costs only storage).
+    async fn abort_fenced_uploads(&self, generation: u64) {
+        let uploads = match self.store.uploads(cairn_node::backup::catalog::FULL_DIR).await {
+            Ok(u) => u,
+            Err(e) => return tracing::warn!("backup: listing unfinished uploads: {e:#}"),
+        };
+        for (name, id) in uploads {
+            if cairn_node::backup::catalog::full_key_generation(&name).is_some_and(|g| g < generation) {
+                if let Err(e) = self.store.abort_upload(&name, &id).await {
+                    tracing::warn!("backup: {e:#}");
                 }
             }
         }
@@ -354,6 +399,13 @@ fn slim(mut ev: Event) -> Event {
         ev.prev_kv = None;
     }
     ev
+}
+
+async fn current_revision(endpoint: &str) -> anyhow::Result<i64> {
+    use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    let channel = tokio::time::timeout(Duration::from_secs(5), cairn_node::dial::dial(endpoint)).await??;
+    let status = MaintenanceClient::new(channel).status(cairn_node::proto::etcdserverpb::StatusRequest {}).await?;
+    Ok(status.into_inner().header.map_or(0, |h| h.revision))
 }
 
 /// A full snapshot from the first member that gives one.
