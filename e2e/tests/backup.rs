@@ -192,6 +192,28 @@ impl Rig {
         Ok(m)
     }
 
+    /// What `cairn restore --list` prints of the backup.
+    fn list(&self) -> String {
+        let out = Command::new(cairn_bin())
+            .args([
+                "restore",
+                "--list",
+                "--s3-bucket",
+                BUCKET,
+                "--s3-prefix",
+                PREFIX,
+                "--s3-endpoint",
+                &self.moto.endpoint,
+            ])
+            .arg("--s3-force-path-style")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .output()
+            .expect("run cairn restore --list");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs a restore that must fail; what it said.
     fn restore_fails(&mut self, args: &[&str]) -> String {
         match self.restore(args) {
@@ -415,6 +437,16 @@ fn a_compacted_start_takes_a_new_full_snapshot() {
     assert!(second.restart && second.revision >= unseen && second.revision <= end, "{second:?}");
     let notes = rig.progress().notes;
     assert!(notes.iter().any(|(reason, _)| *reason == "BackupCompacted"), "{notes:?}");
+    // What a restore by hand can be given: both fulls, the second after a hole, and the head.
+    let listed = rig.list();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 4, "{listed}");
+    assert!(
+        lines[1].trim_start().starts_with(&catalog.fulls[0].revision.to_string()) && !lines[1].contains("hole"),
+        "{listed}"
+    );
+    assert!(lines[2].trim_start().starts_with(&second.revision.to_string()) && lines[2].contains("a hole"), "{listed}");
+    assert!(lines[3].starts_with(&format!("backed up through revision {end} ")), "{listed}");
 
     let restored = rig.restore(&[]).unwrap();
     let kv = rig.rt.block_on(async { KvClient::new(restored.channel().await) });

@@ -37,6 +37,9 @@ pub struct RestoreArgs {
     /// Restore what was written up to this time (RFC 3339, e.g. 2026-11-21T10:00:00Z).
     #[arg(long)]
     pub time: Option<String>,
+    /// Show what the backup holds (its full snapshots and how far it reaches) and stop.
+    #[arg(long)]
+    pub list: bool,
     /// Do nothing if the data dir exists (an init container that runs again must not
     /// restore over a member that has run since).
     #[arg(long)]
@@ -94,6 +97,11 @@ pub struct Restored {
 }
 
 pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
+    if a.list {
+        let store = Store::new(&a.s3()?);
+        print!("{}", describe_backup(&catalog(&store).await?));
+        return Ok(());
+    }
     let target = a.target()?;
     if a.if_missing {
         let dir = a.member.data_dir();
@@ -123,13 +131,29 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the catalog and decides what to download.
-pub async fn plan(store: &Store, target: Target) -> anyhow::Result<Plan> {
+async fn catalog(store: &Store) -> anyhow::Result<Catalog> {
     let Some((bytes, _)) = store.get(CATALOG).await? else {
         bail!("{}: no backup there", store.url(CATALOG));
     };
-    let catalog: Catalog =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", store.url(CATALOG)))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", store.url(CATALOG)))
+}
+
+/// What `--list` prints: the targets a restore can be given.
+pub fn describe_backup(c: &Catalog) -> String {
+    let mut out = String::from("full snapshots (revision, taken at, stored):\n");
+    for f in &c.fulls {
+        let size = crate::snapshot::human_bytes(f.stored_bytes);
+        let hole = f.restart && Some(f) != c.fulls.first();
+        let note = if hole { "  (the deltas before it stop short of it: a hole)" } else { "" };
+        out += &format!("  {:>12}  {}  {size}{note}\n", f.revision, format_ms(f.unix_ms));
+    }
+    out += &format!("backed up through revision {} (at {})\n", c.head, format_ms(c.head_unix_ms));
+    out
+}
+
+/// Reads the catalog and decides what to download.
+pub async fn plan(store: &Store, target: Target) -> anyhow::Result<Plan> {
+    let catalog = catalog(store).await?;
     let deltas: Vec<DeltaName> = store.list(DELTA_DIR).await?.iter().filter_map(|k| DeltaName::parse(k)).collect();
     catalog.plan(&deltas, target).with_context(|| store.url(""))
 }
