@@ -461,8 +461,8 @@ fn a_compacted_start_takes_a_new_full_snapshot() {
 }
 
 /// Full snapshots on the schedule (every minute here) while deltas keep flowing, and
-/// retention keeping one: the older full and the deltas only it needed go, what the kept one
-/// needs stays, and a restore before the kept full is refused.
+/// retention keeping one: the older fulls and the deltas only they needed go, what the kept
+/// one needs stays, and a restore before the kept full is refused.
 #[test]
 fn scheduled_fulls_and_retention() {
     let mut rig = Rig::new();
@@ -474,10 +474,12 @@ fn scheduled_fulls_and_retention() {
     });
     let first = rig.workload("one", 30);
     rig.wait_backed_up(first);
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let backed_at = cairn_operator::backup::writer::now_ms();
+    let deadline = Instant::now() + Duration::from_secs(200);
     let mut n = 0;
-    // Writes go on until the scheduled full (the next minute, and then one more) is in.
-    while rig.progress().fulls < 2 {
+    // Writes go on until a scheduled full taken after `first` was in S3 is in (the next
+    // minute or the one after).
+    while rig.progress().full_unix_ms.unwrap_or(0) <= backed_at {
         assert!(Instant::now() < deadline, "no scheduled full: {:?}", rig.progress());
         rig.put(&format!("steady/{}", n % 10), &n.to_string(), 0);
         n += 1;
@@ -489,10 +491,12 @@ fn scheduled_fulls_and_retention() {
     let (catalog, deltas) = rig.catalog();
     assert_eq!(catalog.fulls.len(), 1, "retention keeps one full: {catalog:?}");
     let kept = &catalog.fulls[0];
-    assert!(!kept.restart && kept.revision > first, "{kept:?}");
+    assert!(!kept.restart && kept.revision >= first && kept.unix_ms > backed_at, "{kept:?}");
     let listed = rig.rt.block_on(rig.store.list("full/")).unwrap();
     assert_eq!(listed, vec![kept.key.clone()], "the dropped full's object is gone");
-    assert!(deltas.iter().all(|d| d.to > kept.revision), "deltas only the dropped full needed are gone: {deltas:?}");
+    // Every delta committed before the kept full was taken, and needed only by the dropped
+    // ones, is gone (one committed while it uploaded goes at the next full's retention).
+    assert!(deltas.iter().all(|d| d.to > first), "deltas only the dropped full needed are gone: {deltas:?}");
     assert_contiguous(&catalog.plan(&deltas, Target::Latest).unwrap().deltas, kept.revision + 1);
 
     let restored = rig.restore(&[]).unwrap();

@@ -292,7 +292,10 @@ impl Writer {
                 }
                 done = async { taking.as_mut().expect("guarded").await }, if taking.is_some() => {
                     taking = None;
-                    self.commit_full(cat, done??).await?;
+                    let full = done??;
+                    // What arrived meanwhile first: retention then sees those deltas committed.
+                    self.flush(cat, generation, &mut pending).await?;
+                    self.commit_full(cat, full).await?;
                 }
             }
         }
