@@ -268,7 +268,12 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     let middle = rig.workload("one", 150);
     // Everything up to `middle` arrived before this time; everything after, after it.
     rig.wait_backed_up(middle);
-    let middle_time = cairn_node::backup::restore::format_ms(cairn_operator::backup::writer::now_ms());
+    let at = cairn_operator::backup::writer::now_ms();
+    // The next change must arrive in a later millisecond than the one named.
+    while cairn_operator::backup::writer::now_ms() <= at {
+        std::thread::yield_now();
+    }
+    let middle_time = cairn_node::backup::restore::format_ms(at);
     rig.delete("leased/early");
     let end = rig.workload("two", 150);
     rig.wait_backed_up(end);
