@@ -9,8 +9,3 @@ pub mod reconcile;
 pub mod runner;
 pub mod watch;
 pub mod writer;
-
-/// A time as status fields carry it (RFC 3339, UTC).
-pub fn status_time(ms: i64) -> String {
-    cairn_node::backup::restore::format_ms(ms)
-}

@@ -118,3 +118,44 @@ impl Runners {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Retention;
+
+    fn spec(schedule: &str, interval: &str, retention: Option<Retention>) -> BackupSpec {
+        let s3 = S3Location {
+            bucket: "b".into(),
+            prefix: String::new(),
+            endpoint: None,
+            region: None,
+            force_path_style: false,
+            credentials_secret: "creds".into(),
+        };
+        BackupSpec { s3, full_schedule: schedule.into(), delta_interval: interval.into(), retention }
+    }
+
+    #[test]
+    fn the_spec_becomes_the_writers_settings() {
+        let retention = Retention { full_snapshots: Some(3), max_age: Some("168h".into()) };
+        let cfg = writer_config(&spec("0 */6 * * *", "10s", Some(retention))).unwrap();
+        assert_eq!((cfg.keep, cfg.max_age), (3, Some(std::time::Duration::from_secs(168 * 3600))));
+        assert_eq!(cfg.delta_interval, std::time::Duration::from_secs(10));
+        assert_eq!(writer_config(&spec("@daily", "1m", None)).unwrap().keep, DEFAULT_KEEP);
+    }
+
+    #[test]
+    fn a_bad_spec_names_its_field() {
+        let bad_age = Some(Retention { full_snapshots: None, max_age: Some("7d".into()) });
+        for (s, says) in [
+            (spec("0 */6 * *", "10s", None), "spec.backup.fullSchedule"),
+            (spec("@daily", "ten", None), "spec.backup.deltaInterval"),
+            (spec("@daily", "500ms", None), "at least 1s"),
+            (spec("@daily", "10s", bad_age), "spec.backup.retention.maxAge"),
+        ] {
+            let err = writer_config(&s).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}

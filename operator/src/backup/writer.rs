@@ -94,11 +94,6 @@ impl<'a> Committer<'a> {
     }
 }
 
-/// Why following stopped without an error.
-enum Stopped {
-    Compacted(i64),
-}
-
 impl Writer {
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
@@ -142,16 +137,12 @@ impl Writer {
                     f.revision + 1
                 }
             };
-            match self.follow(&mut cat, generation, at).await? {
-                Stopped::Compacted(rev) => {
-                    let note = format!(
-                        "the watch from revision {at} was compacted (at revision {rev}): taking a full snapshot"
-                    );
-                    tracing::warn!("backup: {note}");
-                    self.progress().notes.push(("BackupCompacted", note));
-                    start = None;
-                }
-            }
+            let compacted = self.follow(&mut cat, generation, at).await?;
+            let note =
+                format!("the watch from revision {at} was compacted (at revision {compacted}): taking a full snapshot");
+            tracing::warn!("backup: {note}");
+            self.progress().notes.push(("BackupCompacted", note));
+            start = None;
         }
     }
 
@@ -259,8 +250,9 @@ impl Writer {
     }
 
     /// Follows the watch from `start`, flushing deltas, and taking full snapshots when the
-    /// schedule says (in the background: deltas keep flowing meanwhile).
-    async fn follow(&self, cat: &mut Committer<'_>, generation: u64, start: i64) -> anyhow::Result<Stopped> {
+    /// schedule says (in the background: deltas keep flowing meanwhile). Returns only when
+    /// the watch's start was compacted, with the compaction revision.
+    async fn follow(&self, cat: &mut Committer<'_>, generation: u64, start: i64) -> anyhow::Result<i64> {
         let (tx, mut rx) = mpsc::channel(64);
         let watcher = tokio::spawn(watch::follow(self.endpoints.clone(), start, tx));
         let _stop_watch = AbortOnDrop(watcher);
@@ -268,7 +260,8 @@ impl Writer {
         let mut tick = tokio::time::interval(self.cfg.delta_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_full = self.next_full();
-        let mut taking: Option<tokio::task::JoinHandle<anyhow::Result<Full>>> = None;
+        // A full snapshot in flight; aborted with the session that started it.
+        let mut taking: Option<AbortOnDrop<anyhow::Result<Full>>> = None;
         loop {
             tokio::select! {
                 item = rx.recv() => match item {
@@ -280,17 +273,18 @@ impl Writer {
                     }
                     Some(Item::Compacted(rev)) => {
                         self.flush(cat, generation, &mut pending).await?;
-                        return Ok(Stopped::Compacted(rev));
+                        return Ok(rev);
                     }
                     None => anyhow::bail!("the backup watch stopped"),
                 },
                 _ = tick.tick() => self.flush(cat, generation, &mut pending).await?,
-                _ = sleep_until_ms(next_full), if taking.is_none() && next_full.is_some() => {
+                // (A disabled branch's future is made but never polled.)
+                _ = sleep_until_ms(next_full.unwrap_or_default()), if taking.is_none() && next_full.is_some() => {
                     let (store, endpoints) = (self.store.clone(), self.endpoints.clone());
-                    taking = Some(tokio::spawn(async move { upload_full(&store, &endpoints, generation).await }));
+                    taking = Some(AbortOnDrop(tokio::spawn(async move { upload_full(&store, &endpoints, generation).await })));
                     next_full = self.next_full();
                 }
-                done = async { taking.as_mut().expect("guarded").await }, if taking.is_some() => {
+                done = async { (&mut taking.as_mut().expect("guarded").0).await }, if taking.is_some() => {
                     taking = None;
                     let full = done??;
                     // What arrived meanwhile first: retention then sees those deltas committed.
@@ -436,14 +430,14 @@ async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> a
     Err(last)
 }
 
-async fn sleep_until_ms(at: Option<i64>) {
-    let wait = at.map_or(u64::MAX / 4, |at| (at - now_ms()).max(0) as u64);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+async fn sleep_until_ms(at: i64) {
+    tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await;
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A spawned task that ends with its owner (the watch, a full snapshot in flight).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
