@@ -82,6 +82,13 @@ impl Member {
     /// Starts a single-member cluster in `dir`, made if missing (data dir `dir/data`, log
     /// `dir/<kind>.log`).
     pub fn start(kind: Kind, dir: &Path, extra: &[&str]) -> Member {
+        let mut m = Member::launch(kind, dir, extra);
+        m.wait_ready(Duration::from_secs(30));
+        m
+    }
+
+    /// As `start`, without waiting for it to be healthy (a member meant to refuse to start).
+    pub fn launch(kind: Kind, dir: &Path, extra: &[&str]) -> Member {
         std::fs::create_dir_all(dir).expect("create the member's dir");
         let (cport, pport) = (free_port(), free_port());
         let client = format!("http://127.0.0.1:{cport}");
@@ -107,7 +114,7 @@ impl Member {
         let log = dir.join(format!("{kind:?}.log").to_lowercase());
         let client_addr = format!("127.0.0.1:{cport}");
         let mut m = Member { kind, data_dir, client_addr, peer_url: peer, args, log, child: None };
-        m.spawn();
+        m.spawn_process();
         m
     }
 
@@ -256,6 +263,30 @@ impl Member {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// Waits up to `within` for the process to exit by itself; returns how it exited.
+    pub fn exit_status(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Starts the process again (after it exited or was killed) without waiting for health.
+    pub fn relaunch(&mut self) {
+        self.kill9();
+        self.spawn_process();
     }
 
     /// etcdctl against this member: what it printed, and its `Error:` lines.

@@ -46,7 +46,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
     /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub quota_backend_bytes: i64,
     /// Interpret 'auto-compaction-retention' one of: 'periodic', 'revision'.
     #[arg(long, default_value = "periodic")]
@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = 1_572_864)]
     pub max_request_bytes: usize,
+    /// Maximum concurrent streams that each client can open at a time.
+    #[arg(long, default_value_t = u32::MAX)]
+    pub max_concurrent_streams: u32,
     /// Duration of periodic watch progress notifications (e.g. 10m, 30s, 500ms).
     #[arg(long, default_value = "10m")]
     pub experimental_watch_progress_notify_interval: String,
@@ -92,6 +95,7 @@ pub struct Config {
     pub election_ticks: usize,
     pub max_txn_ops: usize,
     pub max_request_bytes: usize,
+    pub max_concurrent_streams: u32,
     pub watch_progress_interval: Duration,
     pub log_level: String,
     pub auto_compaction: Option<crate::server::compactor::Policy>,
@@ -252,6 +256,7 @@ impl ServerArgs {
             election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
             max_txn_ops: self.max_txn_ops,
             max_request_bytes: self.max_request_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
             watch_progress_interval,
             log_level: self.log_level.clone(),
             auto_compaction,

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod dial;
+pub mod fatal;
 pub mod grpc;
 pub mod lease;
 pub mod membership;

@@ -78,6 +78,10 @@ async fn shutdown_signal() {
 }
 
 fn main() -> std::process::ExitCode {
+    // Whatever a member or a restore creates is its owner's alone, as etcd's files are (0600,
+    // dirs 0700): Cairn's own files are created with those modes, and sled's follow the mask.
+    // SAFETY: umask(2) only sets this process's file mode creation mask.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match cli.command {

@@ -160,8 +160,7 @@ impl Applier {
         let mut accepted = Vec::new();
         for chunk in entries.chunks(BATCH_ENTRIES) {
             if let Err(err) = self.apply_batch(chunk, &mut accepted) {
-                tracing::error!(error = %err, "apply failed; stopping");
-                std::process::abort();
+                crate::fatal::stop("applying committed entries to the backend failed", &err);
             }
         }
         self.applied.send_replace(self.last_applied);

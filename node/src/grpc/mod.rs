@@ -59,6 +59,8 @@ pub struct ServerCtx {
     pub alarms: Arc<crate::alarm::Alarms>,
     /// --quota-backend-bytes as it applies (None: no quota).
     pub quota_bytes: Option<u64>,
+    /// Free space on the data dir's file system, against the member's reserve.
+    pub disk: crate::storage::disk::DiskSpace,
     pub hub: Arc<WatchHub>,
     pub lease_ids: LeaseIdGenerator,
     pub max_txn_ops: usize,
@@ -88,11 +90,20 @@ impl ServerCtx {
     }
 
     /// etcd's quota check, before proposing what would grow the store by about `cost`
-    /// bytes: past the quota, NOSPACE is raised cluster-wide and the request refused.
+    /// bytes: past the quota, or with less free disk than the member's reserve, NOSPACE is
+    /// raised cluster-wide and the request refused.
     pub async fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
-        let Some(quota) = self.quota_bytes else { return Ok(()) };
-        if self.backend.size_on_disk() + cost as u64 <= quota {
+        let over_quota = self.quota_bytes.is_some_and(|q| self.backend.size_on_disk() + cost as u64 > q);
+        let disk_low = !over_quota && self.disk.low();
+        if !over_quota && !disk_low {
             return Ok(());
+        }
+        if disk_low && !self.alarms.no_space() {
+            tracing::warn!(
+                available = self.disk.available().unwrap_or(0),
+                reserve = self.disk.reserve(),
+                "free disk space on the data dir's file system is below the member's reserve; raising NOSPACE"
+            );
         }
         use crate::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
         let raise = AlarmRequest {

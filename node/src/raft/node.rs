@@ -214,8 +214,7 @@ struct ApplierShared {
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
-    tracing::error!(error = %e, "{what}; stopping");
-    std::process::abort();
+    crate::fatal::stop(what, &e)
 }
 
 fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared) {
@@ -336,8 +335,7 @@ impl RaftNode {
             }
             while let Ok(cc) = self.conf_changes.try_recv() {
                 if let Err(e) = self.raw.apply_conf_change(&cc) {
-                    tracing::error!(error = %e, ?cc, "raft refused a conf change the members accepted; stopping");
-                    std::process::abort();
+                    fatal(&format!("raft refused a conf change the members accepted ({cc:?})"), e);
                 }
             }
             self.propose_conf_changes();
@@ -359,8 +357,7 @@ impl RaftNode {
                 }
             }
             if let Err(e) = self.on_ready() {
-                tracing::error!(error = %e, "raft ready handling failed; stopping");
-                std::process::abort();
+                fatal("writing the raft log failed", format!("{e:#}"));
             }
             self.compact_log();
             self.serve_image_requests();

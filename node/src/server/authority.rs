@@ -14,6 +14,12 @@
 //! connection carries, measured), so only connections that need it are followed: a gRPC
 //! client sends one authority for all the calls of a connection, so when the first header
 //! block needs no repair, the rest of the connection passes untouched.
+//!
+//! What the filter holds back is bounded by the limits hyper enforces behind it: a frame
+//! longer than the frame size hyper advertises, or a header block of more frames than hyper
+//! accepts, makes the filter step aside and pass everything on as it is, so that hyper refuses
+//! it (FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM) and closes the connection. A client can never make
+//! the filter keep more than one frame and one bounded header block.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -28,8 +34,12 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-/// The frame size every HTTP/2 peer must accept, whatever it advertises.
+/// The frame size every HTTP/2 peer must accept, and the one hyper advertises: a client may
+/// send nothing longer.
 const MAX_FRAME: usize = 16_384;
+/// The most frames of one header block hyper takes: HEADERS plus max(5, 1.25 × header list
+/// size / frame size) CONTINUATIONs, with its 16 KiB header list (h2's flood protection).
+const MAX_BLOCK_FRAMES: usize = 6;
 /// SETTINGS_HEADER_TABLE_SIZE as hyper leaves it.
 const TABLE_SIZE: usize = 4096;
 
@@ -185,6 +195,7 @@ enum Mode {
 /// A header block whose CONTINUATION frames are still to come.
 struct Block {
     raw: Vec<u8>,
+    frames: usize,
     fragment: Vec<u8>,
     flags: u8,
     stream: [u8; 4],
@@ -228,6 +239,11 @@ impl Filter {
         while self.mode == Mode::Frames && self.pending.len() - at >= FRAME_HEADER {
             let p = &self.pending[at..];
             let len = u32::from_be_bytes([0, p[0], p[1], p[2]]) as usize;
+            if len > MAX_FRAME {
+                // hyper refuses it; waiting for its bytes would only hold them here.
+                self.give_up(out);
+                break;
+            }
             if p.len() < FRAME_HEADER + len {
                 break;
             }
@@ -278,11 +294,14 @@ impl Filter {
                 }
                 let fragment = payload.get(from..to).ok_or(Malformed)?.to_vec();
                 let stream = frame[5..9].try_into().map_err(|_| Malformed)?;
-                self.block = Some(Block { raw: frame.to_vec(), fragment, flags, stream, priority });
+                self.block = Some(Block { raw: frame.to_vec(), frames: 1, fragment, flags, stream, priority });
             }
+            // More than hyper takes: it refuses the block (and the connection) itself.
+            (CONTINUATION, Some(b)) if b.frames >= MAX_BLOCK_FRAMES => return Err(Malformed),
             (CONTINUATION, Some(b)) => {
                 b.raw.extend_from_slice(frame);
                 b.fragment.extend_from_slice(payload);
+                b.frames += 1;
             }
             (HEADERS | CONTINUATION, _) => return Err(Malformed),
             // No other frame may come between a HEADERS frame and its continuations.

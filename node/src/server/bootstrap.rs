@@ -1,5 +1,6 @@
 //! Opening a member's data dir: a new member (bootstrap flags used) or a restart (they are
-//! ignored, as in etcd). Layout: `<data-dir>/member/wal` and `<data-dir>/member/db`.
+//! ignored, as in etcd). Layout: see `storage::datadir`. Nothing is written to the data dir
+//! before `datadir::inspect` has found it empty or Cairn's own.
 
 use super::ids;
 use crate::config::Config;
@@ -7,6 +8,7 @@ use crate::membership::Membership;
 use crate::proto::cairnpb::MemberRecord;
 use crate::raft::{bootstrap_state, restore_storage};
 use crate::storage::backend::Backend;
+use crate::storage::datadir::{self, Found};
 use crate::storage::mvcc::MvccStore;
 use crate::storage::wal::{Identity, Wal};
 use anyhow::{bail, Context};
@@ -28,13 +30,21 @@ pub fn wal_dir(cfg: &Config) -> std::path::PathBuf {
     cfg.data_dir.join("member").join("wal")
 }
 
-/// Opens the data dir. A new member of a running cluster brings what the cluster told it
-/// (`joining`: its id, and the members).
-pub fn open(cfg: &Config, joining: Option<Joining>) -> anyhow::Result<Opened> {
+/// Opens the data dir `found` describes (`datadir::inspect`; a foreign one never gets
+/// here). A new member of a running cluster brings what the cluster told it (`joining`: its
+/// id, and the members).
+pub fn open(cfg: &Config, found: Found, joining: Option<Joining>) -> anyhow::Result<Opened> {
     let member_dir = cfg.data_dir.join("member");
     let wal_dir = wal_dir(cfg);
     let snap_dir = member_dir.join("snap");
-    let founders = if Wal::exists(&wal_dir) {
+    if cfg.data_dir.exists() {
+        crate::storage::private::restrict_dir(&cfg.data_dir)
+            .with_context(|| format!("checking {}", cfg.data_dir.display()))?;
+    }
+    if found != Found::Cairn {
+        datadir::claim(&cfg.data_dir)?;
+    }
+    let founders = if found != Found::Empty {
         tracing::info!(data_dir = %cfg.data_dir.display(), "restarting member from its data dir; bootstrap flags are ignored");
         None
     } else if let Some(j) = joining {
@@ -42,11 +52,11 @@ pub fn open(cfg: &Config, joining: Option<Joining>) -> anyhow::Result<Opened> {
     } else {
         Some(create(cfg, &wal_dir)?)
     };
-    std::fs::create_dir_all(&snap_dir).with_context(|| format!("cannot create {}", snap_dir.display()))?;
-    let (wal, replayed) = Wal::open(&wal_dir).with_context(|| format!("opening {}", wal_dir.display()))?;
-    if replayed.repaired_bytes > 0 {
-        tracing::warn!(bytes = replayed.repaired_bytes, "repaired a torn wal tail");
-    }
+    crate::storage::private::create_dir_all(&snap_dir)
+        .with_context(|| format!("cannot create {}", snap_dir.display()))?;
+    // Read first, changing nothing: a torn write at the log's end is cut (by `Wal::open`,
+    // below) only once the backend shows it was never applied.
+    let replayed = Wal::read(&wal_dir).with_context(|| format!("reading {}", wal_dir.display()))?;
     let backend = Arc::new(Backend::open(&member_dir.join("db")).context("opening the backend")?);
     if let Some(members) = founders {
         crate::apply::write_initial_members(&backend, &members)?;
@@ -65,6 +75,18 @@ pub fn open(cfg: &Config, joining: Option<Joining>) -> anyhow::Result<Opened> {
             replayed.snapshot.index
         );
     }
+    let wal_last = replayed.entries.last().map_or(replayed.snapshot.index, |e| e.index);
+    if applied > wal_last {
+        bail!(
+            "the backend has applied raft entries up to index {applied}, but the WAL in {} ends at \
+             index {wal_last}: entries this member applied are missing from its log (the WAL was \
+             damaged, truncated or replaced). Refusing to start; the WAL was left as it is. Remove \
+             the member from the cluster (etcdctl member remove) and add it back with an empty data \
+             dir, or restore the data dir from a snapshot",
+            wal_dir.display()
+        );
+    }
+    let (wal, replayed) = Wal::open(&wal_dir).with_context(|| format!("opening {}", wal_dir.display()))?;
     let mvcc = Arc::new(MvccStore::open(backend.clone()).context("loading the key index")?);
     let membership = Arc::new(Membership::load(&backend, replayed.identity.member_id)?);
     let storage = restore_storage(&replayed, applied, &membership)?;
@@ -81,7 +103,6 @@ pub struct Joining {
 /// with the first snapshot the leader sends; the member list written now only lets the
 /// transport reach the others until then.
 fn join(j: Joining, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberRecord>> {
-    std::fs::create_dir_all(wal_dir).with_context(|| format!("cannot create data dir {}", wal_dir.display()))?;
     Wal::create(wal_dir, j.identity, Default::default(), Default::default())?;
     tracing::info!(member_id = %format!("{:x}", j.identity.member_id), cluster_id = %format!("{:x}", j.identity.cluster_id),
         "joining a running cluster");
@@ -97,7 +118,6 @@ fn create(cfg: &Config, wal_dir: &std::path::Path) -> anyhow::Result<Vec<MemberR
         cluster_id: ids::cluster_id(&members),
     };
     let (snapshot, hard_state) = bootstrap_state(members);
-    std::fs::create_dir_all(wal_dir).with_context(|| format!("cannot create data dir {}", wal_dir.display()))?;
     Wal::create(wal_dir, identity, snapshot, hard_state)?;
     tracing::info!(member_id = %format!("{:x}", identity.member_id), cluster_id = %format!("{:x}", identity.cluster_id),
         "bootstrapped a new cluster");

@@ -7,6 +7,8 @@ pub mod compactor;
 mod http;
 pub mod ids;
 mod join;
+mod oversize;
+mod serve;
 
 pub use http::{CLUSTER_VERSION, ETCD_API_VERSION};
 
@@ -64,30 +66,19 @@ async fn publish(ctx: Arc<ServerCtx>, name: String, client_urls: Vec<String>) {
     }
 }
 
-/// Serves `router` on `listener` until the stop signal.
-async fn serve<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-}
-
 /// etcd's allowance for gRPC framing on top of --max-request-bytes.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let new_member = !crate::storage::wal::Wal::exists(&bootstrap::wal_dir(&cfg));
-    let joining = if new_member && cfg.initial_cluster_state == ClusterState::Existing {
-        Some(join::fetch(&cfg).await?)
-    } else {
-        None
-    };
-    let opened = bootstrap::open(&cfg, joining)?;
+    // Before anything is written anywhere: a data dir Cairn did not make is refused as it is.
+    let found = crate::storage::datadir::inspect(&cfg.data_dir)?;
+    let joining =
+        if found == crate::storage::datadir::Found::Empty && cfg.initial_cluster_state == ClusterState::Existing {
+            Some(join::fetch(&cfg).await?)
+        } else {
+            None
+        };
+    let opened = bootstrap::open(&cfg, found, joining)?;
     let mut listeners = Vec::new();
     for addr in &cfg.listen_client {
         let l = TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))?;
@@ -163,6 +154,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         snap_dir: opened.snap_dir.clone(),
         alarms,
         quota_bytes: cfg.quota_bytes,
+        disk: crate::storage::disk::DiskSpace::new(
+            &cfg.data_dir,
+            crate::storage::disk::reserve_for(cfg.max_request_bytes),
+        ),
         hub: hub.clone(),
         lease_ids: LeaseIdGenerator::new(opened.identity.member_id),
         max_txn_ops: cfg.max_txn_ops,
@@ -183,10 +178,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let _ = stop_tx.send(true);
     });
     let mut servers = Vec::new();
+    let http2 = serve::Http2Settings { max_concurrent_streams: cfg.max_concurrent_streams };
     for listener in peer_listeners {
         let peer = PeerServer::new(PeerService::new(transport.clone(), opened.snap_dir.clone(), stop_rx.clone()))
             .max_decoding_message_size(64 << 20);
-        let router = tonic::service::Routes::new(peer).into_axum_router();
+        let routes = serve::Dispatch::new(tonic::service::Routes::new(peer).into_axum_router(), axum::Router::new());
         tracing::info!(addr = %listener.local_addr()?, "serving peer traffic");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             // As for clients (see ClientListener): raft's small messages must not wait.
@@ -194,7 +190,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
                 tracing::debug!(error = %e, "setting TCP_NODELAY");
             }
         });
-        servers.push(tokio::spawn(serve(listener, router, stop_rx.clone())));
+        servers.push(tokio::spawn(serve::serve(listener, routes, http2, stop_rx.clone())));
     }
     for listener in listeners {
         let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
@@ -216,9 +212,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(limit),
             gate.clone(),
         );
-        let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
-        let cluster = InterceptedService::new(ClusterServer::new(ClusterService::new(ctx.clone())), gate.clone());
-        let router = tonic::service::Routes::new(kv)
+        // Every service takes requests as large as KV does, as etcd's one gRPC server does.
+        let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(limit);
+        let cluster = InterceptedService::new(
+            ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let grpc = tonic::service::Routes::new(kv)
             .add_service(lease)
             .add_service(watch)
             .add_service(lock)
@@ -226,9 +226,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             .add_service(cluster)
             .add_service(maintenance)
             .into_axum_router()
-            .merge(http::routes(ctx.clone()));
+            .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
+        let routes = serve::Dispatch::new(grpc, http::routes(ctx.clone()));
         tracing::info!(addr = %listener.local_addr()?, "serving client requests");
-        servers.push(tokio::spawn(serve(authority::ClientListener(listener), router, stop_rx.clone())));
+        servers.push(tokio::spawn(serve::serve(authority::ClientListener(listener), routes, http2, stop_rx.clone())));
     }
     tracing::info!(name = %cfg.name, member_id = %format!("{:x}", ctx.member_id), "ready to serve");
     for s in servers {

@@ -130,6 +130,7 @@ pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<(
 
 fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
     let member_dir = dir.join("member");
+    crate::storage::datadir::claim(dir)?;
     let backend = Arc::new(Backend::open(&member_dir.join("db")).context("creating the backend")?);
     fill(&backend)?;
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
@@ -145,8 +146,7 @@ fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow:
     let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
     let (snapshot, hard_state) = bootstrap_state(voters);
     let wal_dir = member_dir.join("wal");
-    std::fs::create_dir_all(&wal_dir)?;
-    std::fs::create_dir_all(member_dir.join("snap"))?;
+    crate::storage::private::create_dir_all(&member_dir.join("snap"))?;
     Wal::create(&wal_dir, identity, snapshot, hard_state)?;
     backend.flush()?;
     drop(backend);

@@ -2,6 +2,9 @@
 
 pub mod backend;
 pub mod crc32c;
+pub mod datadir;
+pub mod disk;
 pub mod image;
 pub mod mvcc;
+pub mod private;
 pub mod wal;

@@ -88,8 +88,7 @@ impl MvccStore {
             h.update(&etcd_rev_key(r, tombstone));
             h.update(&value);
         }
-        // etcd reports -1 until the first compaction.
-        let compact_revision = if st.compact_rev == 0 { -1 } else { st.compact_rev };
-        Ok(KvHash { hash: h.finish(), compact_revision, revision: upto })
+        // -1 until the first compaction, as etcd reports it.
+        Ok(KvHash { hash: h.finish(), compact_revision: st.compact_rev, revision: upto })
     }
 }

@@ -22,7 +22,7 @@ pub(super) struct State {
     pub(super) index: KeyIndex,
     /// The newest revision. An empty store is at revision 1, as in etcd.
     pub(super) rev: i64,
-    /// Reads below this revision fail with `Compacted`; 0 before the first compaction.
+    /// Reads below this revision fail with `Compacted`; -1 before the first compaction.
     pub(super) compact_rev: i64,
 }
 
@@ -119,7 +119,9 @@ impl MvccStore {
             max_rev = max_rev.max(rev.main);
         }
         let stored_rev = backend.get_u64(backend::META_REVISION)?.unwrap_or(1) as i64;
-        let compact_rev = backend.get_u64(backend::META_COMPACT_REVISION)?.unwrap_or(0) as i64;
+        // -1 (stored as its two's complement) until the first compaction, as etcd's
+        // compactMainRev: so that Compact(0) on a fresh store succeeds, as on etcd.
+        let compact_rev = backend.get_u64(backend::META_COMPACT_REVISION)?.map_or(-1, |r| r as i64);
         // Records a compaction freed but a crash kept: find them again.
         let leftovers = garbage_keys(&index.compact(compact_rev));
         Ok((State { index, rev: stored_rev.max(max_rev), compact_rev }, leftovers.into()))

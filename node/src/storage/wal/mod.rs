@@ -2,9 +2,10 @@
 //!
 //! Segments are named `<seq>-<first index>.wal` (hex). Every segment starts with a header
 //! record that carries the member and cluster ids and the CRC the previous segment ended
-//! with, so the CRC chain runs across segments. On open the log is replayed; a torn or
-//! corrupt tail of the LAST segment is cut off (it was never acknowledged: acknowledgement
-//! follows fsync), while damage anywhere else refuses to start.
+//! with, so the CRC chain runs across segments. On open the log is replayed. Only a torn
+//! write at the very end of the LAST segment is cut off (it was never acknowledged:
+//! acknowledgement follows fsync), decided by etcd's rule (see `segment::classify`); any
+//! other damage refuses to start and changes nothing on disk.
 
 mod record;
 mod segment;
@@ -23,10 +24,24 @@ use std::path::{Path, PathBuf};
 pub enum WalError {
     #[error("wal: {0}")]
     Io(#[from] std::io::Error),
-    #[error("wal: segment {segment} is corrupt at offset {offset}; refusing to start")]
-    Corrupt { segment: String, offset: usize },
+    #[error(
+        "wal: {why} in {} at offset {offset} (record {record} of the segment). This is damage, \
+         not a write a crash interrupted, so nothing was changed on disk. The member cannot \
+         start from this data dir: remove it from the cluster (etcdctl member remove) and add it \
+         back with an empty data dir, or restore the data dir from a snapshot",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, offset: usize, record: usize, why: &'static str },
     #[error("wal: {0}")]
     Invalid(String),
+}
+
+/// A torn write at the end of the last segment: never acknowledged, cut by `open`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub segment: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
 }
 
 /// Who this log belongs to; written at the head of every segment.
@@ -44,8 +59,33 @@ pub struct Replayed {
     pub hard_state: HardState,
     /// Entries after the snapshot index, in order.
     pub entries: Vec<Entry>,
-    /// Bytes cut from the tail of the last segment by repair.
-    pub repaired_bytes: usize,
+    /// The torn write at the end (`read` reports it, `open` has cut it).
+    pub torn: Option<TornTail>,
+}
+
+/// What replay learned beyond the records: where appending resumes.
+struct Scan {
+    replayed: Replayed,
+    names: Vec<SegmentName>,
+    crc: u32,
+    end_of_last: u64,
+}
+
+/// The paths of the segments in `dir`, oldest first (none if `dir` is missing).
+pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    match segment::list(dir) {
+        Ok(names) => Ok(names.iter().map(|n| dir.join(n.file_name())).collect()),
+        Err(WalError::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+/// Whether the file starts with a Cairn segment header (etcd's segments share the naming).
+pub fn is_cairn_segment(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    File::open(path)?.take(4096).read_to_end(&mut head)?;
+    Ok(segment::starts_with_header(&head))
 }
 
 pub struct Wal {
@@ -72,7 +112,7 @@ impl Wal {
         snapshot: SnapshotMetadata,
         hard_state: HardState,
     ) -> Result<Wal, WalError> {
-        fs::create_dir_all(dir)?;
+        crate::storage::private::create_dir_all(dir)?;
         if Wal::exists(dir) {
             return Err(WalError::Invalid(format!("{} already holds a wal", dir.display())));
         }
@@ -85,8 +125,42 @@ impl Wal {
         Ok(wal)
     }
 
-    /// Replays the log and opens its last segment for appending.
+    /// Replays the log without changing anything on disk: a torn write at its end is
+    /// reported in `torn`, any other damage is an error.
+    pub fn read(dir: &Path) -> Result<Replayed, WalError> {
+        Ok(Wal::scan(dir)?.replayed)
+    }
+
+    /// Replays the log, cuts a torn write off its end, and opens its last segment for
+    /// appending.
     pub fn open(dir: &Path) -> Result<(Wal, Replayed), WalError> {
+        let Scan { replayed, names, crc, end_of_last } = Wal::scan(dir)?;
+        if let Some(t) = &replayed.torn {
+            tracing::warn!(segment = %t.segment.display(), offset = t.offset, bytes = t.bytes,
+                "wal: cutting off a torn write at the end of the log (it was never acknowledged)");
+            let f = OpenOptions::new().write(true).open(&t.segment)?;
+            f.set_len(t.offset)?;
+            f.sync_all()?;
+        }
+        segment::remove_leftovers(dir)?;
+        let last = *names.last().expect("scan found a segment");
+        let file = OpenOptions::new().append(true).open(dir.join(last.file_name()))?;
+        let last_index = replayed.entries.last().map_or(replayed.snapshot.index, |e| e.index);
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            identity: replayed.identity,
+            segments: names,
+            out: BufWriter::with_capacity(1 << 20, file),
+            written: end_of_last,
+            crc,
+            last_index,
+            hard_state: replayed.hard_state.clone(),
+            snapshot: replayed.snapshot.clone(),
+        };
+        Ok((wal, replayed))
+    }
+
+    fn scan(dir: &Path) -> Result<Scan, WalError> {
         let names = segment::list(dir)?;
         let Some(last) = names.last().copied() else {
             return Err(WalError::Invalid(format!("no wal segments in {}", dir.display())));
@@ -96,40 +170,40 @@ impl Wal {
         let mut hard_state = HardState::default();
         let mut entries: Vec<Entry> = Vec::new();
         let mut crc = 0u32;
-        let mut repaired_bytes = 0;
+        let mut torn = None;
         let mut end_of_last = 0u64;
         for name in &names {
             let path = dir.join(name.file_name());
-            let is_last = *name == last;
             let seg = Segment::read(&path)?;
-            if let Some(bad_at) = seg.bad_offset {
-                if !is_last {
-                    return Err(WalError::Corrupt { segment: name.file_name(), offset: bad_at });
-                }
-                repaired_bytes = seg.file_len - bad_at;
-                tracing::warn!(segment = %name.file_name(), offset = bad_at, bytes = repaired_bytes,
-                    "wal: cutting off a torn or corrupt tail");
-                let f = OpenOptions::new().write(true).open(&path)?;
-                f.set_len(bad_at as u64)?;
-                f.sync_all()?;
-            }
+            let corrupt = |offset, record, why| WalError::Corrupt { path: path.clone(), offset, record, why };
             let Some(header) = seg.header else {
-                return Err(WalError::Corrupt { segment: name.file_name(), offset: 0 });
+                let d = seg.damage.unwrap_or(segment::Damage { offset: 0, record: 0, torn: false, why: "" });
+                return Err(corrupt(d.offset, d.record, "no segment header (not a Cairn wal segment)"));
             };
+            if let Some(d) = seg.damage {
+                if !(d.torn && *name == last) {
+                    return Err(corrupt(d.offset, d.record, d.why));
+                }
+                let bytes = (seg.file_len - d.offset) as u64;
+                torn = Some(TornTail { segment: path.clone(), offset: d.offset as u64, bytes });
+            }
             if name.seq != names[0].seq && header.prev_crc != crc {
-                return Err(WalError::Corrupt { segment: name.file_name(), offset: 0 });
+                return Err(corrupt(0, 0, "the segment does not continue the previous one's crc chain"));
             }
             match identity {
                 None => identity = Some(header.identity),
                 Some(id) if id != header.identity => {
-                    return Err(WalError::Invalid(format!("segment {} belongs to another member", name.file_name())))
+                    return Err(WalError::Invalid(format!("segment {} belongs to another member", path.display())))
                 }
                 Some(_) => {}
             }
             for rec in seg.records {
+                let bad = |e: protobuf::ProtobufError| {
+                    WalError::Invalid(format!("{}: a {:?} record does not decode: {e}", path.display(), rec.kind))
+                };
                 match rec.kind {
                     Kind::Entry => {
-                        let e = Entry::parse_from_bytes(&rec.body).map_err(|e| WalError::Invalid(e.to_string()))?;
+                        let e = Entry::parse_from_bytes(&rec.body).map_err(bad)?;
                         // A later write at an index we already hold replaces the old tail
                         // (raft truncated a conflicting suffix).
                         while entries.last().is_some_and(|l| l.index >= e.index) {
@@ -137,14 +211,8 @@ impl Wal {
                         }
                         entries.push(e);
                     }
-                    Kind::HardState => {
-                        hard_state =
-                            HardState::parse_from_bytes(&rec.body).map_err(|e| WalError::Invalid(e.to_string()))?;
-                    }
-                    Kind::Snapshot => {
-                        snapshot = SnapshotMetadata::parse_from_bytes(&rec.body)
-                            .map_err(|e| WalError::Invalid(e.to_string()))?;
-                    }
+                    Kind::HardState => hard_state = HardState::parse_from_bytes(&rec.body).map_err(bad)?,
+                    Kind::Snapshot => snapshot = SnapshotMetadata::parse_from_bytes(&rec.body).map_err(bad)?,
                     Kind::SegmentHeader => {}
                 }
             }
@@ -161,20 +229,8 @@ impl Wal {
             }
         }
         let identity = identity.expect("at least one segment was read");
-        let file = OpenOptions::new().append(true).open(dir.join(last.file_name()))?;
-        let last_index = entries.last().map_or(snapshot.index, |e| e.index);
-        let wal = Wal {
-            dir: dir.to_path_buf(),
-            identity,
-            segments: names,
-            out: BufWriter::with_capacity(1 << 20, file),
-            written: end_of_last,
-            crc,
-            last_index,
-            hard_state: hard_state.clone(),
-            snapshot: snapshot.clone(),
-        };
-        Ok((wal, Replayed { identity, snapshot, hard_state, entries, repaired_bytes }))
+        let replayed = Replayed { identity, snapshot, hard_state, entries, torn };
+        Ok(Scan { replayed, names, crc, end_of_last })
     }
 
     pub fn identity(&self) -> Identity {
@@ -268,7 +324,7 @@ impl Wal {
         let mut buf = Vec::new();
         let crc = record::encode(&mut buf, 0, Kind::SegmentHeader, &segment::header_body(identity, prev_crc))?;
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = crate::storage::private::create_file(&tmp)?;
             f.write_all(&buf)?;
             f.sync_all()?;
         }

@@ -54,10 +54,12 @@ pub fn encode(out: &mut impl Write, seed: u32, kind: Kind, body: &[u8]) -> io::R
 /// Why decoding stopped before the end of a buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bad {
-    /// The buffer ends inside a record: a write that never completed.
-    Torn,
-    /// The bytes are all there but do not check out.
-    Corrupt,
+    /// The buffer ends inside the record (its header, or the body its header announces).
+    Incomplete,
+    /// The length is zero or beyond any record we write.
+    BadLength,
+    /// The bytes are all there but do not check out: the CRC, or the kind.
+    Mismatch,
 }
 
 pub struct Decoded<'a> {
@@ -67,24 +69,39 @@ pub struct Decoded<'a> {
     pub len: usize,
 }
 
+/// The CRC a record's header claims (valid or not); None if the header is incomplete.
+pub fn stored_crc(buf: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(4..8)?.try_into().ok()?))
+}
+
+/// The length a record's header claims, header included; None if the header is incomplete.
+pub fn claimed_len(buf: &[u8]) -> Option<usize> {
+    Some(HEADER_LEN + u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?) as usize)
+}
+
+/// Whether the kind byte of the record at the start of `buf` names a kind.
+pub fn plausible_kind(buf: &[u8]) -> bool {
+    buf.get(HEADER_LEN).is_some_and(|k| Kind::from_u8(*k).is_some())
+}
+
 /// Decodes the record at the start of `buf`, chained to `seed`.
 pub fn decode(buf: &[u8], seed: u32) -> Result<Decoded<'_>, Bad> {
     if buf.len() < HEADER_LEN {
-        return Err(Bad::Torn);
+        return Err(Bad::Incomplete);
     }
     let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
     let stored = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
     if len == 0 || len > MAX_RECORD_LEN {
-        return Err(Bad::Corrupt);
+        return Err(Bad::BadLength);
     }
     if buf.len() < HEADER_LEN + len {
-        return Err(Bad::Torn);
+        return Err(Bad::Incomplete);
     }
-    let kind = Kind::from_u8(buf[HEADER_LEN]).ok_or(Bad::Corrupt)?;
+    let kind = Kind::from_u8(buf[HEADER_LEN]).ok_or(Bad::Mismatch)?;
     let body = &buf[HEADER_LEN + 1..HEADER_LEN + len];
     let c = crc(seed, kind, body);
     if c != stored {
-        return Err(Bad::Corrupt);
+        return Err(Bad::Mismatch);
     }
     Ok(Decoded { kind, body, crc: c, len: HEADER_LEN + len })
 }

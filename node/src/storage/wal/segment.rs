@@ -25,7 +25,7 @@ impl SegmentName {
     }
 }
 
-/// The segments in `dir`, oldest first. Leftover `.tmp` files of an interrupted cut are removed.
+/// The segments in `dir`, oldest first. Only reads: nothing in the dir is changed.
 pub fn list(dir: &Path) -> Result<Vec<SegmentName>, WalError> {
     let mut out = Vec::new();
     let rd = match std::fs::read_dir(dir) {
@@ -34,16 +34,25 @@ pub fn list(dir: &Path) -> Result<Vec<SegmentName>, WalError> {
         Err(e) => return Err(e.into()),
     };
     for ent in rd {
-        let ent = ent?;
-        let name = ent.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
-            std::fs::remove_file(ent.path())?;
-        } else if let Some(n) = SegmentName::parse(&name) {
+        if let Some(n) = SegmentName::parse(&ent?.file_name().to_string_lossy()) {
             out.push(n);
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Removes what an interrupted cut left behind (`<segment>.wal.tmp`, written before the
+/// rename that makes a segment). Other files are never touched.
+pub fn remove_leftovers(dir: &Path) -> Result<(), WalError> {
+    for ent in std::fs::read_dir(dir)? {
+        let ent = ent?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if name.strip_suffix(".tmp").and_then(SegmentName::parse).is_some() {
+            std::fs::remove_file(ent.path())?;
+        }
+    }
+    Ok(())
 }
 
 pub struct Header {
@@ -72,9 +81,25 @@ fn parse_header(body: &[u8]) -> Option<Header> {
     })
 }
 
+/// Whether `buf` begins with a valid segment header record.
+pub fn starts_with_header(buf: &[u8]) -> bool {
+    record::decode(buf, 0).is_ok_and(|d| d.kind == Kind::SegmentHeader && parse_header(d.body).is_some())
+}
+
 pub struct OwnedRecord {
     pub kind: Kind,
     pub body: Vec<u8>,
+}
+
+/// Where and why a segment stops checking out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub offset: usize,
+    /// How many records (the header included) precede it.
+    pub record: usize,
+    /// A write that never completed, by etcd's rule (see `classify`); else corruption.
+    pub torn: bool,
+    pub why: &'static str,
 }
 
 pub struct Segment {
@@ -83,43 +108,109 @@ pub struct Segment {
     pub last_crc: u32,
     pub valid_len: usize,
     pub file_len: usize,
-    /// Where the first record that failed to decode starts, if any.
-    pub bad_offset: Option<usize>,
+    /// The first record that failed to decode, if any.
+    pub damage: Option<Damage>,
 }
 
 impl Segment {
-    /// Reads every valid record. Each segment's chain starts at 0; the link to the previous
-    /// segment is its header's prev_crc, which the caller checks.
+    /// Reads every valid record; never writes. Each segment's chain starts at 0; the link
+    /// to the previous segment is its header's prev_crc, which the caller checks.
     pub fn read(path: &Path) -> Result<Segment, WalError> {
         let buf = std::fs::read(path)?;
         let mut off = 0;
         let mut crc = 0u32;
         let mut header = None;
         let mut records = Vec::new();
-        let mut bad_offset = None;
+        let mut damage = None;
         while off < buf.len() {
+            let count = records.len() + usize::from(header.is_some());
             match record::decode(&buf[off..], crc) {
-                Ok(d) => {
-                    if off == 0 {
-                        match (d.kind, parse_header(d.body)) {
-                            (Kind::SegmentHeader, Some(h)) => header = Some(h),
-                            _ => {
-                                bad_offset = Some(0);
-                                break;
-                            }
-                        }
-                    } else {
-                        records.push(OwnedRecord { kind: d.kind, body: d.body.to_vec() });
+                Ok(d) if off == 0 => match (d.kind, parse_header(d.body)) {
+                    (Kind::SegmentHeader, Some(h)) => {
+                        header = Some(h);
+                        crc = d.crc;
+                        off += d.len;
                     }
+                    _ => {
+                        damage = Some(Damage { offset: 0, record: 0, torn: false, why: "not a segment header" });
+                        break;
+                    }
+                },
+                Ok(d) => {
+                    records.push(OwnedRecord { kind: d.kind, body: d.body.to_vec() });
                     crc = d.crc;
                     off += d.len;
                 }
-                Err(Bad::Torn) | Err(Bad::Corrupt) => {
-                    bad_offset = Some(off);
+                Err(bad) => {
+                    damage = Some(classify(&buf, off, bad, count));
                     break;
                 }
             }
         }
-        Ok(Segment { header, records, last_crc: crc, valid_len: off, file_len: buf.len(), bad_offset })
+        Ok(Segment { header, records, last_crc: crc, valid_len: off, file_len: buf.len(), damage })
     }
+}
+
+/// The sector size etcd's torn-write rule works in: a disk writes whole sectors, so a write
+/// a crash interrupted leaves sectors that are all zeros (never written) behind.
+const SECTOR: usize = 512;
+
+/// Whether the record at `off` that failed to decode is a torn write or corruption. etcd's
+/// rule (wal/decoder.go): a record the file ends inside of, or one whose bytes include a
+/// whole sector of zeros, is torn. Cairn adds one condition: nothing intact may follow it.
+/// A crash interrupts only the last write, and nothing after it was acknowledged (the fsync
+/// that would have covered both never returned); intact records after damage mean the damage
+/// came later, to records that may have been acknowledged, so cutting would destroy them.
+fn classify(buf: &[u8], off: usize, bad: Bad, record: usize) -> Damage {
+    let rest = &buf[off..];
+    let damage = |torn, why| Damage { offset: off, record, torn, why };
+    let torn_why = match bad {
+        Bad::Incomplete => "the file ends inside a record",
+        // Zeros where a header should be: space the file system extended the file by, never
+        // written (the zero length etcd reads as the end of a preallocated file).
+        Bad::BadLength if rest.iter().all(|b| *b == 0) => return damage(true, "zeros to the end of the file"),
+        Bad::BadLength => return damage(false, "a record length no record has"),
+        Bad::Mismatch => {
+            let end = off + record::claimed_len(rest).unwrap_or(rest.len()).min(rest.len());
+            if !has_zero_sector(buf, off + record::HEADER_LEN, end) {
+                return damage(false, "crc mismatch");
+            }
+            "a record holds a sector of zeros"
+        }
+    };
+    if written_after(rest) {
+        return damage(false, "damaged record followed by intact ones");
+    }
+    damage(true, torn_why)
+}
+
+/// Whether intact records follow the damaged record `rest` starts with: one chained to the
+/// CRC its header stores, or any two chained to each other (when its header is lost too).
+fn written_after(rest: &[u8]) -> bool {
+    let first_seed = record::stored_crc(rest);
+    (1..rest.len()).any(|p| {
+        if first_seed.is_some_and(|seed| record::decode(&rest[p..], seed).is_ok()) {
+            return true;
+        }
+        let here = &rest[p..];
+        match (record::stored_crc(here), record::claimed_len(here)) {
+            (Some(seed), Some(len)) if len > record::HEADER_LEN && len < here.len() => {
+                record::plausible_kind(here) && record::decode(&here[len..], seed).is_ok()
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Whether some sector-aligned piece of `buf[from..to]` is all zeros.
+fn has_zero_sector(buf: &[u8], from: usize, to: usize) -> bool {
+    let mut at = from;
+    while at < to {
+        let next = ((at / SECTOR + 1) * SECTOR).min(to);
+        if buf[at..next].iter().all(|b| *b == 0) {
+            return true;
+        }
+        at = next;
+    }
+    false
 }
