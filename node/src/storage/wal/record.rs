@@ -57,7 +57,7 @@ pub enum Bad {
     /// The buffer ends inside the record (its header, or the body its header announces).
     Incomplete,
     /// The length is zero or beyond any record we write.
-    BadLength,
+    Length,
     /// The bytes are all there but do not check out: the CRC, or the kind.
     Mismatch,
 }
@@ -92,7 +92,7 @@ pub fn decode(buf: &[u8], seed: u32) -> Result<Decoded<'_>, Bad> {
     let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
     let stored = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
     if len == 0 || len > MAX_RECORD_LEN {
-        return Err(Bad::BadLength);
+        return Err(Bad::Length);
     }
     if buf.len() < HEADER_LEN + len {
         return Err(Bad::Incomplete);

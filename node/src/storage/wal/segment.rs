@@ -168,8 +168,8 @@ fn classify(buf: &[u8], off: usize, bad: Bad, record: usize) -> Damage {
         Bad::Incomplete => "the file ends inside a record",
         // Zeros where a header should be: space the file system extended the file by, never
         // written (the zero length etcd reads as the end of a preallocated file).
-        Bad::BadLength if rest.iter().all(|b| *b == 0) => return damage(true, "zeros to the end of the file"),
-        Bad::BadLength => return damage(false, "a record length no record has"),
+        Bad::Length if rest.iter().all(|b| *b == 0) => return damage(true, "zeros to the end of the file"),
+        Bad::Length => return damage(false, "a record length no record has"),
         Bad::Mismatch => {
             let end = off + record::claimed_len(rest).unwrap_or(rest.len()).min(rest.len());
             if !has_zero_sector(buf, off + record::HEADER_LEN, end) {
