@@ -2,7 +2,7 @@
 //! `$CAIRN_VENV`, default /var/tmp/cairn-venv), on a free loopback port, killed on drop.
 
 use crate::harness::{free_port, http_get};
-use cairn_node::backup::s3::{S3Config, Store};
+use cairn_backup::s3::{S3Config, Store};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,10 +1,10 @@
 //! --auto-compaction-mode periodic: the leader compacts regularly, and never away history
 //! younger than the retention.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::{HashKvRequest, PutRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use cairn_node::proto::etcdserverpb::{HashKvRequest, PutRequest};
 use std::time::{Duration, Instant};
 
 const RETENTION: Duration = Duration::from_secs(2);

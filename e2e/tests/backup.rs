@@ -3,18 +3,18 @@
 //! every key, value, create/mod revision, version and lease compared with what the source
 //! served at the same revision, to the latest revision and to one in the middle.
 
-use cairn_e2e::harness::{cairn_bin, Kind, Member};
-use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
-use cairn_node::backup::catalog::{full_key, Catalog, DeltaName, Target, CATALOG, DELTA_DIR};
-use cairn_node::backup::s3::Store;
-use cairn_node::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::lease_client::LeaseClient;
-use cairn_node::proto::etcdserverpb::request_op::Request;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_api::proto::etcdserverpb::request_op::Request;
+use cairn_api::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
-use cairn_node::proto::mvccpb::KeyValue;
+use cairn_api::proto::mvccpb::KeyValue;
+use cairn_backup::catalog::{full_key, Catalog, DeltaName, Target, CATALOG, DELTA_DIR};
+use cairn_backup::s3::Store;
+use cairn_e2e::harness::{cairn_bin, Kind, Member};
+use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
 use cairn_operator::backup::cron::Schedule;
 use cairn_operator::backup::writer::{Progress, Writer, WriterConfig};
 use std::collections::HashSet;
@@ -273,7 +273,7 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     while cairn_operator::backup::writer::now_ms() <= at {
         std::thread::yield_now();
     }
-    let middle_time = cairn_node::backup::restore::format_ms(at);
+    let middle_time = cairn_backup::time::format_ms(at);
     rig.delete("leased/early");
     let end = rig.workload("two", 150);
     rig.wait_backed_up(end);

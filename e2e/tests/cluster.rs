@@ -2,10 +2,10 @@
 //! restarts and catches up (through a snapshot when the log moved on), and a leader killed
 //! under a write load without losing an acknowledged write.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::{DefragmentRequest, HashRequest, PutRequest, RangeRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use cairn_node::proto::etcdserverpb::{DefragmentRequest, HashRequest, PutRequest, RangeRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -183,8 +183,8 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
 /// A lease kept alive through a follower lives on (only the leader's lessor expires leases,
 /// so the follower must pass keep-alives on), and expires once they stop.
 async fn lease_through_a_follower(kind: Kind) {
-    use cairn_node::proto::etcdserverpb::lease_client::LeaseClient;
-    use cairn_node::proto::etcdserverpb::{LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
+    use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+    use cairn_api::proto::etcdserverpb::{LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
     let dir = tempfile::tempdir().unwrap();
     let ms = Member::start_cluster(kind, dir.path(), 3, &[]);
     let leader = ms.iter().position(|m| m.is_leader()).expect("a leader");

@@ -1,9 +1,9 @@
 //! SIGKILL under concurrent writes: after every restart each acknowledged put is present with
 //! its value at exactly the revision its response carried, and no entry was applied twice.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{PutRequest, RangeRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

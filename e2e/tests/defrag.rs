@@ -1,10 +1,10 @@
 //! Defragmentation while clients write and read: no write is lost, no read fails, and the
 //! data is all there after a SIGKILL and restart (the member reopens the rewritten copy).
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::{DefragmentRequest, PutRequest, RangeRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use cairn_node::proto::etcdserverpb::{DefragmentRequest, PutRequest, RangeRequest};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //! reads; when a write finally cannot be made it exits with status 1 and a message (never an
 //! abort); once space is freed it starts again with every acknowledged write.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -2,10 +2,10 @@
 //! service, etcd's one limit), unknown HTTP paths and plain-HTTP requests to gRPC paths (404,
 //! never an empty 200), Compact(0) on a fresh store, and --quota-backend-bytes -1.
 
+use cairn_api::proto::etcdserverpb::cluster_client::ClusterClient;
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{MemberAddRequest, PutRequest, StatusResponse};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::cluster_client::ClusterClient;
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{MemberAddRequest, PutRequest, StatusResponse};
 use std::io::{Read, Write};
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! Group commit: concurrent proposals share WAL fsyncs, read off etcd's own metric.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::PutRequest;
 use cairn_e2e::harness::{http_get, Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::PutRequest;
 
 fn fsyncs(addr: &str) -> u64 {
     let (status, body) = http_get(addr, "/metrics").expect("metrics answer");

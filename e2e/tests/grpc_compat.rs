@@ -2,13 +2,13 @@
 //! range and lease compares, size limits), sent by a gRPC client to etcd 3.4 and to cairn:
 //! responses must be equal once member and cluster ids are cleared.
 
-use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::request_op::Request;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::request_op::Request;
+use cairn_api::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
+use cairn_e2e::harness::{Kind, Member};
 use tonic::transport::Channel;
 
 #[derive(Clone, Debug)]

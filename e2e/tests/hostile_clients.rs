@@ -4,11 +4,11 @@
 //! bound; and hundreds of watch streams on one connection never starve that connection's
 //! unary calls (etcd 3.4 allows unlimited streams per connection too).
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
+use cairn_api::proto::etcdserverpb::watch_request::RequestUnion;
+use cairn_api::proto::etcdserverpb::{PutRequest, WatchCreateRequest, WatchRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::watch_client::WatchClient;
-use cairn_node::proto::etcdserverpb::watch_request::RequestUnion;
-use cairn_node::proto::etcdserverpb::{PutRequest, WatchCreateRequest, WatchRequest};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -1,12 +1,12 @@
 //! Lease expiry and restarts: keys of an expired lease disappear together, never early; a
 //! lease and its keys survive a SIGKILL.
 
-use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::lease_client::LeaseClient;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_api::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest,
 };
+use cairn_e2e::harness::{Kind, Member};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 

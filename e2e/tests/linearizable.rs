@@ -5,9 +5,9 @@
 //! it was called: its response goes at the end of the history, and its client continues as
 //! a new process. A failed read changed nothing and is left out.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{PutRequest, RangeRequest};
 use cairn_e2e::harness::{require_tool, Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

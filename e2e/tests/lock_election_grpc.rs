@@ -1,13 +1,13 @@
 //! The v3lock and v3election gRPC services, against etcd 3.4 and cairn: the same calls give
 //! the same answers (ids aside), including who waits for whom.
 
+use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_api::proto::etcdserverpb::LeaseGrantRequest;
+use cairn_api::proto::v3electionpb::election_client::ElectionClient;
+use cairn_api::proto::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
+use cairn_api::proto::v3lockpb::lock_client::LockClient;
+use cairn_api::proto::v3lockpb::{LockRequest, UnlockRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::lease_client::LeaseClient;
-use cairn_node::proto::etcdserverpb::LeaseGrantRequest;
-use cairn_node::proto::v3electionpb::election_client::ElectionClient;
-use cairn_node::proto::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
-use cairn_node::proto::v3lockpb::lock_client::LockClient;
-use cairn_node::proto::v3lockpb::{LockRequest, UnlockRequest};
 use std::time::Duration;
 use tonic::transport::Channel;
 

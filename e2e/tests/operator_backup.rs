@@ -5,12 +5,12 @@
 //! clusters — to the latest revision and to one in the middle — with every key at its
 //! original revisions.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
+use cairn_api::proto::mvccpb::KeyValue;
 use cairn_e2e::operator::Operator;
 use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
 use cairn_e2e::sim::KubeSim;
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
-use cairn_node::proto::mvccpb::KeyValue;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

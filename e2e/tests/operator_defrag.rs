@@ -3,9 +3,9 @@
 //! member, followers go first and the leader last (after leadership moved), every member's
 //! dbSize drops, and every acknowledged write is there afterwards.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
 use cairn_operator::crd::DefragSpec;
 use cairn_operator::defrag::{self, Candidate};
 use cairn_operator::members;

@@ -3,10 +3,10 @@
 //! must take no write and serve no stale linearizable read; the majority goes on; once the
 //! cut heals every member holds the same data at the same revisions, and HashKV agrees.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest};
 use cairn_e2e::harness::{require_tool, Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use cairn_node::proto::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest};
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};

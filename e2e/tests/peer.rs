@@ -1,9 +1,9 @@
 //! The peer port refuses what does not belong: raft traffic of another cluster; and a
 //! member joining with a member list that is not the cluster's is refused.
 
+use cairn_api::proto::cairnpb::peer_client::PeerClient;
+use cairn_api::proto::cairnpb::{MembersRequest, RaftFrame};
 use cairn_e2e::harness::{cairn_bin, free_port, Kind, Member};
-use cairn_node::proto::cairnpb::peer_client::PeerClient;
-use cairn_node::proto::cairnpb::{MembersRequest, RaftFrame};
 use std::process::Command;
 use tonic::transport::Channel;
 

@@ -4,9 +4,9 @@
 //! disarming it lets writes through again only once compaction and defragmentation gave the
 //! space back.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::PutRequest;
 use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::PutRequest;
 use regex::Regex;
 
 const QUOTA: &str = "8388608";

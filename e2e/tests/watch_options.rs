@@ -1,13 +1,13 @@
 //! Watch options: periodic progress notifications and fragmented large revisions.
 
-use cairn_e2e::harness::{Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::request_op::Request;
-use cairn_node::proto::etcdserverpb::watch_client::WatchClient;
-use cairn_node::proto::etcdserverpb::watch_request::RequestUnion;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::request_op::Request;
+use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
+use cairn_api::proto::etcdserverpb::watch_request::RequestUnion;
+use cairn_api::proto::etcdserverpb::{
     PutRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
+use cairn_e2e::harness::{Kind, Member};
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -106,8 +106,8 @@ fn create(c: WatchCreateRequest) -> WatchRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_chosen_ids_cancel_and_progress_requests() {
-    use cairn_node::proto::etcdserverpb::watch_create_request::FilterType;
-    use cairn_node::proto::etcdserverpb::{DeleteRangeRequest, WatchCancelRequest, WatchProgressRequest};
+    use cairn_api::proto::etcdserverpb::watch_create_request::FilterType;
+    use cairn_api::proto::etcdserverpb::{DeleteRangeRequest, WatchCancelRequest, WatchProgressRequest};
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(Kind::Cairn, dir.path(), &[]);
     let ch = m.channel().await;

@@ -1,13 +1,13 @@
 //! Watch streams under load: events arrive in revision order with no gap and no duplicate,
 //! and a client that stops reading hurts nobody and still gets everything once it reads again.
 
-use cairn_e2e::harness::{http_get, Kind, Member};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::watch_client::WatchClient;
-use cairn_node::proto::etcdserverpb::watch_request::RequestUnion;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
+use cairn_api::proto::etcdserverpb::watch_request::RequestUnion;
+use cairn_api::proto::etcdserverpb::{
     CompactionRequest, PutRequest, RangeRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
+use cairn_e2e::harness::{http_get, Kind, Member};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

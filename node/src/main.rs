@@ -1,7 +1,10 @@
 //! `cairn`: with no subcommand, runs a member (etcd's flags); subcommands are offline tools.
 
-use cairn_node::{backup, bench, config, server, snapshot};
+mod cli;
+
+use cairn_node::{config, server};
 use clap::{Parser, Subcommand};
+use cli::{backup, bench, snapshot};
 
 #[derive(Parser)]
 #[command(

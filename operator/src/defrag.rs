@@ -210,7 +210,7 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut se
     ctx.metrics.add("cairn_defrag_reclaimed_bytes", &labels("ok"), out.reclaimed as f64);
     let done = out.defragmented.join(", ");
     status["lastDefrag"] = serde_json::json!({
-        "time": cairn_node::backup::restore::format_ms(now),
+        "time": cairn_backup::time::format_ms(now),
         "reclaimedBytes": out.reclaimed,
     });
     match failure {

@@ -2,10 +2,10 @@
 //! client): the member list, each member's status, and the membership changes. Members are
 //! reached at their pod IPs; every call has a deadline.
 
-use cairn_node::proto::etcdserverpb::alarm_request::AlarmAction;
-use cairn_node::proto::etcdserverpb::cluster_client::ClusterClient;
-use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use cairn_node::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::alarm_request::AlarmAction;
+use cairn_api::proto::etcdserverpb::cluster_client::ClusterClient;
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::{
     AlarmRequest, AlarmType, DefragmentRequest, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
     MemberRemoveRequest, MoveLeaderRequest, StatusRequest,
 };

@@ -11,10 +11,10 @@
 //! Run it from a release build, with the release `cairn`:
 //! `cargo build --release --workspace --bins && CAIRN_BIN=target/release/cairn target/release/backup-bench`.
 
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::PutRequest;
 use cairn_e2e::harness::{cairn_bin, Kind, Member};
 use cairn_e2e::s3::{Moto, ACCESS_KEY, SECRET_KEY};
-use cairn_node::proto::etcdserverpb::kv_client::KvClient;
-use cairn_node::proto::etcdserverpb::PutRequest;
 use cairn_operator::backup::cron::Schedule;
 use cairn_operator::backup::writer::{Progress, Writer, WriterConfig};
 use clap::Parser;

@@ -13,7 +13,6 @@ use crate::proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
     SnapshotResponse, StatusRequest, StatusResponse,
 };
-use crate::snapshot;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +75,7 @@ async fn stream_snapshot(
     tx: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
 ) {
     use tokio::io::AsyncReadExt;
-    let total = len + snapshot::padding(len);
+    let total = len + cairn_api::snapshot::padding(len);
     let mut sha = Sha256::new();
     let mut sent = 0u64;
     let mut buf = vec![0u8; SNAPSHOT_CHUNK];

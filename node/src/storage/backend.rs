@@ -23,7 +23,8 @@ pub const PREFIX_LEASE: u8 = b'l';
 pub const PREFIX_META: u8 = b'm';
 
 pub const META_APPLIED_INDEX: &[u8] = b"mapplied_index";
-pub const META_REVISION: &[u8] = b"mrevision";
+/// Named by the snapshot format too: tools find a snapshot's revision by it.
+pub const META_REVISION: &[u8] = cairn_api::snapshot::image::META_REVISION;
 pub const META_COMPACT_REVISION: &[u8] = b"mcompact_revision";
 
 /// The sled database, which defragmentation replaces with a rewritten copy. The copy in use

@@ -1,16 +1,14 @@
 //! A backend image: every record of the backend as of one applied index. It is what a raft
 //! snapshot carries to a member behind the leader's compacted log.
 //!
-//! Format: `MAGIC`, then records `[u32 key len][key][u32 value len][value]` (big-endian),
-//! then `u32::MAX` and the CRC-32 of everything before it. Written to a temporary name and
-//! renamed, so an image under its final name is complete.
+//! Format: `cairn_api::snapshot::image` (what Maintenance.Snapshot streams). Written to a
+//! temporary name and renamed, so an image under its final name is complete.
 
 use super::backend::Backend;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"CAIRNIMG";
-const END: u32 = u32::MAX;
+use cairn_api::snapshot::image::{END, MAGIC};
 /// A backend batch while loading holds at most this many records or bytes: sled lays large
 /// batches out loosely (a 146 MB backend reloaded in batches of 4096 records of 4 KiB took
 /// 192 MB; in batches of 256, 134 MB).

@@ -17,9 +17,9 @@ pub struct Health {
 pub fn last_backup(p: &Progress) -> LastBackup {
     LastBackup {
         full_revision: p.full_revision,
-        full_time: p.full_unix_ms.map(cairn_node::backup::restore::format_ms),
+        full_time: p.full_unix_ms.map(cairn_backup::time::format_ms),
         delta_revision: p.head,
-        delta_time: p.head_unix_ms.filter(|ms| *ms > 0).map(cairn_node::backup::restore::format_ms),
+        delta_time: p.head_unix_ms.filter(|ms| *ms > 0).map(cairn_backup::time::format_ms),
     }
 }
 

@@ -7,7 +7,7 @@
 use super::cron::Schedule;
 use super::writer::{Progress, Writer, WriterConfig};
 use crate::crd::{BackupSpec, CairnCluster, S3Location};
-use cairn_node::backup::s3::{S3Config, Store};
+use cairn_backup::s3::{S3Config, Store};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use std::collections::HashMap;

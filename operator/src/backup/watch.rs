@@ -4,9 +4,9 @@
 //! what was written there can no longer be read, so only a new full snapshot can continue.
 
 use super::writer::{now_ms, Endpoints};
-use cairn_node::proto::etcdserverpb::watch_client::WatchClient;
-use cairn_node::proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
-use cairn_node::proto::mvccpb::Event;
+use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
+use cairn_api::proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
+use cairn_api::proto::mvccpb::Event;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -39,7 +39,7 @@ pub async fn follow(endpoints: Endpoints, start: i64, tx: mpsc::Sender<Item>) {
 }
 
 async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> anyhow::Result<()> {
-    let channel = tokio::time::timeout(Duration::from_secs(5), cairn_node::dial::dial(endpoint)).await??;
+    let channel = tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(endpoint)).await??;
     let create = WatchCreateRequest {
         key: vec![0],
         range_end: vec![0],

@@ -3,7 +3,7 @@
 //!
 //! A writer works in sessions. A session first records a new generation in the catalog,
 //! starting where the catalog's head ends (so after a crash nothing is skipped, and nothing an
-//! older writer left uncommitted is ever counted, see `cairn_node::backup::catalog`); then
+//! older writer left uncommitted is ever counted, see `cairn_backup::catalog`); then
 //! takes a full snapshot if the catalog has none; then follows the watch from the head. Any
 //! failure ends the session and a new one starts after a backoff: the catalog, not memory,
 //! says where to resume. A compacted watch start takes a new full snapshot: the revisions in
@@ -12,10 +12,10 @@
 
 use super::cron::Schedule;
 use super::watch::{self, Item};
-use cairn_node::backup::catalog::{full_key, Catalog, DeltaName, Full, Generation, CATALOG};
-use cairn_node::backup::{delta, full, s3::Store};
-use cairn_node::proto::cairnpb::{DeltaRecord, DeltaRevision};
-use cairn_node::proto::mvccpb::{event::EventType, Event, KeyValue};
+use cairn_api::proto::cairnpb::{DeltaRecord, DeltaRevision};
+use cairn_api::proto::mvccpb::{event::EventType, Event, KeyValue};
+use cairn_backup::catalog::{full_key, Catalog, DeltaName, Full, Generation, CATALOG};
+use cairn_backup::{delta, full, s3::Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -176,12 +176,12 @@ impl Writer {
     /// Uploads of full snapshots that fenced generations left unfinished can never complete:
     /// their parts go back (best effort: a failure here costs only storage).
     async fn abort_fenced_uploads(&self, generation: u64) {
-        let uploads = match self.store.uploads(cairn_node::backup::catalog::FULL_DIR).await {
+        let uploads = match self.store.uploads(cairn_backup::catalog::FULL_DIR).await {
             Ok(u) => u,
             Err(e) => return tracing::warn!("backup: listing unfinished uploads: {e:#}"),
         };
         for (name, id) in uploads {
-            if cairn_node::backup::catalog::full_key_generation(&name).is_some_and(|g| g < generation) {
+            if cairn_backup::catalog::full_key_generation(&name).is_some_and(|g| g < generation) {
                 if let Err(e) = self.store.abort_upload(&name, &id).await {
                     tracing::warn!("backup: {e:#}");
                 }
@@ -399,9 +399,9 @@ fn slim(mut ev: Event) -> Event {
 }
 
 async fn current_revision(endpoint: &str) -> anyhow::Result<i64> {
-    use cairn_node::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-    let channel = tokio::time::timeout(Duration::from_secs(5), cairn_node::dial::dial(endpoint)).await??;
-    let status = MaintenanceClient::new(channel).status(cairn_node::proto::etcdserverpb::StatusRequest {}).await?;
+    use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    let channel = tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(endpoint)).await??;
+    let status = MaintenanceClient::new(channel).status(cairn_api::proto::etcdserverpb::StatusRequest {}).await?;
     Ok(status.into_inner().header.map_or(0, |h| h.revision))
 }
 
@@ -411,10 +411,10 @@ async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> a
     let key = full_key(started, generation);
     let mut last = anyhow::anyhow!("no members to take a snapshot from");
     for ep in endpoints() {
-        let channel = match tokio::time::timeout(Duration::from_secs(5), cairn_node::dial::dial(&ep)).await {
+        let channel = match tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(&ep)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                last = e;
+                last = e.into();
                 continue;
             }
             Err(_) => {
@@ -424,7 +424,7 @@ async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> a
         };
         match full::upload(channel, store, &key, generation, started).await {
             Ok(f) => return Ok(f),
-            Err(e) => last = e.context(format!("snapshot from {ep}")),
+            Err(e) => last = anyhow::Error::from(e).context(format!("snapshot from {ep}")),
         }
     }
     Err(last)

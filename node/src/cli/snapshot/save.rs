@@ -3,9 +3,9 @@
 //! (bytes, share, rate) on a terminal, which etcdctl 3.4 does not show.
 
 use super::progress::Progress;
-use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use crate::proto::etcdserverpb::SnapshotRequest;
 use anyhow::{bail, Context};
+use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cairn_api::proto::etcdserverpb::SnapshotRequest;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
@@ -39,7 +39,7 @@ pub async fn run(a: &SaveArgs) -> anyhow::Result<()> {
 }
 
 async fn save(endpoint: &str, part: &Path) -> anyhow::Result<()> {
-    let mut maintenance = MaintenanceClient::new(crate::dial::dial(endpoint).await?);
+    let mut maintenance = MaintenanceClient::new(cairn_api::dial::dial(endpoint).await?);
     let mut stream = maintenance.snapshot(SnapshotRequest {}).await?.into_inner();
     // Only its owner may read it: a snapshot holds every secret the cluster stores (etcdctl's mode too).
     let file = tokio::fs::OpenOptions::new()

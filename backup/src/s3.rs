@@ -1,7 +1,7 @@
 //! The S3 calls backups need, over aws-sdk-s3: objects under one prefix, a conditional PUT
 //! for the catalog, listing, and multipart uploads fed from a stream.
 
-use anyhow::Context;
+use crate::BackupError;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -27,13 +27,11 @@ pub struct Store {
     prefix: String,
 }
 
-/// A conditional PUT lost: somebody else wrote the object since it was read.
-#[derive(Debug, thiserror::Error)]
-#[error("s3://{0}: changed by another writer")]
-pub struct Conflict(pub String);
-
-fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> anyhow::Error {
-    anyhow::anyhow!("{}", DisplayErrorContext(e))
+/// An S3 call that failed, for the call `what` was.
+fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: String,
+) -> impl FnOnce(SdkError<E, R>) -> BackupError {
+    move |e| BackupError::S3 { what, why: DisplayErrorContext(e).to_string() }
 }
 
 fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
@@ -71,14 +69,18 @@ impl Store {
     }
 
     /// The object and its ETag, or None if there is none.
-    pub async fn get(&self, name: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+    pub async fn get(&self, name: &str) -> Result<Option<(Vec<u8>, String)>, BackupError> {
         let out = match self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await {
             Ok(out) => out,
             Err(e) if status(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(describe(e).context(format!("get {}", self.url(name)))),
+            Err(e) => return Err(failed(format!("get {}", self.url(name)))(e)),
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
-        let body = out.body.collect().await.with_context(|| format!("read {}", self.url(name)))?;
+        let read = |e: aws_sdk_s3::primitives::ByteStreamError| BackupError::S3 {
+            what: format!("read {}", self.url(name)),
+            why: e.to_string(),
+        };
+        let body = out.body.collect().await.map_err(read)?;
         Ok(Some((body.into_bytes().to_vec(), etag)))
     }
 
@@ -88,33 +90,39 @@ impl Store {
         name: &str,
         out: &mut (impl tokio::io::AsyncWrite + Unpin),
         mut seen: impl FnMut(&[u8]),
-    ) -> anyhow::Result<u64> {
+    ) -> Result<u64, BackupError> {
         use tokio::io::AsyncWriteExt;
         let got = self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await;
         let mut body = match got {
             Ok(o) => o.body,
-            Err(e) if status(&e) == Some(404) => anyhow::bail!("{}: missing", self.url(name)),
-            Err(e) => return Err(describe(e).context(format!("get {}", self.url(name)))),
+            Err(e) if status(&e) == Some(404) => {
+                return Err(BackupError::Object(format!("{}: missing", self.url(name))))
+            }
+            Err(e) => return Err(failed(format!("get {}", self.url(name)))(e)),
         };
         let mut n = 0;
-        while let Some(chunk) = body.try_next().await.with_context(|| format!("read {}", self.url(name)))? {
+        let read = |e: aws_sdk_s3::primitives::ByteStreamError| BackupError::S3 {
+            what: format!("read {}", self.url(name)),
+            why: e.to_string(),
+        };
+        while let Some(chunk) = body.try_next().await.map_err(read)? {
             seen(&chunk);
-            out.write_all(&chunk).await?;
+            out.write_all(&chunk).await.map_err(BackupError::io(format!("writing {}", self.url(name))))?;
             n += chunk.len() as u64;
         }
         Ok(n)
     }
 
     /// Writes an object unconditionally (names that are never reused).
-    pub async fn put(&self, name: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), BackupError> {
         let req = self.client.put_object().bucket(&self.bucket).key(self.key(name)).body(ByteStream::from(body));
-        req.send().await.map_err(|e| describe(e).context(format!("put {}", self.url(name))))?;
+        req.send().await.map_err(failed(format!("put {}", self.url(name))))?;
         Ok(())
     }
 
     /// Replaces an object only if it is still the version with `etag` (None: only if there
     /// is no such object yet). Returns the new ETag; `Conflict` if another writer was first.
-    pub async fn put_if(&self, name: &str, body: Vec<u8>, etag: Option<&str>) -> anyhow::Result<String> {
+    pub async fn put_if(&self, name: &str, body: Vec<u8>, etag: Option<&str>) -> Result<String, BackupError> {
         let mut req = self.client.put_object().bucket(&self.bucket).key(self.key(name)).body(ByteStream::from(body));
         req = match etag {
             Some(etag) => req.if_match(etag),
@@ -123,19 +131,19 @@ impl Store {
         match req.send().await {
             Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
             // 412: the condition failed; 409: a concurrent conditional write won.
-            Err(e) if matches!(status(&e), Some(412) | Some(409)) => Err(Conflict(self.key(name)).into()),
-            Err(e) => Err(describe(e).context(format!("put {}", self.url(name)))),
+            Err(e) if matches!(status(&e), Some(412) | Some(409)) => Err(BackupError::Conflict(self.key(name))),
+            Err(e) => Err(failed(format!("put {}", self.url(name)))(e)),
         }
     }
 
     /// Every object name under `dir` (relative to the prefix), in key order.
-    pub async fn list(&self, dir: &str) -> anyhow::Result<Vec<String>> {
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, BackupError> {
         let mut names = Vec::new();
         let mut token = None;
         loop {
             let req =
                 self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(dir)).set_continuation_token(token);
-            let out = req.send().await.map_err(|e| describe(e).context(format!("list {}", self.url(dir))))?;
+            let out = req.send().await.map_err(failed(format!("list {}", self.url(dir))))?;
             for o in out.contents() {
                 if let Some(name) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) {
                     names.push(name.to_string());
@@ -148,16 +156,16 @@ impl Store {
         }
     }
 
-    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+    pub async fn delete(&self, name: &str) -> Result<(), BackupError> {
         let req = self.client.delete_object().bucket(&self.bucket).key(self.key(name));
-        req.send().await.map_err(|e| describe(e).context(format!("delete {}", self.url(name))))?;
+        req.send().await.map_err(failed(format!("delete {}", self.url(name))))?;
         Ok(())
     }
 
     /// The multipart uploads in progress under `dir`: (object name, upload id).
-    pub async fn uploads(&self, dir: &str) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn uploads(&self, dir: &str) -> Result<Vec<(String, String)>, BackupError> {
         let req = self.client.list_multipart_uploads().bucket(&self.bucket).prefix(self.key(dir));
-        let out = req.send().await.map_err(|e| describe(e).context(format!("list uploads under {}", self.url(dir))))?;
+        let out = req.send().await.map_err(failed(format!("list uploads under {}", self.url(dir))))?;
         Ok(out
             .uploads()
             .iter()
@@ -169,26 +177,32 @@ impl Store {
     }
 
     /// Gives back the parts of an upload that will never complete.
-    pub async fn abort_upload(&self, name: &str, upload_id: &str) -> anyhow::Result<()> {
+    pub async fn abort_upload(&self, name: &str, upload_id: &str) -> Result<(), BackupError> {
         let req = self.client.abort_multipart_upload().bucket(&self.bucket).key(self.key(name)).upload_id(upload_id);
-        req.send().await.map_err(|e| describe(e).context(format!("abort the upload of {}", self.url(name))))?;
+        req.send().await.map_err(failed(format!("abort the upload of {}", self.url(name))))?;
         Ok(())
     }
 
-    pub async fn create_bucket_if_missing(&self) -> anyhow::Result<()> {
+    pub async fn create_bucket_if_missing(&self) -> Result<(), BackupError> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
             return Ok(());
         }
         let req = self.client.create_bucket().bucket(&self.bucket);
-        req.send().await.map_err(|e| describe(e).context(format!("create bucket {}", self.bucket)))?;
+        req.send().await.map_err(failed(format!("create bucket {}", self.bucket)))?;
         Ok(())
     }
 
     /// Starts a multipart upload of `name`.
-    pub async fn multipart(&self, name: &str) -> anyhow::Result<Multipart> {
+    pub async fn multipart(&self, name: &str) -> Result<Multipart, BackupError> {
         let req = self.client.create_multipart_upload().bucket(&self.bucket).key(self.key(name));
-        let out = req.send().await.map_err(|e| describe(e).context(format!("start upload of {}", self.url(name))))?;
-        let upload_id = out.upload_id().context("no upload id")?.to_string();
+        let out = req.send().await.map_err(failed(format!("start upload of {}", self.url(name))))?;
+        let Some(upload_id) = out.upload_id() else {
+            return Err(BackupError::S3 {
+                what: format!("start upload of {}", self.url(name)),
+                why: "no upload id".into(),
+            });
+        };
+        let upload_id = upload_id.to_string();
         Ok(Multipart { store: self.clone(), key: self.key(name), upload_id, parts: Vec::new() })
     }
 }
@@ -202,7 +216,7 @@ pub struct Multipart {
 }
 
 impl Multipart {
-    pub async fn part(&mut self, body: Vec<u8>) -> anyhow::Result<()> {
+    pub async fn part(&mut self, body: Vec<u8>) -> Result<(), BackupError> {
         let number = self.parts.len() as i32 + 1;
         let s = &self.store;
         let req = s.client.upload_part().bucket(&s.bucket).key(&self.key).upload_id(&self.upload_id);
@@ -211,20 +225,20 @@ impl Multipart {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| describe(e).context(format!("upload part {number} of s3://{}/{}", s.bucket, self.key)))?;
+            .map_err(failed(format!("upload part {number} of s3://{}/{}", s.bucket, self.key)))?;
         self.parts
             .push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build());
         Ok(())
     }
 
-    pub async fn complete(self) -> anyhow::Result<()> {
+    pub async fn complete(self) -> Result<(), BackupError> {
         let s = &self.store;
         let done = CompletedMultipartUpload::builder().set_parts(Some(self.parts.clone())).build();
         let req = s.client.complete_multipart_upload().bucket(&s.bucket).key(&self.key).upload_id(&self.upload_id);
         req.multipart_upload(done)
             .send()
             .await
-            .map_err(|e| describe(e).context(format!("complete upload of s3://{}/{}", s.bucket, self.key)))?;
+            .map_err(failed(format!("complete upload of s3://{}/{}", s.bucket, self.key)))?;
         Ok(())
     }
 

@@ -5,9 +5,9 @@
 mod fanout;
 mod report;
 
-use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::lease_client::LeaseClient;
-use crate::proto::etcdserverpb::{LeaseGrantRequest, PutRequest, RangeRequest};
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_api::proto::etcdserverpb::{LeaseGrantRequest, PutRequest, RangeRequest};
 use clap::{Args, ValueEnum};
 use report::Report;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,7 +72,7 @@ async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
     let mut chans = Vec::new();
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
-        chans.push(crate::dial::dial(ep).await?);
+        chans.push(cairn_api::dial::dial(ep).await?);
     }
     Ok(chans)
 }

@@ -1,5 +1,5 @@
-//! Continuous backups in S3 and restores from them (DESIGN §4). The operator writes them;
-//! `cairn restore` reads them; both live here so that the format has one definition.
+//! Continuous backups in S3 (DESIGN §4). The operator writes them; `cairn restore` reads
+//! them; both use this crate, so the format has one definition.
 //!
 //! Under `s3://bucket/prefix/`:
 //! - `catalog.json`: the fulls, the generations of writers and the head (see `catalog`). It is
@@ -8,13 +8,19 @@
 //! - `full/<ms>-g<generation>.snap.zst`: a snapshot exactly as Maintenance.Snapshot streams it
 //!   (so as `etcdctl snapshot save` writes it), zstd-compressed, uploaded in parts.
 //! - `delta/<from>-<to>-g<generation>.cdl`: the changes of revisions from..=to (see `delta`).
+//!
+//! What a restore does with them (replay into a member's store) is the member's business:
+//! `cairn restore`, in cairn-node, on top of `fetch`.
 
 pub mod catalog;
 pub mod delta;
+mod error;
+pub mod fetch;
 pub mod full;
-pub mod replay;
-pub mod restore;
 pub mod s3;
+pub mod time;
+
+pub use error::BackupError;
 
 #[cfg(test)]
 mod catalog_tests;

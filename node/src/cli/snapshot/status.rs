@@ -2,11 +2,11 @@
 //! of its content, its revision, how many keys it holds, its size — in etcdctl's output
 //! formats.
 
-use crate::proto::cairnpb::TombstoneRecord;
-use crate::proto::mvccpb::KeyValue;
-use crate::storage::backend::META_REVISION;
-use crate::storage::mvcc::{tombstones_main, Revision};
 use anyhow::Context;
+use cairn_api::proto::cairnpb::TombstoneRecord;
+use cairn_api::proto::mvccpb::KeyValue;
+use cairn_node::storage::backend::META_REVISION;
+use cairn_node::storage::mvcc::{tombstones_main, Revision};
 use prost::Message;
 use std::collections::HashMap;
 use std::io::Read;
@@ -33,7 +33,7 @@ pub fn read(path: &Path, skip_hash_check: bool) -> anyhow::Result<Status> {
             *e = (main, sub, put);
         }
     };
-    crate::storage::image::read(path, |k, v| {
+    cairn_node::storage::image::read(path, |k, v| {
         let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
         if k == META_REVISION {
             revision = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| bad("bad revision".into()))?) as i64;

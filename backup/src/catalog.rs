@@ -160,7 +160,7 @@ impl Catalog {
         let full = full.ok_or_else(|| {
             let what = match target {
                 Target::Revision(r) => format!("revision {r}"),
-                Target::Time(ms) => format!("time {}", crate::backup::restore::format_ms(ms)),
+                Target::Time(ms) => format!("time {}", crate::time::format_ms(ms)),
                 Target::Latest => "the latest".into(),
             };
             PlanError::TooOld(what, oldest.revision)

@@ -7,12 +7,12 @@
 //! after the full snapshot is not in any delta (leases are not keys), so its keys come back
 //! without one, as keys that never expire.
 
-use super::catalog::{DeltaName, Target};
-use crate::proto::cairnpb::DeltaRecord;
-use crate::proto::mvccpb::event::EventType;
-use crate::proto::mvccpb::KeyValue;
-use crate::storage::mvcc::{KeyRange, MvccStore};
 use anyhow::bail;
+use cairn_api::proto::cairnpb::DeltaRecord;
+use cairn_api::proto::mvccpb::event::EventType;
+use cairn_api::proto::mvccpb::KeyValue;
+use cairn_backup::catalog::{DeltaName, Target};
+use cairn_node::storage::mvcc::{KeyRange, MvccStore};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Replayed {
@@ -97,7 +97,7 @@ fn same_revisions(got: &KeyValue, want: &KeyValue) -> bool {
 }
 
 fn lease_exists(store: &MvccStore, id: i64) -> anyhow::Result<bool> {
-    Ok(store.backend().tree().get(crate::lease::record_key(id))?.is_some())
+    Ok(store.backend().tree().get(cairn_node::lease::record_key(id))?.is_some())
 }
 
 fn show(key: &[u8]) -> String {

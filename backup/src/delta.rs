@@ -2,9 +2,9 @@
 //! `DeltaRecord`. The checksum travels inside the object, so a copy of the bucket made by any
 //! tool can still be checked.
 
-use super::catalog::DeltaName;
-use crate::proto::cairnpb::DeltaRecord;
-use anyhow::{bail, Context};
+use crate::catalog::DeltaName;
+use crate::BackupError;
+use cairn_api::proto::cairnpb::DeltaRecord;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -22,17 +22,18 @@ pub fn encode(rec: &DeltaRecord) -> Vec<u8> {
 
 /// Decodes the object stored under `name`, checking its checksum and that it holds what its
 /// name says.
-pub fn decode(name: &DeltaName, bytes: &[u8]) -> anyhow::Result<DeltaRecord> {
+pub fn decode(name: &DeltaName, bytes: &[u8]) -> Result<DeltaRecord, BackupError> {
     let key = name.key();
+    let bad = |why: String| BackupError::Object(format!("delta {key}: {why}"));
     if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
-        bail!("delta {key}: not a Cairn delta object");
+        return Err(bad("not a Cairn delta object".into()));
     }
     let (sum, packed) = bytes[MAGIC.len()..].split_at(32);
     if Sha256::digest(packed).as_slice() != sum {
-        bail!("delta {key}: checksum mismatch (the object is corrupted)");
+        return Err(bad("checksum mismatch (the object is corrupted)".into()));
     }
-    let raw = zstd::stream::decode_all(packed).with_context(|| format!("delta {key}: decompressing"))?;
-    let rec = DeltaRecord::decode(&raw[..]).with_context(|| format!("delta {key}: decoding"))?;
+    let raw = zstd::stream::decode_all(packed).map_err(|e| bad(format!("decompressing: {e}")))?;
+    let rec = DeltaRecord::decode(&raw[..]).map_err(|e| bad(format!("decoding: {e}")))?;
     let first = rec.revisions.first().map(|r| r.revision);
     let last = rec.revisions.last().map(|r| r.revision);
     if rec.from_revision != name.from
@@ -41,7 +42,7 @@ pub fn decode(name: &DeltaName, bytes: &[u8]) -> anyhow::Result<DeltaRecord> {
         || first != Some(name.from)
         || last != Some(name.to)
     {
-        bail!("delta {key}: holds revisions {first:?}..={last:?}, not what its name says");
+        return Err(bad(format!("holds revisions {first:?}..={last:?}, not what its name says")));
     }
     Ok(rec)
 }
@@ -49,7 +50,7 @@ pub fn decode(name: &DeltaName, bytes: &[u8]) -> anyhow::Result<DeltaRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::cairnpb::DeltaRevision;
+    use cairn_api::proto::cairnpb::DeltaRevision;
 
     fn sample() -> (DeltaName, DeltaRecord) {
         let name = DeltaName { from: 5, to: 6, generation: 2 };

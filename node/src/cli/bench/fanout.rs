@@ -2,11 +2,11 @@
 
 use super::report::Report;
 use super::BenchArgs;
-use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::lease_client::LeaseClient;
-use crate::proto::etcdserverpb::watch_client::WatchClient;
-use crate::proto::etcdserverpb::watch_request::RequestUnion;
-use crate::proto::etcdserverpb::{
+use cairn_api::proto::etcdserverpb::kv_client::KvClient;
+use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
+use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
+use cairn_api::proto::etcdserverpb::watch_request::RequestUnion;
+use cairn_api::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, WatchCreateRequest, WatchRequest,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,15 +4,15 @@
 //! Each member of the new cluster restores the same file with its own --name and
 //! --initial-advertise-peer-urls, then starts from its data dir.
 
-use crate::apply::write_initial_members;
-use crate::config::{parse_initial_cluster, split_urls};
-use crate::membership::PREFIX_MEMBER;
-use crate::proto::cairnpb::MemberRecord;
-use crate::raft::bootstrap_state;
-use crate::server::ids;
-use crate::storage::backend::{Backend, META_APPLIED_INDEX, META_REVISION};
-use crate::storage::wal::{Identity, Wal};
 use anyhow::{bail, Context};
+use cairn_api::proto::cairnpb::MemberRecord;
+use cairn_node::apply::write_initial_members;
+use cairn_node::config::{parse_initial_cluster, split_urls};
+use cairn_node::membership::PREFIX_MEMBER;
+use cairn_node::raft::bootstrap_state;
+use cairn_node::server::ids;
+use cairn_node::storage::backend::{Backend, META_APPLIED_INDEX, META_REVISION};
+use cairn_node::storage::wal::{Identity, Wal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,14 +58,14 @@ impl MemberArgs {
         let default_cluster = format!("{}={}", self.name, self.initial_advertise_peer_urls);
         let cluster = parse_initial_cluster(self.initial_cluster.as_deref().unwrap_or(&default_cluster))
             .map_err(anyhow::Error::msg)?;
-        if !cluster.iter().any(|(n, urls)| *n == self.name && crate::membership::same_urls(urls, &mine)) {
+        if !cluster.iter().any(|(n, urls)| *n == self.name && cairn_node::membership::same_urls(urls, &mine)) {
             bail!(
                 "couldn't find local name {:?} with peer URLs {:?} in the initial cluster configuration",
                 self.name,
                 mine
             );
         }
-        let records = crate::membership::founders(&cluster, &self.initial_cluster_token);
+        let records = cairn_node::membership::founders(&cluster, &self.initial_cluster_token);
         Ok(NewMember { data_dir, records, id: ids::member_id(&mine, &self.initial_cluster_token) })
     }
 }
@@ -83,7 +83,8 @@ pub struct RestoreArgs {
 
 pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     super::verify(&a.file, a.skip_hash_check)?;
-    crate::storage::image::check(&a.file).with_context(|| format!("{}: not a Cairn snapshot", a.file.display()))?;
+    cairn_node::storage::image::check(&a.file)
+        .with_context(|| format!("{}: not a Cairn snapshot", a.file.display()))?;
     let member = a.member.check()?;
     let revision = build(&member, |backend| load(backend, &a.file))?;
     eprintln!(
@@ -105,7 +106,7 @@ pub fn describe(m: &NewMember) -> String {
 pub fn load(backend: &Arc<Backend>, file: &Path) -> anyhow::Result<()> {
     let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
     let mut progress = super::progress::Progress::new("restoring", Some(size));
-    crate::storage::image::load_reporting(backend, file, |n| progress.add(n)).context("loading the snapshot")?;
+    cairn_node::storage::image::load_reporting(backend, file, |n| progress.add(n)).context("loading the snapshot")?;
     progress.finish();
     Ok(())
 }
@@ -130,7 +131,7 @@ pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<(
 
 fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
     let member_dir = dir.join("member");
-    crate::storage::datadir::claim(dir)?;
+    cairn_node::storage::datadir::claim(dir)?;
     let backend = Arc::new(Backend::open(&member_dir.join("db")).context("creating the backend")?);
     fill(&backend)?;
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
@@ -146,7 +147,7 @@ fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow:
     let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
     let (snapshot, hard_state) = bootstrap_state(voters);
     let wal_dir = member_dir.join("wal");
-    crate::storage::private::create_dir_all(&member_dir.join("snap"))?;
+    cairn_node::storage::private::create_dir_all(&member_dir.join("snap"))?;
     Wal::create(&wal_dir, identity, snapshot, hard_state)?;
     backend.flush()?;
     drop(backend);

@@ -6,13 +6,13 @@
 //! Everything is downloaded and checked before the data dir is made: a missing or corrupted
 //! object stops the restore with its name, and nothing is left behind.
 
-use super::catalog::{Catalog, DeltaName, Plan, Target, CATALOG, DELTA_DIR};
-use super::s3::{S3Config, Store};
-use crate::snapshot::progress::Progress;
-use crate::snapshot::restore::{build, describe, load, MemberArgs};
-use crate::storage::mvcc::MvccStore;
+use crate::cli::snapshot::progress::Progress;
+use crate::cli::snapshot::restore::{build, describe, load, MemberArgs};
 use anyhow::{bail, Context};
-use sha2::{Digest, Sha256};
+use cairn_backup::catalog::{Catalog, Plan, Target};
+use cairn_backup::s3::{S3Config, Store};
+use cairn_backup::time::format_ms;
+use cairn_node::storage::mvcc::MvccStore;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -70,21 +70,10 @@ impl RestoreArgs {
         Ok(match (self.revision, &self.time) {
             (Some(r), _) if r <= 0 => bail!("--revision must be positive"),
             (Some(r), _) => Target::Revision(r),
-            (None, Some(t)) => Target::Time(parse_time(t)?),
+            (None, Some(t)) => Target::Time(cairn_backup::time::parse_time(t)?),
             (None, None) => Target::Latest,
         })
     }
-}
-
-pub fn parse_time(t: &str) -> anyhow::Result<i64> {
-    let at = chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?}: not an RFC 3339 time"))?;
-    Ok(at.timestamp_millis())
-}
-
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// What a restore found and did, for its last line.
@@ -99,7 +88,7 @@ pub struct Restored {
 pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     if a.list {
         let store = Store::new(&a.s3()?);
-        print!("{}", describe_backup(&catalog(&store).await?));
+        print!("{}", describe_backup(&cairn_backup::fetch::catalog(&store).await?));
         return Ok(());
     }
     let target = a.target()?;
@@ -131,18 +120,11 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn catalog(store: &Store) -> anyhow::Result<Catalog> {
-    let Some((bytes, _)) = store.get(CATALOG).await? else {
-        bail!("{}: no backup there", store.url(CATALOG));
-    };
-    serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", store.url(CATALOG)))
-}
-
 /// What `--list` prints: the targets a restore can be given.
 pub fn describe_backup(c: &Catalog) -> String {
     let mut out = String::from("full snapshots (revision, taken at, stored):\n");
     for f in &c.fulls {
-        let size = crate::snapshot::human_bytes(f.stored_bytes);
+        let size = crate::cli::snapshot::human_bytes(f.stored_bytes);
         let hole = f.restart && Some(f) != c.fulls.first();
         let note = if hole { "  (the deltas before it stop short of it: a hole)" } else { "" };
         out += &format!("  {:>12}  {}  {size}{note}\n", f.revision, format_ms(f.unix_ms));
@@ -151,19 +133,12 @@ pub fn describe_backup(c: &Catalog) -> String {
     out
 }
 
-/// Reads the catalog and decides what to download.
-pub async fn plan(store: &Store, target: Target) -> anyhow::Result<Plan> {
-    let catalog = catalog(store).await?;
-    let deltas: Vec<DeltaName> = store.list(DELTA_DIR).await?.iter().filter_map(|k| DeltaName::parse(k)).collect();
-    catalog.plan(&deltas, target).with_context(|| store.url(""))
-}
-
 pub async fn restore(
     store: &Store,
     target: Target,
-    member: &crate::snapshot::restore::NewMember,
+    member: &crate::cli::snapshot::restore::NewMember,
 ) -> anyhow::Result<Restored> {
-    let plan = plan(store, target).await?;
+    let plan = cairn_backup::fetch::plan(store, target).await?;
     let work = PathBuf::from(format!("{}.download", member.data_dir.display()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
@@ -176,19 +151,20 @@ async fn fetch_and_build(
     store: &Store,
     plan: &Plan,
     target: Target,
-    member: &crate::snapshot::restore::NewMember,
+    member: &crate::cli::snapshot::restore::NewMember,
     work: &Path,
 ) -> anyhow::Result<Restored> {
     let snapshot = work.join("full.snapshot");
-    fetch_full(store, plan, &snapshot).await?;
+    let mut downloading = Progress::new("downloading the full snapshot", Some(plan.full.stored_bytes));
+    let mut verifying = Progress::new("verifying", None);
+    cairn_backup::fetch::full_snapshot(store, plan, &snapshot, |n| downloading.add(n), |n| verifying.add(n)).await?;
+    downloading.finish();
+    verifying.finish();
     let mut records = Vec::with_capacity(plan.deltas.len());
     let mut progress = Progress::new("downloading deltas", None);
     for name in &plan.deltas {
-        let Some((bytes, _)) = store.get(&name.key()).await? else {
-            bail!("{}: missing (the backup has a hole there)", store.url(&name.key()));
-        };
-        progress.add(bytes.len() as u64);
-        let rec = super::delta::decode(name, &bytes).with_context(|| store.url(&name.key()))?;
+        let (rec, bytes) = cairn_backup::fetch::delta(store, name).await?;
+        progress.add(bytes);
         records.push((name.clone(), rec));
     }
     progress.finish();
@@ -225,39 +201,4 @@ async fn fetch_and_build(
         })
     })?;
     Ok(done)
-}
-
-/// Downloads the full snapshot, checks the stored object's SHA-256 against the catalog's,
-/// unpacks it and checks the snapshot's own SHA-256.
-async fn fetch_full(store: &Store, plan: &Plan, dest: &Path) -> anyhow::Result<()> {
-    let packed = dest.with_extension("zst");
-    let mut file = tokio::fs::File::create(&packed).await?;
-    let mut sum = Sha256::new();
-    let mut progress = Progress::new("downloading the full snapshot", Some(plan.full.stored_bytes));
-    store
-        .download(&plan.full.key, &mut file, |piece| {
-            sum.update(piece);
-            progress.add(piece.len() as u64);
-        })
-        .await?;
-    progress.finish();
-    file.sync_all().await?;
-    drop(file);
-    let got = hex::encode(sum.finalize());
-    if got != plan.full.sha256 {
-        bail!(
-            "{}: checksum mismatch (the object is corrupted): sha256 {got}, the catalog has {}",
-            store.url(&plan.full.key),
-            plan.full.sha256
-        );
-    }
-    tokio::task::block_in_place(|| -> anyhow::Result<()> {
-        let mut input = std::fs::File::open(&packed)?;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
-        zstd::stream::copy_decode(&mut input, &mut out)
-            .with_context(|| format!("{}: unpacking", store.url(&plan.full.key)))?;
-        std::io::Write::flush(&mut out)?;
-        std::fs::remove_file(&packed)?;
-        crate::snapshot::verify(dest, false).with_context(|| store.url(&plan.full.key))
-    })
 }
