@@ -98,8 +98,36 @@ pub struct Config {
     pub max_concurrent_streams: u32,
     pub watch_progress_interval: Duration,
     pub log_level: String,
-    pub auto_compaction: Option<crate::server::compactor::Policy>,
+    pub auto_compaction: Option<Policy>,
     pub quota_bytes: Option<u64>,
+}
+
+/// --auto-compaction-mode and -retention, read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Periodic(Duration),
+    Revision(i64),
+}
+
+/// etcd's reading of the flags: a bare number is hours (periodic) or revisions (revision);
+/// otherwise a duration. Retention 0 turns automatic compaction off.
+pub fn policy(mode: &str, retention: &str) -> Result<Option<Policy>, String> {
+    if let Ok(n) = retention.parse::<i64>() {
+        return match (n, mode) {
+            (0, _) => Ok(None),
+            (n, _) if n < 0 => Err(format!("--auto-compaction-retention: {retention:?} must not be negative")),
+            (n, "periodic") => Ok(Some(Policy::Periodic(Duration::from_secs(n as u64 * 3600)))),
+            (n, _) => Ok(Some(Policy::Revision(n))),
+        };
+    }
+    match (parse_duration(retention), mode) {
+        (Some(d), "periodic") => Ok(Some(Policy::Periodic(d))),
+        (Some(_), _) => {
+            Err(format!("--auto-compaction-retention: revision mode takes a number of revisions, not {retention:?}"))
+        }
+        (None, _) if matches!(retention, "0s" | "0m" | "0h") => Ok(None),
+        (None, _) => Err(format!("--auto-compaction-retention: error parsing CompactionRetention: {retention:?}")),
+    }
 }
 
 /// etcd's default backend quota.
@@ -191,8 +219,7 @@ impl ServerArgs {
             "periodic" | "revision" => {}
             m => return Err(format!("unknown auto-compaction-mode {m:?}")),
         }
-        let auto_compaction =
-            crate::server::compactor::policy(&self.auto_compaction_mode, &self.auto_compaction_retention)?;
+        let auto_compaction = policy(&self.auto_compaction_mode, &self.auto_compaction_retention)?;
         // etcd: 0 is the default quota (2 GiB), a negative quota none at all.
         let quota_bytes = match self.quota_backend_bytes {
             0 => Some(DEFAULT_QUOTA_BYTES),
@@ -262,5 +289,21 @@ impl ServerArgs {
             auto_compaction,
             quota_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_reads_as_etcd_reads_it() {
+        assert_eq!(policy("periodic", "0"), Ok(None));
+        assert_eq!(policy("periodic", "1"), Ok(Some(Policy::Periodic(Duration::from_secs(3600)))));
+        assert_eq!(policy("periodic", "30m"), Ok(Some(Policy::Periodic(Duration::from_secs(1800)))));
+        assert_eq!(policy("revision", "1000"), Ok(Some(Policy::Revision(1000))));
+        assert!(policy("revision", "1h").is_err());
+        assert!(policy("periodic", "soon").is_err());
+        assert!(policy("periodic", "-1").is_err());
     }
 }

@@ -3,6 +3,7 @@
 pub mod alarm;
 pub mod apply;
 pub mod config;
+pub mod error;
 pub mod fatal;
 pub mod grpc;
 pub mod lease;
@@ -12,6 +13,7 @@ pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod transport;
+pub mod version;
 pub mod wait;
 
 pub use cairn_api::proto;

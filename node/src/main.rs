@@ -100,7 +100,13 @@ fn main() -> std::process::ExitCode {
                 }
             };
             init_logging(&cfg.log_level);
-            rt.block_on(server::run(cfg, shutdown_signal()))
+            rt.block_on(async {
+                // Bound before the data dir is touched: a port in use stops the start first.
+                let listeners = server::Listeners::bind(&cfg).await?;
+                let member = server::Member::open(cfg).await?;
+                member.serve(listeners, shutdown_signal()).await?;
+                anyhow::Ok(())
+            })
         }
     };
     match result {

@@ -1,6 +1,6 @@
-//! Three in-process members over an in-memory network (see `support`): a cut-off leader is
-//! replaced, and drops with reordering lose no acknowledged write; afterwards every member
-//! holds the same keys at the same revisions.
+//! Three in-process members whose raft messages pass through a faulty network (see
+//! `support`): a cut-off leader is replaced, and drops with reordering lose no acknowledged
+//! write; afterwards every member holds the same keys at the same revisions.
 
 mod support;
 
@@ -8,10 +8,10 @@ use cairn_node::apply::ops;
 use cairn_node::proto::cairnpb::internal_request::Request;
 use cairn_node::proto::etcdserverpb::{PutRequest, RangeRequest};
 use std::time::{Duration, Instant};
-use support::{start_cluster, MemNet, TestMember};
+use support::{start_cluster, FaultyNet, TestMember};
 
 /// The leader that members `among` agree on (index into `ms`).
-fn leader(ms: &[TestMember], among: &[usize]) -> usize {
+async fn leader(ms: &[TestMember], among: &[usize]) -> usize {
     let start = Instant::now();
     loop {
         let leaders: Vec<u64> = among.iter().map(|i| ms[*i].raft.status().leader()).collect();
@@ -19,7 +19,7 @@ fn leader(ms: &[TestMember], among: &[usize]) -> usize {
             return ms.iter().position(|m| m.id == leaders[0]).unwrap();
         }
         assert!(start.elapsed() < Duration::from_secs(20), "no leader agreed on: {leaders:?}");
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -50,7 +50,7 @@ fn contents(m: &TestMember) -> Contents {
 }
 
 /// Waits until every member holds what the first one does, and returns that.
-fn converged(ms: &[TestMember]) -> Contents {
+async fn converged(ms: &[TestMember]) -> Contents {
     let start = Instant::now();
     loop {
         let all: Vec<_> = ms.iter().map(contents).collect();
@@ -59,22 +59,22 @@ fn converged(ms: &[TestMember]) -> Contents {
         }
         let revs: Vec<i64> = all.iter().map(|c| c.0).collect();
         assert!(start.elapsed() < Duration::from_secs(30), "members never converged: revisions {revs:?}");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_leader_is_replaced_and_everyone_converges() {
-    let net = MemNet::new();
-    let ms = start_cluster(&net, 3, 100);
-    let old = leader(&ms, &[0, 1, 2]);
+    let net = FaultyNet::new();
+    let ms = start_cluster(&net, 3, 100).await;
+    let old = leader(&ms, &[0, 1, 2]).await;
     put(&ms[old], "before", "1").await;
     let (a, b) = ((old + 1) % 3, (old + 2) % 3);
     net.cut(ms[old].id, ms[a].id);
     net.cut(ms[old].id, ms[b].id);
     // The other two elect one of them and go on.
     put(&ms[a], "during", "1").await;
-    let new = leader(&ms, &[a, b]);
+    let new = leader(&ms, &[a, b]).await;
     assert_ne!(new, old);
     // The old leader commits nothing meanwhile.
     let lonely = PutRequest { key: "lonely".into(), ..Default::default() };
@@ -82,7 +82,7 @@ async fn a_cut_off_leader_is_replaced_and_everyone_converges() {
     assert!(r.is_err(), "a cut-off leader acknowledged a write: {r:?}");
     net.heal();
     put(&ms[old], "after", "1").await;
-    let (_, kvs) = converged(&ms);
+    let (_, kvs) = converged(&ms).await;
     let keys: Vec<&[u8]> = kvs.iter().map(|(k, ..)| k.as_slice()).collect();
     assert_eq!(keys, [b"after".as_slice(), b"before", b"during"], "the refused write must not come back");
     net.stop();
@@ -90,10 +90,10 @@ async fn a_cut_off_leader_is_replaced_and_everyone_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drops_and_reordering_lose_no_acknowledged_write() {
-    let net = MemNet::new();
+    let net = FaultyNet::new();
     // A short log: the WAL is cut behind snapshot markers while messages go missing.
-    let ms = std::sync::Arc::new(start_cluster(&net, 3, 50));
-    leader(&ms, &[0, 1, 2]);
+    let ms = std::sync::Arc::new(start_cluster(&net, 3, 50).await);
+    leader(&ms, &[0, 1, 2]).await;
     net.degrade(0.2, Duration::from_millis(15));
     let mut writers = Vec::new();
     for w in 0..6 {
@@ -114,7 +114,7 @@ async fn drops_and_reordering_lose_no_acknowledged_write() {
         acked.extend(w.await.unwrap());
     }
     net.degrade(0.0, Duration::ZERO);
-    let (_, kvs) = converged(&ms);
+    let (_, kvs) = converged(&ms).await;
     for (key, rev) in &acked {
         let found = kvs.iter().find(|(k, ..)| k == key.as_bytes());
         let Some((_, _, _, mod_rev)) = found else { panic!("acknowledged {key} is lost") };

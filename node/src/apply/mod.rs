@@ -2,15 +2,20 @@
 //! applies them in backend batches that also record the index of the last entry applied, so a
 //! restart resumes exactly after it and never applies an entry twice.
 
+mod entry;
 pub mod ops;
 pub mod txn;
+mod worker;
+
+pub use entry::{Committed, Payload};
+pub use worker::{spawn, ApplierEvent, ApplierHandle, BuiltImage, Spawned, Stopped};
 
 use crate::alarm::Alarms;
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::lease::{self, Lessor};
 use crate::membership::Change;
 use crate::membership::Membership;
-use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
+use crate::proto::cairnpb::{internal_request::Request, InternalRequest, MemberRecord};
 use crate::proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
@@ -21,7 +26,6 @@ use crate::storage::mvcc::{KeyRange, Revision};
 use crate::storage::mvcc::{MvccStore, WriteTxn};
 use crate::wait::Waiters;
 use prost::Message;
-use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -106,7 +110,7 @@ pub struct Applier {
     alarms: Arc<Alarms>,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
-    waiters: Arc<Waiters>,
+    waiters: Arc<Waiters<ApplyResult>>,
     applied: watch::Sender<u64>,
     last_applied: u64,
 }
@@ -119,7 +123,7 @@ impl Applier {
         alarms: Arc<Alarms>,
         hub: Arc<WatchHub>,
         lessor: Arc<Lessor>,
-        waiters: Arc<Waiters>,
+        waiters: Arc<Waiters<ApplyResult>>,
         applied: watch::Sender<u64>,
         last_applied: u64,
     ) -> Applier {
@@ -155,8 +159,8 @@ impl Applier {
     /// in the backend. A backend failure cannot be answered to a client and must not be
     /// skipped, so it stops the member (as etcd does).
     ///
-    /// Returns the raft conf changes that passed validation: raft must apply them too.
-    pub fn apply(&mut self, entries: &[Entry]) -> Vec<ConfChange> {
+    /// Returns the membership changes that passed validation: raft must apply them too.
+    pub fn apply(&mut self, entries: &[Committed]) -> Vec<Change> {
         let mut accepted = Vec::new();
         for chunk in entries.chunks(BATCH_ENTRIES) {
             if let Err(err) = self.apply_batch(chunk, &mut accepted) {
@@ -167,33 +171,37 @@ impl Applier {
         accepted
     }
 
-    fn apply_batch(&mut self, entries: &[Entry], accepted: &mut Vec<ConfChange>) -> Result<(), String> {
+    fn apply_batch(&mut self, entries: &[Committed], accepted: &mut Vec<Change>) -> Result<(), String> {
         let mut w = self.mvcc.write();
         let mut results = Vec::new();
         let mut last = self.last_applied;
         let mut physical = false;
         for e in entries.iter().filter(|e| e.index > self.last_applied) {
-            if e.get_entry_type() == EntryType::EntryConfChange {
-                let (id, result) = self.conf_change(&mut w, e, accepted)?;
-                results.push((id, result));
-            }
-            // Leader no-ops only move the applied index.
-            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                let req = InternalRequest::decode(&e.data[..])
-                    .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
-                let wants_physical = matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
-                let first_event = w.event_count();
-                let result = self.execute(&mut w, req.request);
-                physical |= wants_physical && result.is_ok();
-                // Before the next entry runs: it may revoke a lease this one attached a key to.
-                for ev in w.events_since(first_event) {
-                    self.lessor.on_event(ev);
+            match &e.payload {
+                // Leader no-ops only move the applied index.
+                Payload::Empty => {}
+                Payload::Unreadable(why) => return Err(format!("entry {}: {why}", e.index)),
+                Payload::ConfChange { waiter, change } => {
+                    let result = self.conf_change(&mut w, e.index, change, accepted);
+                    results.push((*waiter, result));
                 }
-                if result.is_err() && w.has_changes() {
-                    return Err(format!("entry {}: request failed after writing: {result:?}", e.index));
+                Payload::Request(data) => {
+                    let req = InternalRequest::decode(&data[..])
+                        .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
+                    let wants_physical = matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
+                    let first_event = w.event_count();
+                    let result = self.execute(&mut w, req.request);
+                    physical |= wants_physical && result.is_ok();
+                    // Before the next entry runs: it may revoke a lease this one attached a key to.
+                    for ev in w.events_since(first_event) {
+                        self.lessor.on_event(ev);
+                    }
+                    if result.is_err() && w.has_changes() {
+                        return Err(format!("entry {}: request failed after writing: {result:?}", e.index));
+                    }
+                    results.push((req.id, result.map(|a| finish(a, w.rev()))));
+                    w.finish_entry();
                 }
-                results.push((req.id, result.map(|a| finish(a, w.rev()))));
-                w.finish_entry();
             }
             last = e.index;
         }
@@ -224,31 +232,17 @@ impl Applier {
     fn conf_change(
         &self,
         w: &mut WriteTxn<'_>,
-        e: &Entry,
-        accepted: &mut Vec<ConfChange>,
-    ) -> Result<(u64, ApplyResult), String> {
-        let cc: ConfChange = protobuf::Message::parse_from_bytes(&e.data)
-            .map_err(|err| format!("entry {}: undecodable conf change: {err}", e.index))?;
-        let ctx = ConfChangeContext::decode(&cc.context[..])
-            .map_err(|err| format!("entry {}: undecodable conf change context: {err}", e.index))?;
-        let change = match cc.get_change_type() {
-            ConfChangeType::AddNode if ctx.promote => Change::Promote(cc.node_id),
-            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                let member = ctx.member.clone().unwrap_or_default();
-                let is_learner = cc.get_change_type() == ConfChangeType::AddLearnerNode;
-                Change::Add(MemberRecord { id: cc.node_id, is_learner, ..member })
-            }
-            ConfChangeType::RemoveNode => Change::Remove(cc.node_id),
-        };
-        let result = self.membership.validate(&change).map(|()| {
-            if let Some(rec) = self.membership.changed_record(&change) {
-                self.write_member(w, rec);
-            }
-            tracing::info!(?change, index = e.index, "membership changed");
-            accepted.push(cc.clone());
-            Applied::Members(self.membership.list())
-        });
-        Ok((ctx.id, result))
+        index: u64,
+        change: &Change,
+        accepted: &mut Vec<Change>,
+    ) -> ApplyResult {
+        self.membership.validate(change)?;
+        if let Some(rec) = self.membership.changed_record(change) {
+            self.write_member(w, rec);
+        }
+        tracing::info!(?change, index, "membership changed");
+        accepted.push(change.clone());
+        Ok(Applied::Members(self.membership.list()))
     }
 
     /// A member's record, in this entry's batch and in the member list.

@@ -1,6 +1,6 @@
 //! Put, DeleteRange and Range as the applier runs them, alone or inside a txn.
 
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::lease::Lessor;
 use crate::proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,

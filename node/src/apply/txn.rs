@@ -3,7 +3,7 @@
 //! ignore_*, read revisions) so that nothing fails half-way, then the ops run in order.
 
 use super::ops::{self, KvTarget};
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::lease::Lessor;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::request_op::Request;

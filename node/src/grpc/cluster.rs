@@ -5,9 +5,9 @@
 //! whether a learner caught up, so a follower forwards MemberPromote to it, as etcd does.
 
 use super::forward;
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
 use crate::apply::Applied;
+use crate::error::EtcdError;
 use crate::membership::Change;
 use crate::proto::cairnpb::internal_request::Request as Internal;
 use crate::proto::cairnpb::{MemberPeerUrls, MemberRecord};
@@ -39,12 +39,14 @@ const LEARNER_READY_PERCENT: f64 = 0.9;
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct ClusterService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    /// Which peers are up: membership changes check it first, as etcd does.
+    transport: Arc<crate::transport::Transport>,
 }
 
 impl ClusterService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        ClusterService { ctx }
+    pub fn new(ctx: Arc<Common>, transport: Arc<crate::transport::Transport>) -> Self {
+        ClusterService { ctx, transport }
     }
 
     /// Replicates a conf change; answers with the members after it.
@@ -65,7 +67,7 @@ impl ClusterService {
     fn connected(&self, id: u64) -> bool {
         let since = Instant::now().checked_sub(HEALTH_INTERVAL);
         id == self.ctx.member_id
-            || self.ctx.transport.active_since(id).zip(since).is_some_and(|(active, since)| active <= since)
+            || self.transport.active_since(id).zip(since).is_some_and(|(active, since)| active <= since)
     }
 
     /// Adding a member: every voter must be connected (etcd's isConnectedFullySince).
@@ -84,7 +86,7 @@ impl ClusterService {
             return Ok(());
         }
         self.ctx.membership.ready_to_remove(id)?;
-        if id != self.ctx.member_id && self.ctx.transport.active_since(id).is_none() {
+        if id != self.ctx.member_id && self.transport.active_since(id).is_none() {
             return Ok(());
         }
         let voters = self.ctx.membership.voters();
@@ -153,7 +155,7 @@ impl Cluster for ClusterService {
             self.fully_connected()?;
             // etcd's new member id: its peer URLs and the time, hashed.
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let id = crate::server::ids::member_id(&req.peer_ur_ls, &now.to_string());
+            let id = crate::membership::ids::member_id(&req.peer_ur_ls, &now.to_string());
             let rec = MemberRecord { id, peer_urls: req.peer_ur_ls, is_learner: req.is_learner, ..Default::default() };
             let kind = if req.is_learner { ConfChangeKind::AddLearner } else { ConfChangeKind::AddVoter };
             let members = self.change(kind, rec.clone()).await?;

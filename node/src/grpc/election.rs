@@ -4,8 +4,8 @@
 
 use super::lock::Abandon;
 use super::recipes::{self, create_revision_is};
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
+use crate::error::EtcdError;
 use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RequestOp, ResponseHeader, TxnRequest};
 use crate::proto::v3electionpb::election_server::Election;
@@ -13,6 +13,7 @@ use crate::proto::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse,
     ResignRequest, ResignResponse,
 };
+use crate::storage::mvcc::watch::WatchHub;
 use crate::storage::mvcc::KeyRange;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,12 +26,13 @@ crate::headed!(CampaignResponse, ProclaimResponse, LeaderResponse, ResignRespons
 const SERVICE: &str = "v3electionpb.Election";
 
 pub struct ElectionService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    hub: Arc<WatchHub>,
 }
 
 impl ElectionService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        ElectionService { ctx }
+    pub fn new(ctx: Arc<Common>, hub: Arc<WatchHub>) -> Self {
+        ElectionService { ctx, hub }
     }
 }
 
@@ -41,7 +43,7 @@ fn prefix(name: &[u8]) -> Vec<u8> {
 }
 
 /// Puts `value` on the leader's key if it is still the key of that leadership.
-async fn proclaim(ctx: &ServerCtx, leader: &LeaderKey, value: &[u8]) -> Result<(), EtcdError> {
+async fn proclaim(ctx: &Common, leader: &LeaderKey, value: &[u8]) -> Result<(), EtcdError> {
     let put = PutRequest { key: leader.key.clone(), value: value.to_vec(), lease: leader.lease, ..Default::default() };
     let t = TxnRequest {
         compare: vec![create_revision_is(&leader.key, leader.rev)],
@@ -71,7 +73,7 @@ impl Election for ElectionService {
                 proclaim(&self.ctx, &leader, &r.value).await?;
             }
             let guard = Abandon::new(self.ctx.clone(), key);
-            recipes::wait_for_predecessors(&self.ctx, &pfx, leader.rev).await?;
+            recipes::wait_for_predecessors(&self.ctx, &self.hub, &pfx, leader.rev).await?;
             guard.disarm();
             // etcd answers with the header of the txn that created the key.
             let header = Some(ResponseHeader { revision: txn_rev, ..Default::default() });
@@ -108,7 +110,7 @@ impl Election for ElectionService {
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
         let pfx = prefix(&request.into_inner().name);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let ctx = self.ctx.clone();
+        let (ctx, hub) = (self.ctx.clone(), self.hub.clone());
         tokio::spawn(async move {
             let mut last: Option<(Vec<u8>, i64)> = None;
             loop {
@@ -132,7 +134,7 @@ impl Election for ElectionService {
                 }
                 let range = KeyRange::from_request(&pfx, &recipes::prefix_end(&pfx));
                 tokio::select! {
-                    r = recipes::wait_for_change(&ctx, range, rev, false) => if r.is_err() { return },
+                    r = recipes::wait_for_change(&ctx, &hub, range, rev, false) => if r.is_err() { return },
                     _ = tx.closed() => return,
                 }
             }

@@ -2,13 +2,13 @@
 //! lessor alone keeps expiry) are forwarded by a follower to the leader's client URL, as
 //! etcd's followers forward them.
 
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
+use crate::error::EtcdError;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 /// A connection to the current leader, through the client URLs it published.
-pub async fn leader_channel(ctx: &ServerCtx) -> Result<Channel, EtcdError> {
+pub async fn leader_channel(ctx: &Common) -> Result<Channel, EtcdError> {
     let leader = ctx.raft.status().leader();
     let member = ctx.membership.get(leader).ok_or(EtcdError::NoLeader)?;
     for url in &member.client_urls {
@@ -31,7 +31,7 @@ pub fn was_forwarded<T>(r: &tonic::Request<T>) -> bool {
 
 /// The leader's refusal of a forwarded request, passed on to the client as it came.
 pub fn leader_said(s: tonic::Status) -> EtcdError {
-    EtcdError::Forwarded(s.code(), s.message().to_string())
+    EtcdError::Forwarded { code: s.code() as i32, message: s.message().to_string() }
 }
 
 pub fn mark<T>(mut r: tonic::Request<T>) -> tonic::Request<T> {

@@ -1,8 +1,8 @@
 //! etcdserverpb.KV.
 
-use super::status::EtcdError;
-use super::{validate, ServerCtx};
+use super::{quota::Quota, validate, Common};
 use crate::apply::{ops, txn};
+use crate::error::EtcdError;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::request_op;
@@ -18,12 +18,15 @@ crate::headed!(RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, Com
 const SERVICE: &str = "etcdserverpb.KV";
 
 pub struct KvService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    lessor: Arc<crate::lease::Lessor>,
+    quota: Arc<Quota>,
+    max_txn_ops: usize,
 }
 
 impl KvService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        KvService { ctx }
+    pub fn new(ctx: Arc<Common>, lessor: Arc<crate::lease::Lessor>, quota: Arc<Quota>, max_txn_ops: usize) -> Self {
+        KvService { ctx, lessor, quota, max_txn_ops }
     }
 }
 
@@ -77,7 +80,7 @@ impl Kv for KvService {
         let r = request.into_inner();
         let result = async {
             self.ctx.not_learner()?;
-            self.ctx.check_quota(put_cost(&r)).await?;
+            self.quota.check(put_cost(&r)).await?;
             validate::check_put(&r)?;
             self.ctx.propose(Request::Put(r)).await
         }
@@ -104,9 +107,9 @@ impl Kv for KvService {
         let result: Result<TxnResponse, EtcdError> = async {
             self.ctx.not_learner()?;
             if txn::has_puts(&r) {
-                self.ctx.check_quota(txn_cost(&r)).await?;
+                self.quota.check(txn_cost(&r)).await?;
             }
-            validate::check_txn(&r, self.ctx.max_txn_ops)?;
+            validate::check_txn(&r, self.max_txn_ops)?;
             if !txn::is_read_only(&r) {
                 return self.ctx.propose(Request::Txn(r)).await;
             }
@@ -114,7 +117,7 @@ impl Kv for KvService {
             if !txn_is_serializable(&r) {
                 self.ctx.raft.linearizable_read().await?;
             }
-            txn::txn(&mut self.ctx.mvcc.read(), &self.ctx.lessor, &r)
+            txn::txn(&mut self.ctx.mvcc.read(), &self.lessor, &r)
         }
         .await;
         self.ctx.answer(SERVICE, "Txn", result)

@@ -1,9 +1,9 @@
 //! etcdserverpb.Lease. Grants and revokes go through raft; keep-alives renew on the leader;
 //! TimeToLive and Leases read the lessor after a ReadIndex.
 
-use super::status::EtcdError;
-use super::{forward, ServerCtx};
-use crate::lease::MAX_LEASE_TTL;
+use super::{forward, quota::Quota, Common};
+use crate::error::EtcdError;
+use crate::lease::{LeaseIdGenerator, Lessor, MAX_LEASE_TTL};
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::lease_server::Lease;
@@ -33,7 +33,7 @@ type ToLeader = Option<(tokio::sync::mpsc::Sender<LeaseKeepAliveRequest>, Stream
 
 /// Opens a keep-alive stream to the leader carrying a first request for `id`; None when the
 /// leader refused the call.
-async fn open_on_leader(ctx: &ServerCtx, id: i64) -> Result<ToLeader, EtcdError> {
+async fn open_on_leader(ctx: &Common, id: i64) -> Result<ToLeader, EtcdError> {
     let ch = forward::leader_channel(ctx).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     // Queued before the call: a gRPC server may send nothing until it has a request.
@@ -45,7 +45,7 @@ async fn open_on_leader(ctx: &ServerCtx, id: i64) -> Result<ToLeader, EtcdError>
 
 /// Renews lease `id` on the leader, from a follower. One retry on a fresh stream covers a
 /// leader change since the last keep-alive.
-async fn keep_alive_on_leader(ctx: &ServerCtx, to_leader: &mut ToLeader, id: i64) -> Result<i64, EtcdError> {
+async fn keep_alive_on_leader(ctx: &Common, to_leader: &mut ToLeader, id: i64) -> Result<i64, EtcdError> {
     for _ in 0..2 {
         let answers = match to_leader {
             Some((tx, answers)) if tx.send(LeaseKeepAliveRequest { id }).await.is_ok() => answers,
@@ -69,12 +69,15 @@ async fn keep_alive_on_leader(ctx: &ServerCtx, to_leader: &mut ToLeader, id: i64
 const KEEPALIVE_QUEUE: usize = 16;
 
 pub struct LeaseService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    lessor: Arc<Lessor>,
+    ids: Arc<LeaseIdGenerator>,
+    quota: Arc<Quota>,
 }
 
 impl LeaseService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        LeaseService { ctx }
+    pub fn new(ctx: Arc<Common>, lessor: Arc<Lessor>, ids: Arc<LeaseIdGenerator>, quota: Arc<Quota>) -> Self {
+        LeaseService { ctx, lessor, ids, quota }
     }
 }
 
@@ -89,13 +92,13 @@ impl Lease for LeaseService {
         let mut r = request.into_inner();
         let result = async {
             // etcd counts a lease as 64 bytes against the quota.
-            self.ctx.check_quota(64).await?;
+            self.quota.check(64).await?;
             if r.ttl > MAX_LEASE_TTL {
                 return Err(EtcdError::LeaseTtlTooLarge);
             }
             if r.id == 0 {
                 // Chosen before proposing, so every member applies the same id.
-                r.id = self.ctx.lease_ids.next();
+                r.id = self.ids.next();
             }
             self.ctx.propose(Request::LeaseGrant(r)).await
         }
@@ -120,7 +123,7 @@ impl Lease for LeaseService {
         let forwarded = forward::was_forwarded(&request);
         let mut incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_QUEUE);
-        let ctx = self.ctx.clone();
+        let (ctx, lessor) = (self.ctx.clone(), self.lessor.clone());
         tokio::spawn(async move {
             let mut to_leader = None;
             loop {
@@ -133,7 +136,7 @@ impl Lease for LeaseService {
                 };
                 let ttl = if ctx.raft.status().is_leader() {
                     // etcd answers a keep-alive of a missing or expired lease with TTL 0.
-                    Ok(ctx.lessor.renew(req.id).unwrap_or(0))
+                    Ok(lessor.renew(req.id).unwrap_or(0))
                 } else if forwarded {
                     Err(EtcdError::NotLeader)
                 } else {
@@ -179,7 +182,7 @@ impl Lease for LeaseService {
                     .map_err(forward::leader_said);
             }
             self.ctx.raft.linearizable_read().await?;
-            Ok(match self.ctx.lessor.time_to_live(r.id, r.keys) {
+            Ok(match self.lessor.time_to_live(r.id, r.keys) {
                 Some(t) => LeaseTimeToLiveResponse {
                     header: None,
                     id: r.id,
@@ -197,7 +200,7 @@ impl Lease for LeaseService {
     async fn lease_leases(&self, _: GrpcRequest<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
         let result = async {
             self.ctx.raft.linearizable_read().await?;
-            let leases = self.ctx.lessor.ids().into_iter().map(|id| LeaseStatus { id }).collect();
+            let leases = self.lessor.ids().into_iter().map(|id| LeaseStatus { id }).collect();
             Ok(LeaseLeasesResponse { header: None, leases })
         }
         .await;

@@ -3,10 +3,11 @@
 //! by Unlock, or by the lease ending.
 
 use super::recipes;
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
+use crate::error::EtcdError;
 use crate::proto::v3lockpb::lock_server::Lock;
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+use crate::storage::mvcc::watch::WatchHub;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -15,23 +16,24 @@ crate::headed!(LockResponse, UnlockResponse);
 const SERVICE: &str = "v3lockpb.Lock";
 
 pub struct LockService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    hub: Arc<WatchHub>,
 }
 
 impl LockService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        LockService { ctx }
+    pub fn new(ctx: Arc<Common>, hub: Arc<WatchHub>) -> Self {
+        LockService { ctx, hub }
     }
 }
 
 /// Deletes a key unless disarmed: a waiter whose client gave up must not keep its place.
 pub struct Abandon {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
     key: Option<Vec<u8>>,
 }
 
 impl Abandon {
-    pub fn new(ctx: Arc<ServerCtx>, key: Vec<u8>) -> Self {
+    pub fn new(ctx: Arc<Common>, key: Vec<u8>) -> Self {
         Abandon { ctx, key: Some(key) }
     }
 
@@ -62,7 +64,7 @@ impl Lock for LockService {
             key.extend_from_slice(format!("{:x}", r.lease).as_bytes());
             let (kv, _) = recipes::create_or_get(&self.ctx, &key, b"", r.lease).await?;
             let guard = Abandon::new(self.ctx.clone(), key.clone());
-            recipes::wait_for_predecessors(&self.ctx, &prefix, kv.create_revision).await?;
+            recipes::wait_for_predecessors(&self.ctx, &self.hub, &prefix, kv.create_revision).await?;
             guard.disarm();
             Ok(LockResponse { header: None, key })
         }

@@ -1,9 +1,10 @@
 //! etcdserverpb.Maintenance: Status (served by learners too), Alarm, Defragment, Hash,
 //! HashKV, Snapshot and MoveLeader. Downgrade (etcd 3.5's) answers Unimplemented.
 
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
 use crate::alarm::Alarms;
+use crate::apply::ApplierHandle;
+use crate::error::EtcdError;
 use crate::proto::cairnpb::internal_request::Request as InternalRequest;
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
@@ -13,7 +14,9 @@ use crate::proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
     SnapshotResponse, StatusRequest, StatusResponse,
 };
+use crate::storage::backend::Backend;
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -33,12 +36,25 @@ crate::headed!(
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
 pub struct MaintenanceService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    alarms: Arc<Alarms>,
+    /// Read only: its size, and what is in use.
+    backend: Arc<Backend>,
+    /// Defragmentation, hashes and images are the applier's, between two of its batches.
+    applier: ApplierHandle,
+    /// Where images for clients' snapshots are written.
+    snap_dir: PathBuf,
 }
 
 impl MaintenanceService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        MaintenanceService { ctx }
+    pub fn new(
+        ctx: Arc<Common>,
+        alarms: Arc<Alarms>,
+        backend: Arc<Backend>,
+        applier: ApplierHandle,
+        snap_dir: PathBuf,
+    ) -> Self {
+        MaintenanceService { ctx, alarms, backend, applier, snap_dir }
     }
 
     /// Hands leadership to `target` and waits until it has it (etcd waits as long as a request may).
@@ -124,7 +140,7 @@ impl Maintenance for MaintenanceService {
             self.ctx.not_learner()?;
             if r.action == AlarmAction::Get as i32 {
                 self.ctx.raft.linearizable_read().await?;
-                return Ok(AlarmResponse { header: None, alarms: self.ctx.alarms.get(r.alarm) });
+                return Ok(AlarmResponse { header: None, alarms: self.alarms.get(r.alarm) });
             }
             self.ctx.propose(InternalRequest::Alarm(r)).await
         }
@@ -134,18 +150,18 @@ impl Maintenance for MaintenanceService {
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let s = self.ctx.raft.status();
-        let size = self.ctx.backend.size_on_disk() as i64;
-        let backend = self.ctx.backend.clone();
+        let size = self.backend.size_on_disk() as i64;
+        let backend = self.backend.clone();
         let in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0) as i64;
         let resp = StatusResponse {
             header: None,
-            version: crate::server::ETCD_API_VERSION.to_string(),
+            version: crate::version::ETCD_API_VERSION.to_string(),
             db_size: size,
             leader: s.leader(),
             raft_index: s.commit_index(),
             raft_term: s.term(),
-            raft_applied_index: s.applied_index(),
-            errors: self.ctx.alarms.all().iter().map(Alarms::describe).collect(),
+            raft_applied_index: self.ctx.raft.applied_index(),
+            errors: self.alarms.all().iter().map(Alarms::describe).collect(),
             db_size_in_use: in_use.min(size),
             is_learner: self.ctx.membership.me_is_learner(),
         };
@@ -156,7 +172,7 @@ impl Maintenance for MaintenanceService {
     async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
         let r = async {
             self.ctx.not_learner()?;
-            self.ctx.raft.defragment().await?;
+            self.applier.defragment().await?;
             Ok(DefragmentResponse { header: None })
         }
         .await;
@@ -168,7 +184,7 @@ impl Maintenance for MaintenanceService {
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let r = async {
             self.ctx.not_learner()?;
-            let hash = self.ctx.raft.hash().await?;
+            let hash = self.applier.hash().await?;
             Ok(HashResponse { header: None, hash })
         }
         .await;
@@ -197,8 +213,8 @@ impl Maintenance for MaintenanceService {
     /// streamed in chunks, padded, then its SHA-256 (see `snapshot`).
     async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
         self.ctx.not_learner()?;
-        let path = self.ctx.snap_dir.join(format!("client-{:016x}.snapshot", rand::random::<u64>()));
-        let index = self.ctx.raft.write_image(path.clone()).await?;
+        let path = self.snap_dir.join(format!("client-{:016x}.snapshot", rand::random::<u64>()));
+        let index = self.applier.write_image(path.clone()).await?;
         let file = tokio::fs::File::open(&path).await;
         // Open (or failed): its name goes now, so nothing stays behind whatever the client does.
         let _ = std::fs::remove_file(&path);

@@ -9,21 +9,19 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod quota;
 mod recipes;
 pub mod status;
 pub mod validate;
 pub mod watch;
 
 use crate::apply::FromApplied;
-use crate::lease::{LeaseIdGenerator, Lessor};
+use crate::error::EtcdError;
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::raft::RaftHandle;
-use crate::storage::backend::Backend;
-use crate::storage::mvcc::watch::WatchHub;
 use crate::storage::mvcc::MvccStore;
-use status::EtcdError;
 use std::sync::Arc;
 
 /// Every etcd response carries a header; this reaches it generically.
@@ -42,35 +40,21 @@ macro_rules! headed {
     )*};
 }
 
-/// What every service needs; shared behind an Arc.
-pub struct ServerCtx {
+/// What every service uses: the ids and term and revision a response header carries, the
+/// count of each call, the learner check, raft (to propose and to read linearizably), the
+/// store (to read), and the stop signal. What a service needs beyond it, it is given alone.
+pub struct Common {
     pub cluster_id: u64,
     pub member_id: u64,
     pub raft: RaftHandle,
     pub mvcc: Arc<MvccStore>,
-    pub backend: Arc<Backend>,
     pub metrics: Arc<Metrics>,
-    pub lessor: Arc<Lessor>,
     pub membership: Arc<crate::membership::Membership>,
-    /// Which peers are up (membership changes check it first, as etcd does).
-    pub transport: Arc<crate::transport::Transport>,
-    /// Where images of the backend are written (snapshots for clients go there too).
-    pub snap_dir: std::path::PathBuf,
-    pub alarms: Arc<crate::alarm::Alarms>,
-    /// --quota-backend-bytes as it applies (None: no quota).
-    pub quota_bytes: Option<u64>,
-    /// Free space on the data dir's file system, against the member's reserve.
-    pub disk: crate::storage::disk::DiskSpace,
-    pub hub: Arc<WatchHub>,
-    pub lease_ids: LeaseIdGenerator,
-    pub max_txn_ops: usize,
-    pub max_request_bytes: usize,
-    pub watch_progress_interval: std::time::Duration,
     /// Turns true when the server stops: long-lived streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
-impl ServerCtx {
+impl Common {
     /// A learner serves serializable reads only (and Status); the rest is refused with
     /// etcd's error before anything else is looked at.
     pub fn not_learner(&self) -> Result<(), EtcdError> {
@@ -89,34 +73,6 @@ impl ServerCtx {
         move |r| ctx.not_learner().map(|()| r).map_err(tonic::Status::from)
     }
 
-    /// etcd's quota check, before proposing what would grow the store by about `cost`
-    /// bytes: past the quota, or with less free disk than the member's reserve, NOSPACE is
-    /// raised cluster-wide and the request refused.
-    pub async fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
-        let over_quota = self.quota_bytes.is_some_and(|q| self.backend.size_on_disk() + cost as u64 > q);
-        let disk_low = !over_quota && self.disk.low();
-        if !over_quota && !disk_low {
-            return Ok(());
-        }
-        if disk_low && !self.alarms.no_space() {
-            tracing::warn!(
-                available = self.disk.available().unwrap_or(0),
-                reserve = self.disk.reserve(),
-                "free disk space on the data dir's file system is below the member's reserve; raising NOSPACE"
-            );
-        }
-        use crate::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
-        let raise = AlarmRequest {
-            action: AlarmAction::Activate as i32,
-            member_id: self.member_id,
-            alarm: AlarmType::Nospace as i32,
-        };
-        if let Err(e) = self.raft.propose(Request::Alarm(raise)).await {
-            tracing::warn!(error = %e, "raising the NOSPACE alarm failed");
-        }
-        Err(EtcdError::NoSpace)
-    }
-
     /// Resolves once the server is stopping.
     pub async fn stopped(&self) {
         let mut s = self.stopping.clone();
@@ -124,7 +80,7 @@ impl ServerCtx {
     }
 }
 
-impl ServerCtx {
+impl Common {
     /// Fills a response header as etcd does: ids and term always; the revision only when the
     /// response did not set one (then the current revision).
     pub fn fill(&self, resp: &mut impl Headed) {
@@ -144,7 +100,7 @@ impl ServerCtx {
         method: &'static str,
         r: Result<T, EtcdError>,
     ) -> Result<tonic::Response<T>, tonic::Status> {
-        let code = r.as_ref().err().map_or(tonic::Code::Ok, |e| e.code());
+        let code = r.as_ref().err().map_or(tonic::Code::Ok, status::code);
         self.metrics.grpc_handled(service, method, code);
         r.map(|mut resp| {
             self.fill(&mut resp);

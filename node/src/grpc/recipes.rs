@@ -2,8 +2,8 @@
 //! create my key under a prefix (or find it), then wait until every key created before it
 //! under that prefix is gone. The waiting uses an internal watcher, not polling.
 
-use super::status::EtcdError;
-use super::ServerCtx;
+use super::Common;
+use crate::error::EtcdError;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -13,7 +13,7 @@ use crate::proto::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
-use crate::storage::mvcc::watch::Watcher;
+use crate::storage::mvcc::watch::{WatchHub, Watcher};
 use crate::storage::mvcc::KeyRange;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -47,18 +47,13 @@ fn get(key: &[u8]) -> RequestOp {
     RequestOp { request: Some(Op::RequestRange(RangeRequest { key: key.to_vec(), ..Default::default() })) }
 }
 
-pub async fn txn(ctx: &ServerCtx, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
+pub async fn txn(ctx: &Common, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
     ctx.propose(Request::Txn(t)).await
 }
 
 /// Puts `key` (with `lease`) unless it exists; returns the key as stored and the revision
 /// the txn ran at.
-pub async fn create_or_get(
-    ctx: &ServerCtx,
-    key: &[u8],
-    value: &[u8],
-    lease: i64,
-) -> Result<(KeyValue, i64), EtcdError> {
+pub async fn create_or_get(ctx: &Common, key: &[u8], value: &[u8], lease: i64) -> Result<(KeyValue, i64), EtcdError> {
     let put = RequestOp {
         request: Some(Op::RequestPut(PutRequest {
             key: key.to_vec(),
@@ -84,7 +79,7 @@ pub async fn create_or_get(
     Ok((kv, rev))
 }
 
-pub async fn delete(ctx: &ServerCtx, key: &[u8]) -> Result<i64, EtcdError> {
+pub async fn delete(ctx: &Common, key: &[u8]) -> Result<i64, EtcdError> {
     let r: crate::proto::etcdserverpb::DeleteRangeResponse =
         ctx.propose(Request::DeleteRange(DeleteRangeRequest { key: key.to_vec(), ..Default::default() })).await?;
     Ok(r.header.map_or(0, |h| h.revision))
@@ -93,7 +88,7 @@ pub async fn delete(ctx: &ServerCtx, key: &[u8]) -> Result<i64, EtcdError> {
 /// After a ReadIndex: the first key under `prefix` in create-revision `order`, among those
 /// created at or before `max_create` (0: all), and the revision read at.
 async fn by_creation(
-    ctx: &ServerCtx,
+    ctx: &Common,
     prefix: &[u8],
     order: SortOrder,
     max_create: i64,
@@ -113,23 +108,29 @@ async fn by_creation(
 }
 
 /// The key created first under `prefix` (the leader, the lock holder), and the revision read at.
-pub async fn first_created(ctx: &ServerCtx, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+pub async fn first_created(ctx: &Common, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
     by_creation(ctx, prefix, SortOrder::Ascend, 0).await
 }
 
 /// Waits until no key under `prefix` has a create revision below `my_rev`.
-pub async fn wait_for_predecessors(ctx: &Arc<ServerCtx>, prefix: &[u8], my_rev: i64) -> Result<(), EtcdError> {
+pub async fn wait_for_predecessors(
+    ctx: &Arc<Common>,
+    hub: &WatchHub,
+    prefix: &[u8],
+    my_rev: i64,
+) -> Result<(), EtcdError> {
     loop {
         let (newest, rev) = by_creation(ctx, prefix, SortOrder::Descend, my_rev - 1).await?;
         let Some(last) = newest else { return Ok(()) };
         // Waiting on the newest predecessor alone: when it goes, look again.
-        wait_for_change(ctx, KeyRange::Single(last.key), rev, true).await?;
+        wait_for_change(ctx, hub, KeyRange::Single(last.key), rev, true).await?;
     }
 }
 
 /// Waits for a change in `range` after revision `after` (only deletions if `deletes_only`).
 pub async fn wait_for_change(
-    ctx: &Arc<ServerCtx>,
+    ctx: &Arc<Common>,
+    hub: &WatchHub,
     range: KeyRange,
     after: i64,
     deletes_only: bool,
@@ -137,14 +138,14 @@ pub async fn wait_for_change(
     let (tx, mut rx) = crate::storage::mvcc::watch::stream_queue(4, 1 << 20);
     let key = (INTERNAL_STREAM, NEXT_INTERNAL.fetch_add(1, Ordering::Relaxed));
     let w = Watcher { range, next_rev: after + 1, no_put: deletes_only, no_delete: false, prev_kv: false, tx };
-    ctx.hub.add(key, w);
-    struct Unregister<'a>(&'a ServerCtx, (u64, i64));
+    hub.add(key, w);
+    struct Unregister<'a>(&'a WatchHub, (u64, i64));
     impl Drop for Unregister<'_> {
         fn drop(&mut self) {
-            self.0.hub.remove(self.1);
+            self.0.remove(self.1);
         }
     }
-    let _unregister = Unregister(ctx, key);
+    let _unregister = Unregister(hub, key);
     loop {
         tokio::select! {
             r = rx.recv() => match r {

@@ -1,117 +1,29 @@
-//! THE table of etcd errors: every failure a client can see maps here to etcd's exact gRPC
-//! code and message (clients match on the message string).
+//! THE table of etcd's errors at the edge: every failure a client can see (`EtcdError`, with
+//! etcd's exact message) gets etcd's gRPC code here, and nowhere else.
 
-use crate::storage::mvcc::MvccError;
+use crate::error::EtcdError;
 use tonic::{Code, Status};
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EtcdError {
-    #[error("etcdserver: key is not provided")]
-    EmptyKey,
-    #[error("etcdserver: key not found")]
-    KeyNotFound,
-    #[error("etcdserver: value is provided")]
-    ValueProvided,
-    #[error("etcdserver: lease is provided")]
-    LeaseProvided,
-    #[error("etcdserver: too many operations in txn request")]
-    TooManyOps,
-    #[error("etcdserver: duplicate key given in txn request")]
-    DuplicateKey,
-    #[error("etcdserver: mvcc: required revision has been compacted")]
-    Compacted,
-    #[error("etcdserver: mvcc: required revision is a future revision")]
-    FutureRev,
-    #[error("etcdserver: mvcc: database space exceeded")]
-    NoSpace,
-    #[error("etcdserver: requested lease not found")]
-    LeaseNotFound,
-    #[error("etcdserver: lease already exists")]
-    LeaseExists,
-    #[error("etcdserver: too large lease TTL")]
-    LeaseTtlTooLarge,
-    #[error("etcdserver: request is too large")]
-    RequestTooLarge,
-    #[error("etcdserver: too many requests")]
-    TooManyRequests,
-    #[error("etcdserver: no leader")]
-    NoLeader,
-    #[error("etcdserver: not leader")]
-    NotLeader,
-    #[error("etcdserver: request timed out")]
-    Timeout,
-    #[error("etcdserver: server stopped")]
-    Stopped,
-    #[error("election: no leader")]
-    ElectionNoLeader,
-    #[error("election: not leader")]
-    ElectionNotLeader,
-    #[error("\"leader\" field must be provided")]
-    MissingLeaderKey,
-    #[error("etcdserver: member ID already exist")]
-    MemberExists,
-    #[error("etcdserver: Peer URLs already exists")]
-    PeerUrlExists,
-    #[error("etcdserver: re-configuration failed due to not enough started members")]
-    NotEnoughStarted,
-    #[error("etcdserver: given member URLs are invalid")]
-    BadMemberUrls,
-    #[error("etcdserver: member not found")]
-    MemberNotFound,
-    #[error("etcdserver: can only promote a learner member")]
-    MemberNotLearner,
-    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
-    LearnerNotReady,
-    #[error("etcdserver: too many learner members in cluster")]
-    TooManyLearners,
-    #[error("etcdserver: rpc not supported for learner")]
-    NotSupportedForLearner,
-    #[error("etcdserver: unhealthy cluster")]
-    Unhealthy,
-    #[error("etcdserver: request timed out, leader transfer took too long")]
-    LeaderTransferTimeout,
-    #[error("etcdserver: bad leader transferee")]
-    BadLeaderTransferee,
-    #[error("etcdserver: {0}")]
-    Internal(String),
-    /// The leader's answer to a request this member forwarded, passed on as it came.
-    #[error("{1}")]
-    Forwarded(Code, String),
-}
-
-impl EtcdError {
-    pub fn code(&self) -> Code {
-        use EtcdError::*;
-        match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
-            | BadMemberUrls => Code::InvalidArgument,
-            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
-            LeaseExists | NotLeader | MemberExists | PeerUrlExists | NotEnoughStarted | MemberNotLearner
-            | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
-            LeaseNotFound | MemberNotFound => Code::NotFound,
-            TooManyRequests | NoSpace => Code::ResourceExhausted,
-            NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy | LeaderTransferTimeout => {
-                Code::Unavailable
-            }
-            // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
-            Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
-            Forwarded(code, _) => *code,
-        }
-    }
-}
-
-impl From<MvccError> for EtcdError {
-    fn from(e: MvccError) -> Self {
-        match e {
-            MvccError::Compacted => EtcdError::Compacted,
-            MvccError::FutureRev => EtcdError::FutureRev,
-            MvccError::Backend(s) => EtcdError::Internal(s),
-        }
+/// etcd's gRPC code for an error.
+pub fn code(e: &EtcdError) -> Code {
+    use EtcdError::*;
+    match e {
+        EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
+        | BadMemberUrls => Code::InvalidArgument,
+        Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+        LeaseExists | NotLeader | MemberExists | PeerUrlExists | NotEnoughStarted | MemberNotLearner
+        | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
+        LeaseNotFound | MemberNotFound => Code::NotFound,
+        TooManyRequests | NoSpace => Code::ResourceExhausted,
+        NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy | LeaderTransferTimeout => Code::Unavailable,
+        // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
+        Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
+        Forwarded { code, .. } => Code::from_i32(*code),
     }
 }
 
 impl From<EtcdError> for Status {
     fn from(e: EtcdError) -> Status {
-        Status::new(e.code(), e.to_string())
+        Status::new(code(&e), e.to_string())
     }
 }

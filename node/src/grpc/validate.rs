@@ -2,7 +2,7 @@
 //! keys, ignore_* with a value or lease, txn size, and puts/deletes that touch the same key
 //! twice in one txn.
 
-use super::status::EtcdError;
+use crate::error::EtcdError;
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use std::collections::HashSet;

@@ -3,7 +3,7 @@
 //! and a client that stops reading only fills its own queue (its watchers then catch up from
 //! history, see `storage::mvcc::watch`).
 
-use super::ServerCtx;
+use super::Common;
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
@@ -26,13 +26,18 @@ const STREAM_QUEUE: usize = 1024;
 const STREAM_QUEUE_BYTES: usize = 4 << 20;
 
 pub struct WatchService {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    hub: Arc<WatchHub>,
+    /// --max-request-bytes: a revision's events larger than this go out in fragments.
+    max_request_bytes: usize,
+    /// How often watchers that asked for them get progress notifications.
+    progress_interval: Duration,
     next_stream: AtomicU64,
 }
 
 impl WatchService {
-    pub fn new(ctx: Arc<ServerCtx>) -> Self {
-        WatchService { ctx, next_stream: AtomicU64::new(1) }
+    pub fn new(ctx: Arc<Common>, hub: Arc<WatchHub>, max_request_bytes: usize, progress_interval: Duration) -> Self {
+        WatchService { ctx, hub, max_request_bytes, progress_interval, next_stream: AtomicU64::new(1) }
     }
 }
 
@@ -48,7 +53,8 @@ struct StreamState {
     /// Watchers that accept a large revision split over several responses.
     fragment: Arc<Mutex<HashSet<i64>>>,
     hub: Arc<WatchHub>,
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<Common>,
+    progress_interval: Duration,
     tx: QueueSender,
 }
 
@@ -122,7 +128,7 @@ impl StreamState {
 
     async fn serve(mut self, mut incoming: Streaming<WatchRequest>) {
         let ctx = self.ctx.clone();
-        let mut progress = tokio::time::interval(ctx.watch_progress_interval);
+        let mut progress = tokio::time::interval(self.progress_interval);
         progress.tick().await;
         loop {
             let req = tokio::select! {
@@ -206,16 +212,17 @@ impl Watch for WatchService {
             next_watch_id: 0,
             progress: BTreeSet::new(),
             fragment: fragment.clone(),
-            hub: self.ctx.hub.clone(),
+            hub: self.hub.clone(),
             ctx: self.ctx.clone(),
+            progress_interval: self.progress_interval,
             tx,
         };
         tokio::spawn(state.serve(request.into_inner()));
-        let ctx = self.ctx.clone();
+        let (ctx, max_request_bytes) = (self.ctx.clone(), self.max_request_bytes);
         let out = futures::StreamExt::flat_map(rx.into_stream(), move |mut r| {
             ctx.fill(&mut r);
             let split = fragment.lock().unwrap_or_else(|e| e.into_inner()).contains(&r.watch_id);
-            let parts = if split { fragments(r, ctx.max_request_bytes) } else { vec![r] };
+            let parts = if split { fragments(r, max_request_bytes) } else { vec![r] };
             futures::stream::iter(parts.into_iter().map(Ok))
         });
         Ok(Response::new(Box::pin(out)))

@@ -10,7 +10,7 @@ mod ids;
 
 pub use ids::LeaseIdGenerator;
 
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::proto::cairnpb::LeaseRecord;
 use crate::proto::mvccpb::{event::EventType, Event};
 use crate::storage::backend::{Backend, BackendError, PREFIX_LEASE};

@@ -4,7 +4,7 @@
 //! request, before proposing (etcd's --strict-reconfig-check, on by default).
 
 use super::Membership;
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::proto::cairnpb::MemberRecord;
 
 /// etcd 3.4 lets one learner at a time into a cluster.

@@ -5,6 +5,7 @@
 //! that are not learners (see `voters`/`learners`).
 
 mod change;
+pub mod ids;
 
 pub use change::Change;
 
@@ -115,7 +116,7 @@ pub fn founders(initial_cluster: &[(String, Vec<String>)], token: &str) -> Vec<M
     initial_cluster
         .iter()
         .map(|(name, urls)| MemberRecord {
-            id: crate::server::ids::member_id(urls, token),
+            id: crate::membership::ids::member_id(urls, token),
             name: name.clone(),
             peer_urls: urls.clone(),
             ..Default::default()

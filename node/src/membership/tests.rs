@@ -1,5 +1,5 @@
 use super::*;
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 
 fn rec(id: u64, name: &str, url: &str, learner: bool) -> MemberRecord {
     MemberRecord { id, name: name.into(), peer_urls: vec![url.into()], is_learner: learner, ..Default::default() }

@@ -2,23 +2,53 @@
 //! linearizable read point. The queue to the Ready loop is bounded; a full queue answers
 //! "too many requests" instead of growing.
 
-use super::node::{ApplyItem, Msg};
 use super::{ConfChangeKind, RaftStatus};
 use crate::apply::ApplyResult;
-use crate::grpc::status::EtcdError;
+use crate::error::EtcdError;
 use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
 use crate::wait::Waiters;
 use prost::Message;
 use raft::eraftpb::{ConfChange, ConfChangeType};
+use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
+/// What the handle asks of the Ready loop.
+pub(super) enum Msg {
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<Result<u64, EtcdError>>,
+    },
+    /// From another member, encoded.
+    Step(Vec<u8>),
+    /// A snapshot message whose image was received into the file.
+    StepSnapshot(Vec<u8>, PathBuf),
+    Unreachable(u64),
+    SnapshotStatus(u64, bool),
+    /// A membership change to replicate; the applier wakes waiter `id`.
+    ProposeConfChange {
+        id: u64,
+        cc: ConfChange,
+    },
+    /// How far a member's log matches the leader's: (member's match, leader's match), or
+    /// None when this member is not the leader.
+    Progress {
+        member: u64,
+        reply: oneshot::Sender<Option<(u64, u64)>>,
+    },
+    /// Hand leadership to another voter.
+    TransferLeader(u64),
+}
+
 #[derive(Clone)]
 pub struct RaftHandle {
     pub(super) tx: SyncSender<Msg>,
-    pub(super) waiters: Arc<Waiters>,
+    pub(super) waiters: Arc<Waiters<ApplyResult>>,
     pub(super) applied: watch::Receiver<u64>,
     pub(super) status: Arc<RaftStatus>,
     pub(super) request_timeout: Duration,
@@ -128,27 +158,9 @@ impl RaftHandle {
         self.send(Msg::TransferLeader(to))
     }
 
-    /// Writes a consistent image of the backend to `path` (the applier pauses meanwhile);
-    /// returns the raft index it is as of.
-    pub async fn write_image(&self, path: std::path::PathBuf) -> Result<u64, EtcdError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::ForApplier(ApplyItem::WriteImage { path, reply }))?;
-        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
-    }
-
-    /// Rewrites this member's backend into a compact copy (the applier pauses meanwhile);
-    /// returns the size on disk before and after.
-    pub async fn defragment(&self) -> Result<(u64, u64), EtcdError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::ForApplier(ApplyItem::Defragment { reply }))?;
-        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
-    }
-
-    /// A hash of this member's whole backend (the applier pauses meanwhile).
-    pub async fn hash(&self) -> Result<u32, EtcdError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::ForApplier(ApplyItem::Hash { reply }))?;
-        rx.await.map_err(|_| EtcdError::Stopped)?.map_err(EtcdError::Internal)
+    /// The last entry this member applied.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
     }
 
     /// Returns once this member has applied everything committed when the call was made

@@ -1,93 +1,38 @@
-//! The Ready loop (raft-rs's recipe): take messages and proposals, tick, then for each Ready
-//! hand committed entries to the applier, persist new entries and hard state to the WAL with
-//! one fsync, answer read states, advance.
+//! The Ready loop, raft-rs's recipe: take messages and proposals, tick, then for each Ready
+//! do its numbered steps (the comments in `on_ready` follow raft-rs's numbering): send
+//! messages, install a snapshot, hand committed entries to the applier, persist new entries
+//! and hard state to the WAL with one fsync, send the messages that needed them on disk,
+//! advance. The applier runs on its own thread (`apply::spawn`); this loop only hands it
+//! committed entries, in Cairn's own type.
 //!
 //! Group commit falls out of the loop's shape: while one fsync runs, proposals queue up, and
 //! the next pass drains them all into one Ready and one fsync.
 
-use super::handle::RaftHandle;
+use super::handle::{Msg, RaftHandle};
+use super::log::RaftLog;
 use super::storage::{ImageSlot, LogStorage};
 use super::{Network, Outgoing, RaftStatus};
-use crate::apply::{Applier, ApplyResult};
-use crate::grpc::status::EtcdError;
+use crate::apply::{ApplierEvent, ApplierHandle, ApplyResult, Committed, Payload};
+use crate::error::EtcdError;
+use crate::membership::Change;
 use crate::metrics::Histogram;
-use crate::storage::backend::Backend;
-use crate::storage::wal::Wal;
+use crate::proto::cairnpb::{ConfChangeContext, MemberRecord};
 use crate::wait::Waiters;
-use raft::eraftpb::{ConfChange, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
-use raft::storage::MemStorage;
+use prost::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
-/// Queue bounds: proposals waiting for the loop, and committed batches waiting for the applier.
+/// Proposals waiting for the loop.
 const PROPOSAL_QUEUE: usize = 16 * 1024;
-const APPLY_QUEUE: usize = 1024;
 /// Entries kept in the in-memory log behind the last snapshot, for slow followers.
 const CATCH_UP_ENTRIES: u64 = 5000;
-
-pub enum Msg {
-    Propose {
-        id: u64,
-        data: Vec<u8>,
-    },
-    ReadIndex {
-        reply: oneshot::Sender<Result<u64, EtcdError>>,
-    },
-    /// From another member, encoded.
-    Step(Vec<u8>),
-    /// A snapshot message whose image was received into the file.
-    StepSnapshot(Vec<u8>, PathBuf),
-    Unreachable(u64),
-    SnapshotStatus(u64, bool),
-    /// A membership change to replicate; the applier wakes waiter `id`.
-    ProposeConfChange {
-        id: u64,
-        cc: ConfChange,
-    },
-    /// How far a member's log matches the leader's: (member's match, leader's match), or
-    /// None when this member is not the leader.
-    Progress {
-        member: u64,
-        reply: oneshot::Sender<Option<(u64, u64)>>,
-    },
-    /// Hand leadership to another voter.
-    TransferLeader(u64),
-    /// Work for the applier between two batches (a client's snapshot, a defragmentation),
-    /// queued behind the entries handed over before it.
-    ForApplier(ApplyItem),
-}
-
-/// What the applier thread is handed, in raft order.
-pub enum ApplyItem {
-    Entries(Vec<Entry>),
-    /// Replace the state with a snapshot's image, as of `index`.
-    Install {
-        index: u64,
-        image: PathBuf,
-    },
-    /// Write an image of the backend as of the last applied entry, for a snapshot to send.
-    BuildImage,
-    /// The same for a client (Maintenance.Snapshot): to `path`, answered when done.
-    WriteImage {
-        path: PathBuf,
-        reply: oneshot::Sender<Result<u64, String>>,
-    },
-    /// Rewrite the backend into a compact copy (Maintenance.Defragment).
-    Defragment {
-        reply: oneshot::Sender<Result<(u64, u64), String>>,
-    },
-    /// Hash every record (Maintenance.Hash).
-    Hash {
-        reply: oneshot::Sender<Result<u32, String>>,
-    },
-}
 
 pub struct NodeConfig {
     pub id: u64,
@@ -104,31 +49,38 @@ pub struct NodeConfig {
 
 pub struct Started {
     pub handle: RaftHandle,
-    /// Both threads end when every handle is dropped; joining them waits for the last
-    /// applied entry to be flushed.
-    pub threads: Vec<JoinHandle<()>>,
+    /// Ends once every handle is dropped.
+    pub thread: JoinHandle<()>,
 }
 
-/// What the raft loop and the applier are built from.
+/// What the loop starts from and talks to.
 pub struct Parts {
-    pub storage: MemStorage,
-    pub wal: Wal,
-    pub backend: Arc<Backend>,
-    pub applier: Applier,
-    pub applied: watch::Receiver<u64>,
-    pub waiters: Arc<Waiters>,
+    /// The member's raft log (see `open_log`).
+    pub log_dir: PathBuf,
+    /// The backend's applied index: committed, whatever the log's hard state says.
+    pub applied: u64,
+    /// raft's configuration as the member records give it (used once anything was applied:
+    /// the log's snapshot marker may predate conf changes the backend holds).
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub applier: ApplierHandle,
+    pub applier_events: Receiver<ApplierEvent>,
+    /// The applier's applied index as it moves (linearizable reads wait on it).
+    pub applied_rx: watch::Receiver<u64>,
+    pub waiters: Arc<Waiters<ApplyResult>>,
     pub network: Arc<dyn Network>,
 }
 
-pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
-    let Parts { storage, wal, backend, applier, applied, waiters, network } = parts;
-    let applied_index = *applied.borrow();
+pub fn spawn(cfg: NodeConfig, parts: Parts) -> Result<Started, super::RaftError> {
+    let Parts { log_dir, applied, voters, learners, applier, applier_events, applied_rx, waiters, network } = parts;
+    let (log, replayed) = RaftLog::open(&log_dir)?;
+    let storage = super::storage::restore_storage(&replayed, applied, voters, learners)?;
     let snapshot_index = storage.first_index()?.saturating_sub(1);
     let raft_cfg = raft::Config {
         id: cfg.id,
         election_tick: cfg.election_ticks,
         heartbeat_tick: cfg.heartbeat_ticks,
-        applied: applied_index.max(snapshot_index),
+        applied: applied.max(snapshot_index),
         check_quorum: true,
         pre_vote: true,
         max_size_per_msg: 1 << 20,
@@ -138,7 +90,7 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
     raft_cfg.validate()?;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let image = Arc::new(Mutex::new(ImageSlot::default()));
-    let storage = LogStorage { mem: storage, image: image.clone() };
+    let storage = LogStorage { mem: storage, image };
     let mut raw = RawNode::new(&raft_cfg, storage, &logger)?;
     let voters = raw.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
     if voters == [cfg.id] {
@@ -147,174 +99,103 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> anyhow::Result<Started> {
     }
     let status = Arc::new(RaftStatus::default());
     let (tx, rx) = mpsc::sync_channel(PROPOSAL_QUEUE);
-    let (apply_tx, apply_rx) = mpsc::sync_channel::<ApplyItem>(APPLY_QUEUE);
-    let durable_applied = Arc::new(AtomicU64::new(applied_index));
-    let progress = Arc::new(AtomicU64::new(applied_index));
-    let (conf_tx, conf_rx) = mpsc::channel();
-
-    let applier_thread = {
-        let (durable, progress, status) = (durable_applied.clone(), progress.clone(), status.clone());
-        let shared = ApplierShared {
-            backend,
-            snapshot_count: cfg.snapshot_count,
-            durable,
-            progress,
-            status,
-            image: image.clone(),
-            snap_dir: cfg.snap_dir.clone(),
-            conf_changes: conf_tx,
-        };
-        std::thread::Builder::new().name("cairn-apply".into()).spawn(move || run_applier(applier, apply_rx, shared))?
-    };
     let node = RaftNode {
         raw,
-        wal,
+        log,
         rx,
-        apply_tx,
+        applier,
+        applier_events,
         waiters: waiters.clone(),
         status: status.clone(),
         pending_reads: HashMap::new(),
         next_read: 0,
-        progress,
-        durable_applied,
         snapshot_index,
         snapshot_count: cfg.snapshot_count,
         tick: cfg.tick,
         wal_fsync: cfg.wal_fsync.clone(),
         network,
         snap_dir: cfg.snap_dir.clone(),
-        conf_changes: conf_rx,
         deferred_conf: Default::default(),
     };
     node.publish_status();
-    let loop_thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
+    let thread = std::thread::Builder::new().name("cairn-raft".into()).spawn(move || node.run())?;
     let handle = RaftHandle {
         tx,
         waiters,
-        applied,
+        applied: applied_rx,
         status,
         request_timeout: cfg.request_timeout,
         max_request_bytes: cfg.max_request_bytes,
     };
-    Ok(Started { handle, threads: vec![loop_thread, applier_thread] })
-}
-
-struct ApplierShared {
-    backend: Arc<Backend>,
-    snapshot_count: u64,
-    durable: Arc<AtomicU64>,
-    progress: Arc<AtomicU64>,
-    status: Arc<RaftStatus>,
-    image: Arc<Mutex<ImageSlot>>,
-    snap_dir: PathBuf,
-    /// Conf changes the applier accepted, for raft to apply in order. The loop takes them
-    /// on its next pass (within a tick): a sender of its own queue here would keep it from
-    /// ever seeing the last handle go, and so from stopping.
-    conf_changes: mpsc::Sender<ConfChange>,
+    Ok(Started { handle, thread })
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     crate::fatal::stop(what, &e)
 }
 
-fn run_applier(mut applier: Applier, rx: Receiver<ApplyItem>, sh: ApplierShared) {
-    let mut last_flushed = sh.durable.load(Ordering::Relaxed);
-    let mut last = last_flushed;
-    loop {
-        // With compaction garbage left, poll so the cleanup proceeds between batches.
-        let wait = if applier.has_garbage() { Duration::ZERO } else { Duration::from_secs(1) };
-        match rx.recv_timeout(wait) {
-            Ok(ApplyItem::Entries(entries)) => {
-                let accepted = applier.apply(&entries);
-                last = last.max(applier.last_applied());
-                for cc in accepted {
-                    // Fails only when the raft loop is gone, that is when the server stops.
-                    let _ = sh.conf_changes.send(cc);
-                }
-            }
-            Ok(ApplyItem::Install { index, image }) => {
-                if let Err(e) = applier.install(index, &image) {
-                    fatal("installing a snapshot failed", e);
-                }
-                tracing::info!(index, "installed a snapshot");
-                // The image load flushed the backend.
-                last = index;
-                last_flushed = index;
-                sh.durable.store(index, Ordering::Release);
-            }
-            Ok(ApplyItem::BuildImage) => {
-                let path = crate::storage::image::path(&sh.snap_dir, last);
-                match crate::storage::image::write(&sh.backend, &path) {
-                    Ok(bytes) => {
-                        tracing::info!(index = last, bytes, "wrote a backend image for a snapshot");
-                        // The configuration as of the image: what its member records say.
-                        let conf = super::storage::conf_state(applier.membership());
-                        sh.image.lock().unwrap_or_else(|e| e.into_inner()).built = Some((last, path, conf));
-                    }
-                    // Still wanted: the raft loop asks again.
-                    Err(e) => tracing::warn!(error = %e, "writing a backend image failed"),
-                }
-                sh.image.lock().unwrap_or_else(|e| e.into_inner()).building = false;
-            }
-            Ok(ApplyItem::Defragment { reply }) => {
-                // Between batches: nothing writes while the copy is made and switched to.
-                let started = std::time::Instant::now();
-                let r = sh.backend.defragment().map_err(|e| e.to_string());
-                if let Ok((before, after)) = &r {
-                    tracing::info!(before, after, took = ?started.elapsed(), "defragmented the backend");
-                }
-                let _ = reply.send(r);
-            }
-            Ok(ApplyItem::Hash { reply }) => {
-                // Between batches, so the hash is of one point in time.
-                let _ = reply.send(sh.backend.hash().map_err(|e| e.to_string()));
-            }
-            Ok(ApplyItem::WriteImage { path, reply }) => {
-                // Between batches, so the image is one consistent point in time.
-                let r = crate::storage::image::write(&sh.backend, &path).map(|_| last).map_err(|e| e.to_string());
-                let _ = reply.send(r);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+/// A committed raft-rs entry as the applier takes it.
+fn committed(e: Entry) -> Committed {
+    let payload = match e.get_entry_type() {
+        EntryType::EntryNormal if e.data.is_empty() => Payload::Empty,
+        EntryType::EntryNormal => Payload::Request(e.data),
+        EntryType::EntryConfChange => match conf_change_of(&e.data) {
+            Ok((waiter, change)) => Payload::ConfChange { waiter, change },
+            Err(why) => Payload::Unreadable(why),
+        },
+        EntryType::EntryConfChangeV2 => Payload::Unreadable("a joint-consensus conf change (never proposed)".into()),
+    };
+    Committed { index: e.index, payload }
+}
+
+/// The membership change a conf change entry carries, and its waiter (in the context).
+fn conf_change_of(data: &[u8]) -> Result<(u64, Change), String> {
+    let cc: ConfChange =
+        protobuf::Message::parse_from_bytes(data).map_err(|e| format!("undecodable conf change: {e}"))?;
+    let ctx =
+        ConfChangeContext::decode(&cc.context[..]).map_err(|e| format!("undecodable conf change context: {e}"))?;
+    let change = match cc.get_change_type() {
+        ConfChangeType::AddNode if ctx.promote => Change::Promote(cc.node_id),
+        ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+            let member = ctx.member.clone().unwrap_or_default();
+            let is_learner = cc.get_change_type() == ConfChangeType::AddLearnerNode;
+            Change::Add(MemberRecord { id: cc.node_id, is_learner, ..member })
         }
-        sh.progress.store(last, Ordering::Release);
-        sh.status.applied.store(last, Ordering::Relaxed);
-        if let Err(e) = applier.collect_garbage() {
-            fatal("deleting compacted records failed", e);
-        }
-        if last - last_flushed >= sh.snapshot_count {
-            // The WAL may only drop entries the backend holds on disk.
-            if let Err(e) = sh.backend.flush() {
-                fatal("backend flush failed", e);
-            }
-            last_flushed = last;
-            sh.durable.store(last, Ordering::Release);
-        }
-    }
-    if let Err(e) = sh.backend.flush() {
-        tracing::error!(error = %e, "final backend flush failed");
-    }
+        ConfChangeType::RemoveNode => Change::Remove(cc.node_id),
+    };
+    Ok((ctx.id, change))
+}
+
+/// The raft-rs conf change that applies a membership change the applier accepted.
+fn raft_conf_change(change: &Change) -> Option<ConfChange> {
+    let (change_type, node_id) = match change {
+        Change::Add(rec) if rec.is_learner => (ConfChangeType::AddLearnerNode, rec.id),
+        Change::Add(rec) => (ConfChangeType::AddNode, rec.id),
+        Change::Promote(id) => (ConfChangeType::AddNode, *id),
+        Change::Remove(id) => (ConfChangeType::RemoveNode, *id),
+        // New peer URLs are the transport's business, not raft's.
+        Change::Update(..) => return None,
+    };
+    Some(ConfChange { change_type, node_id, ..Default::default() })
 }
 
 struct RaftNode {
     raw: RawNode<LogStorage>,
-    wal: Wal,
+    log: RaftLog,
     rx: Receiver<Msg>,
-    apply_tx: SyncSender<ApplyItem>,
-    waiters: Arc<Waiters>,
+    applier: ApplierHandle,
+    applier_events: Receiver<ApplierEvent>,
+    waiters: Arc<Waiters<ApplyResult>>,
     status: Arc<RaftStatus>,
     /// ReadIndex requests in flight, by the context raft echoes back.
     pending_reads: HashMap<u64, Vec<oneshot::Sender<Result<u64, EtcdError>>>>,
     next_read: u64,
-    progress: Arc<AtomicU64>,
-    durable_applied: Arc<AtomicU64>,
     snapshot_index: u64,
     snapshot_count: u64,
     tick: Duration,
     wal_fsync: Arc<Histogram>,
     network: Arc<dyn Network>,
     snap_dir: PathBuf,
-    conf_changes: Receiver<ConfChange>,
     /// Conf changes proposed here, waiting for the one before them to be applied.
     deferred_conf: std::collections::VecDeque<(u64, ConfChange)>,
 }
@@ -333,10 +214,8 @@ impl RaftNode {
             while let Ok(m) = self.rx.try_recv() {
                 self.take(m, &mut reads);
             }
-            while let Ok(cc) = self.conf_changes.try_recv() {
-                if let Err(e) = self.raw.apply_conf_change(&cc) {
-                    fatal(&format!("raft refused a conf change the members accepted ({cc:?})"), e);
-                }
+            while let Ok(event) = self.applier_events.try_recv() {
+                self.applier_event(event);
             }
             self.propose_conf_changes();
             if !reads.is_empty() {
@@ -387,9 +266,25 @@ impl RaftNode {
                 let _ = reply.send(answer);
             }
             Msg::TransferLeader(to) => self.raw.transfer_leader(to),
-            // With the applier gone the item's reply is dropped: the caller sees "stopped".
-            Msg::ForApplier(item) => {
-                let _ = self.apply_tx.send(item);
+        }
+    }
+
+    fn applier_event(&mut self, event: ApplierEvent) {
+        match event {
+            ApplierEvent::ConfChange(change) => {
+                let Some(cc) = raft_conf_change(&change) else { return };
+                if let Err(e) = self.raw.apply_conf_change(&cc) {
+                    fatal(&format!("raft refused a conf change the members accepted ({change:?})"), e);
+                }
+            }
+            ApplierEvent::ImageBuilt(built) => {
+                let mut slot = self.raw.store().slot();
+                slot.building = false;
+                if let Some(b) = built {
+                    let conf =
+                        raft::eraftpb::ConfState { voters: b.voters, learners: b.learners, ..Default::default() };
+                    slot.built = Some((b.index, b.path, conf));
+                }
             }
         }
     }
@@ -461,22 +356,20 @@ impl RaftNode {
         if slot.wanted && !slot.building {
             slot.building = true;
             drop(slot);
-            // Fails only when the applier is gone, that is when the server stops.
-            let _ = self.apply_tx.send(ApplyItem::BuildImage);
+            // Fails only when the applier is gone, that is when the member stops.
+            let _ = self.applier.build_image();
         }
     }
 
     /// A snapshot from the leader: record it in the WAL, reset the log to it, and have the
     /// applier load its image (in order: after every entry handed over before).
-    fn install_snapshot(&mut self, snap: Snapshot) -> anyhow::Result<()> {
+    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), super::RaftError> {
         let meta = snap.get_metadata().clone();
         let image = PathBuf::from(String::from_utf8_lossy(&snap.data).into_owned());
-        self.wal.save_snapshot(&meta)?;
-        self.sync_wal()?;
+        self.log.save_snapshot(&meta)?;
+        self.sync_log()?;
         self.raw.mut_store().mem.wl().apply_snapshot(snap)?;
-        self.apply_tx
-            .send(ApplyItem::Install { index: meta.index, image: image.clone() })
-            .map_err(|_| anyhow::anyhow!("applier stopped"))?;
+        self.applier.install(meta.index, image.clone())?;
         self.snapshot_index = meta.index;
         crate::storage::image::remove_others(&self.snap_dir, meta.index);
         // The image stays until a newer one replaces it: a restart before the applier is done
@@ -485,9 +378,11 @@ impl RaftNode {
         Ok(())
     }
 
-    fn on_ready(&mut self) -> anyhow::Result<()> {
-        // Tell raft how far the applier got (it applies on its own thread).
-        let applied = self.progress.load(Ordering::Acquire);
+    /// One Ready, by raft-rs's numbered recipe.
+    fn on_ready(&mut self) -> Result<(), super::RaftError> {
+        // Tell raft how far the applier got (it applies on its own thread): the recipe's
+        // advance_apply, done here for every pass.
+        let applied = self.applier.applied();
         if applied > self.raw.raft.raft_log.applied && applied <= self.raw.raft.raft_log.committed {
             self.raw.advance_apply_to(applied);
         }
@@ -495,24 +390,30 @@ impl RaftNode {
             return Ok(());
         }
         let mut ready = self.raw.ready();
-        // A leader's messages may go before its own entries are durable (raft's thesis, 10.2.1).
+        // 1. Messages: a leader's may go before its own entries are durable (raft's thesis,
+        //    10.2.1).
         self.send(ready.take_messages());
+        // 2. A snapshot from the leader.
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone())?;
         }
-        self.send_to_applier(ready.take_committed_entries())?;
+        // 3. Committed entries, to the applier.
+        self.applier.apply(ready.take_committed_entries().into_iter().map(committed).collect())?;
+        // 4. New entries, to the WAL and the in-memory log.
         if !ready.entries().is_empty() {
-            self.wal.append_entries(ready.entries())?;
+            self.log.append_entries(ready.entries())?;
             self.raw.mut_store().mem.wl().append(ready.entries())?;
         }
+        // 5. The hard state.
         if let Some(hs) = ready.hs() {
-            self.wal.save_hard_state(hs)?;
+            self.log.save_hard_state(hs)?;
             self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
         }
         if ready.must_sync() || !ready.entries().is_empty() {
-            self.sync_wal()?;
+            self.sync_log()?;
         }
-        // Votes and appends answered only once what they promise is on disk.
+        // 6. Persisted messages: votes and appends answered only once what they promise is
+        //    on disk.
         self.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
             let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or_default());
@@ -520,56 +421,50 @@ impl RaftNode {
                 let _ = reply.send(Ok(rs.index));
             }
         }
+        // 7. Advance, then the light ready: its commit index, messages and committed entries.
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             let mut hs = self.raw.store().mem.rl().hard_state().clone();
             hs.commit = commit;
             self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
             // Not synced on its own: the commit index is recoverable (applied implies committed).
-            self.wal.save_hard_state(&hs)?;
+            self.log.save_hard_state(&hs)?;
         }
         self.send(light.take_messages());
-        self.send_to_applier(light.take_committed_entries())?;
+        self.applier.apply(light.take_committed_entries().into_iter().map(committed).collect())?;
         self.publish_status();
         Ok(())
     }
 
-    fn sync_wal(&mut self) -> anyhow::Result<()> {
+    fn sync_log(&mut self) -> Result<(), super::RaftError> {
         let t = Instant::now();
-        self.wal.sync()?;
+        self.log.sync()?;
         self.wal_fsync.observe(t.elapsed());
         Ok(())
     }
 
-    fn send_to_applier(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.apply_tx.send(ApplyItem::Entries(entries)).map_err(|_| anyhow::anyhow!("applier stopped"))
-    }
-
     fn publish_status(&self) {
         let r = &self.raw.raft;
-        self.status.term.store(r.term, Ordering::Relaxed);
-        self.status.leader.store(r.leader_id, Ordering::Relaxed);
-        self.status.commit.store(r.raft_log.committed, Ordering::Relaxed);
-        self.status.is_leader.store(r.state == StateRole::Leader, Ordering::Relaxed);
+        self.status.term.store(r.term, std::sync::atomic::Ordering::Relaxed);
+        self.status.leader.store(r.leader_id, std::sync::atomic::Ordering::Relaxed);
+        self.status.commit.store(r.raft_log.committed, std::sync::atomic::Ordering::Relaxed);
+        self.status.is_leader.store(r.state == StateRole::Leader, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Once the backend has flushed `snapshot_count` more entries, the log before them is
     /// only history: record a snapshot marker and drop what it covers.
     fn compact_log(&mut self) {
-        let durable = self.durable_applied.load(Ordering::Acquire);
+        let durable = self.applier.durable();
         if durable < self.snapshot_index + self.snapshot_count || durable == 0 {
             return;
         }
-        let result = (|| -> anyhow::Result<()> {
+        let result = (|| -> Result<(), super::RaftError> {
             let term = self.raw.store().term(durable)?;
             let mut meta = SnapshotMetadata { index: durable, term, ..Default::default() };
             meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-            self.wal.save_snapshot(&meta)?;
-            self.sync_wal()?;
-            self.wal.release_to(durable)?;
+            self.log.save_snapshot(&meta)?;
+            self.sync_log()?;
+            self.log.release_to(durable)?;
             // Kept in memory a while longer: a follower a little behind catches up from
             // entries instead of a whole snapshot (etcd keeps 5000 too).
             let keep_from = durable.saturating_sub(CATCH_UP_ENTRIES);

@@ -1,7 +1,6 @@
 //! The raft log in memory (raft-rs's MemStorage), rebuilt from the WAL at start.
 
-use crate::membership::Membership;
-use crate::storage::wal::Replayed;
+use super::log::Replayed;
 use raft::eraftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 
@@ -18,10 +17,10 @@ pub fn bootstrap_state(voters: Vec<u64>) -> (SnapshotMetadata, HardState) {
 /// Builds the in-memory log from what the WAL replayed. `applied` is the backend's applied
 /// index: it is committed even if the last commit index recorded in the WAL is older.
 ///
-/// Raft's configuration is the member records' once any entry was applied: the WAL's
-/// snapshot marker may predate conf changes the backend already holds (and raft will not
-/// hand those entries out again).
-pub fn restore_storage(r: &Replayed, applied: u64, members: &Membership) -> raft::Result<MemStorage> {
+/// Raft's configuration is the member records' (`voters`, `learners`) once any entry was
+/// applied: the WAL's snapshot marker may predate conf changes the backend already holds (and
+/// raft will not hand those entries out again).
+pub fn restore_storage(r: &Replayed, applied: u64, voters: Vec<u64>, learners: Vec<u64>) -> raft::Result<MemStorage> {
     let storage = MemStorage::new();
     {
         let mut core = storage.wl();
@@ -37,15 +36,10 @@ pub fn restore_storage(r: &Replayed, applied: u64, members: &Membership) -> raft
         hs.commit = hs.commit.max(applied).max(r.snapshot.index).min(last);
         core.set_hardstate(hs);
         if applied > 0 {
-            core.set_conf_state(conf_state(members));
+            core.set_conf_state(ConfState { voters, learners, ..Default::default() });
         }
     }
     Ok(storage)
-}
-
-/// Raft's configuration as the member records give it.
-pub fn conf_state(m: &Membership) -> ConfState {
-    ConfState { voters: m.voters(), learners: m.learners(), ..Default::default() }
 }
 
 /// The newest backend image this member can send, and whether raft asked for one.

@@ -4,40 +4,14 @@
 //!   min(P, 1h) the store is compacted at the revision it had P ago.
 //! - revision, retention N: every 5 minutes, compacted at (current revision - N).
 
-use crate::grpc::ServerCtx;
+use crate::config::Policy;
+use crate::grpc::Common;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{CompactionRequest, CompactionResponse};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    Periodic(Duration),
-    Revision(i64),
-}
-
-/// etcd's reading of the flags: a bare number is hours (periodic) or revisions (revision);
-/// otherwise a duration. Retention 0 turns automatic compaction off.
-pub fn policy(mode: &str, retention: &str) -> Result<Option<Policy>, String> {
-    if let Ok(n) = retention.parse::<i64>() {
-        return match (n, mode) {
-            (0, _) => Ok(None),
-            (n, _) if n < 0 => Err(format!("--auto-compaction-retention: {retention:?} must not be negative")),
-            (n, "periodic") => Ok(Some(Policy::Periodic(Duration::from_secs(n as u64 * 3600)))),
-            (n, _) => Ok(Some(Policy::Revision(n))),
-        };
-    }
-    match (crate::config::parse_duration(retention), mode) {
-        (Some(d), "periodic") => Ok(Some(Policy::Periodic(d))),
-        (Some(_), _) => {
-            Err(format!("--auto-compaction-retention: revision mode takes a number of revisions, not {retention:?}"))
-        }
-        (None, _) if matches!(retention, "0s" | "0m" | "0h") => Ok(None),
-        (None, _) => Err(format!("--auto-compaction-retention: error parsing CompactionRetention: {retention:?}")),
-    }
-}
 
 /// The revision to compact at, from samples (time, revision) oldest first: the newest one
 /// at least `period` old.
@@ -47,7 +21,7 @@ fn periodic_target(samples: &VecDeque<(Instant, i64)>, now: Instant, period: Dur
 
 const REVISION_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
-pub async fn run(ctx: Arc<ServerCtx>, policy: Policy) {
+pub async fn run(ctx: Arc<Common>, policy: Policy) {
     let (tick, every) = match policy {
         Policy::Periodic(p) => {
             let every = p.min(Duration::from_secs(3600));
@@ -104,17 +78,6 @@ pub async fn run(ctx: Arc<ServerCtx>, policy: Policy) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retention_reads_as_etcd_reads_it() {
-        assert_eq!(policy("periodic", "0"), Ok(None));
-        assert_eq!(policy("periodic", "1"), Ok(Some(Policy::Periodic(Duration::from_secs(3600)))));
-        assert_eq!(policy("periodic", "30m"), Ok(Some(Policy::Periodic(Duration::from_secs(1800)))));
-        assert_eq!(policy("revision", "1000"), Ok(Some(Policy::Revision(1000))));
-        assert!(policy("revision", "1h").is_err());
-        assert!(policy("periodic", "soon").is_err());
-        assert!(policy("periodic", "-1").is_err());
-    }
 
     #[test]
     fn periodic_compaction_keeps_exactly_the_retention() {

@@ -1,7 +1,11 @@
 //! Plain HTTP beside gRPC on the client port: /health, /version and /metrics.
 
-use crate::grpc::ServerCtx;
+use crate::alarm::Alarms;
+use crate::grpc::Common;
 use crate::metrics::Gauges;
+use crate::storage::backend::Backend;
+use crate::storage::mvcc::watch::WatchHub;
+use crate::version::{CLUSTER_VERSION, ETCD_API_VERSION};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -9,11 +13,15 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
-/// The etcd API level Cairn speaks; clients gate features on it.
-pub const ETCD_API_VERSION: &str = "3.5.0";
-pub const CLUSTER_VERSION: &str = "3.5.0";
+/// What the routes read.
+pub struct HttpState {
+    pub common: Arc<Common>,
+    pub alarms: Arc<Alarms>,
+    pub backend: Arc<Backend>,
+    pub hub: Arc<WatchHub>,
+}
 
-pub fn routes(ctx: Arc<ServerCtx>) -> Router {
+pub fn routes(ctx: Arc<HttpState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/version", get(version))
@@ -21,13 +29,14 @@ pub fn routes(ctx: Arc<ServerCtx>) -> Router {
         .with_state(ctx)
 }
 
-async fn health(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
+async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let ctx = &state.common;
     // Healthy means: this member has published itself to the cluster (etcd serves clients
     // only from then on), there is a leader, and a linearizable read goes through now.
     // A raised alarm makes the member unhealthy too, as in etcd.
     let published = ctx.membership.get(ctx.member_id).is_some_and(|m| !m.client_urls.is_empty());
     let ok = published
-        && ctx.alarms.all().is_empty()
+        && state.alarms.all().is_empty()
         && ctx.raft.status().has_leader()
         && ctx.raft.linearizable_read().await.is_ok();
     // etcd answers failure through Go's http.Error: plain text, a newline after the JSON.
@@ -51,10 +60,11 @@ async fn version() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
-async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let ctx = &state.common;
     let s = ctx.raft.status();
-    let (watchers, slow_watchers, watchers_fell_behind) = ctx.hub.stats();
-    let backend = ctx.backend.clone();
+    let (watchers, slow_watchers, watchers_fell_behind) = state.hub.stats();
+    let backend = state.backend.clone();
     let db_size_in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0);
     let g = Gauges {
         watchers,
@@ -64,9 +74,9 @@ async fn metrics(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse {
         is_leader: s.is_leader(),
         term: s.term(),
         committed: s.commit_index(),
-        applied: s.applied_index(),
+        applied: ctx.raft.applied_index(),
         pending: ctx.raft.pending_proposals(),
-        db_size: ctx.backend.size_on_disk(),
+        db_size: state.backend.size_on_disk(),
         db_size_in_use,
         keys: ctx.mvcc.key_count(),
         revision: ctx.mvcc.current_revision(),

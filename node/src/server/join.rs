@@ -4,29 +4,30 @@
 //! MemberAdd chose).
 
 use super::bootstrap::Joining;
+use super::MemberError;
 use crate::config::Config;
 use crate::membership::same_urls;
 use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::{MemberRecord, MembersReply, MembersRequest};
 use crate::storage::wal::Identity;
-use anyhow::bail;
 use std::time::Duration;
 use tonic::transport::Endpoint;
 
-pub async fn fetch(cfg: &Config) -> anyhow::Result<Joining> {
+pub async fn fetch(cfg: &Config) -> Result<Joining, MemberError> {
     let reply = ask_peers(cfg).await?;
     let me = validate(cfg, &reply.members)?;
     Ok(Joining { identity: Identity { member_id: me, cluster_id: reply.cluster_id }, members: reply.members })
 }
 
-async fn ask_peers(cfg: &Config) -> anyhow::Result<MembersReply> {
+async fn ask_peers(cfg: &Config) -> Result<MembersReply, MemberError> {
     let mut last_error = String::from("no other member in --initial-cluster");
     for (_, urls) in cfg.initial_cluster.iter().filter(|(_, urls)| *urls != cfg.initial_advertise_peer_urls) {
         for url in urls {
             let ask = async {
-                let ch = Endpoint::from_shared(url.clone())?.connect_timeout(Duration::from_secs(1)).connect().await?;
-                let reply = PeerClient::new(ch).members(MembersRequest {}).await?;
-                anyhow::Ok(reply.into_inner())
+                let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| e.to_string())?;
+                let ch = endpoint.connect_timeout(Duration::from_secs(1)).connect().await.map_err(|e| e.to_string())?;
+                let reply = PeerClient::new(ch).members(MembersRequest {}).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(reply.into_inner())
             };
             match tokio::time::timeout(Duration::from_secs(2), ask).await {
                 Ok(Ok(reply)) => return Ok(reply),
@@ -35,32 +36,36 @@ async fn ask_peers(cfg: &Config) -> anyhow::Result<MembersReply> {
             }
         }
     }
-    bail!("cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (last error: {last_error})")
+    Err(MemberError::Join(format!(
+        "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (last error: {last_error})"
+    )))
 }
 
 /// etcd's rule: --initial-cluster must list the cluster's members, no more, no fewer, each
 /// with the peer URLs the cluster knows. Returns this member's id.
-fn validate(cfg: &Config, members: &[MemberRecord]) -> anyhow::Result<u64> {
+fn validate(cfg: &Config, members: &[MemberRecord]) -> Result<u64, MemberError> {
     if members.len() != cfg.initial_cluster.len() {
-        bail!(
+        return Err(MemberError::Join(format!(
             "error validating peerURLs: member count is unequal (--initial-cluster lists {}, the cluster has {})",
             cfg.initial_cluster.len(),
             members.len()
-        );
+        )));
     }
     for m in members {
         if !cfg.initial_cluster.iter().any(|(_, urls)| same_urls(urls, &m.peer_urls)) {
-            bail!(
+            return Err(MemberError::Join(format!(
                 "error validating peerURLs: PeerURLs: no match found for existing member ({:x}, {:?})",
-                m.id,
-                m.peer_urls
-            );
+                m.id, m.peer_urls
+            )));
         }
     }
     // The lists match one to one and ours names this member (the flags were checked), so
     // the cluster has an entry with our URLs.
     match members.iter().find(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls)) {
         Some(m) => Ok(m.id),
-        None => bail!("this member's peer URLs {:?} are not in the cluster", cfg.initial_advertise_peer_urls),
+        None => Err(MemberError::Join(format!(
+            "this member's peer URLs {:?} are not in the cluster",
+            cfg.initial_advertise_peer_urls
+        ))),
     }
 }

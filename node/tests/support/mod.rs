@@ -1,47 +1,38 @@
-//! In-process members for raft tests: each runs the real raft loop, WAL, applier and backend
-//! in a temporary dir, but talks to the others through `MemNet`, an in-memory network that
-//! can cut links, drop a share of the messages and deliver the rest late and out of order.
+//! In-process members for raft tests: each is a whole member made by `Member::open` (its raft
+//! loop, WAL, applier and backend in a temporary dir) serving its peers on a loopback port,
+//! with its outgoing raft messages passed through `FaultyNet` first, which can cut links, drop
+//! a share of the messages and deliver the rest late and out of order.
 
-use cairn_node::alarm::Alarms;
-use cairn_node::apply::{write_initial_members, Applier};
-use cairn_node::lease::Lessor;
-use cairn_node::membership::Membership;
-use cairn_node::metrics::Histogram;
-use cairn_node::proto::cairnpb::MemberRecord;
-use cairn_node::raft::{bootstrap_state, restore_storage, spawn, Network, NodeConfig, Outgoing, Parts, RaftHandle};
-use cairn_node::storage::backend::Backend;
-use cairn_node::storage::mvcc::watch::WatchHub;
+use cairn_node::config::{ClusterState, Config};
+use cairn_node::raft::{Network, Outgoing, RaftHandle};
+use cairn_node::server::{Listeners, Member};
 use cairn_node::storage::mvcc::MvccStore;
-use cairn_node::storage::wal::{Identity, Wal};
-use cairn_node::wait::Waiters;
 use rand::Rng;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct NetState {
-    handles: HashMap<u64, (RaftHandle, PathBuf)>,
     /// Links that carry nothing, both ways.
     cut: HashSet<(u64, u64)>,
     drop_share: f64,
     max_delay: Duration,
-    /// Messages on their way: (due, sequence) → (from, message).
-    in_flight: BTreeMap<(Instant, u64), (u64, Outgoing)>,
+    /// Messages on their way: (due, sequence) → (the sender's real network, message).
+    in_flight: BTreeMap<(Instant, u64), (Arc<dyn Network>, Outgoing)>,
     seq: u64,
     stopped: bool,
 }
 
-/// The network between the members; one delivery thread hands messages over when due.
-pub struct MemNet {
+/// The faults between the members; one delivery thread hands delayed messages on when due.
+pub struct FaultyNet {
     state: Mutex<NetState>,
     due: Condvar,
 }
 
-impl MemNet {
-    pub fn new() -> Arc<MemNet> {
-        let net = Arc::new(MemNet { state: Mutex::default(), due: Condvar::new() });
+impl FaultyNet {
+    pub fn new() -> Arc<FaultyNet> {
+        let net = Arc::new(FaultyNet { state: Mutex::default(), due: Condvar::new() });
         let n = net.clone();
         std::thread::spawn(move || n.deliver());
         net
@@ -68,29 +59,41 @@ impl MemNet {
     pub fn stop(&self) {
         let mut s = self.state.lock().unwrap();
         s.stopped = true;
-        s.handles.clear();
+        s.in_flight.clear();
         self.due.notify_all();
     }
 
-    fn send_from(&self, from: u64, out: Vec<Outgoing>) {
+    fn send_from(&self, from: u64, out: Vec<Outgoing>, next: &Arc<dyn Network>) {
         let mut s = self.state.lock().unwrap();
         let mut rng = rand::thread_rng();
+        let mut now = Vec::new();
         for m in out {
-            let lost = s.cut.contains(&(from, m.to)) || rng.gen_bool(s.drop_share);
-            if lost {
-                if m.image.is_some() {
-                    if let Some((h, _)) = s.handles.get(&from) {
-                        h.report_snapshot(m.to, false);
-                    }
-                }
+            if s.cut.contains(&(from, m.to)) {
                 continue;
             }
-            let delay = if s.max_delay.is_zero() { Duration::ZERO } else { rng.gen_range(Duration::ZERO..s.max_delay) };
+            // A snapshot goes as it is: raft waits for its outcome, which the transport
+            // reports only for a snapshot it was given.
+            if m.image.is_some() {
+                now.push(m);
+                continue;
+            }
+            if rng.gen_bool(s.drop_share) {
+                continue;
+            }
+            if s.max_delay.is_zero() {
+                now.push(m);
+                continue;
+            }
+            let delay = rng.gen_range(Duration::ZERO..s.max_delay);
             s.seq += 1;
             let key = (Instant::now() + delay, s.seq);
-            s.in_flight.insert(key, (from, m));
+            s.in_flight.insert(key, (next.clone(), m));
         }
+        drop(s);
         self.due.notify_all();
+        if !now.is_empty() {
+            next.send(now);
+        }
     }
 
     fn deliver(&self) {
@@ -99,26 +102,10 @@ impl MemNet {
             let now = Instant::now();
             match s.in_flight.first_key_value().map(|(k, _)| k.0) {
                 Some(due) if due <= now => {
-                    let (_, (from, m)) = s.in_flight.pop_first().unwrap();
-                    // A link cut while the message was on its way loses it too.
-                    if s.cut.contains(&(from, m.to)) {
-                        continue;
-                    }
-                    let Some((to, dir)) = s.handles.get(&m.to).cloned() else { continue };
-                    match &m.image {
-                        None => to.step(m.message),
-                        Some(image) => {
-                            // The image goes where the receiver keeps the ones it received.
-                            let dest = dir.join(format!("{:016x}.image", m.snapshot_index));
-                            let ok = std::fs::copy(image, &dest).is_ok();
-                            if ok {
-                                to.step_snapshot(m.message, dest);
-                            }
-                            if let Some((sender, _)) = s.handles.get(&from) {
-                                sender.report_snapshot(m.to, ok);
-                            }
-                        }
-                    }
+                    let (_, (next, m)) = s.in_flight.pop_first().unwrap();
+                    drop(s);
+                    next.send(vec![m]);
+                    s = self.state.lock().unwrap();
                 }
                 Some(due) => s = self.due.wait_timeout(s, due - now).unwrap().0,
                 None => s = self.due.wait(s).unwrap(),
@@ -127,15 +114,16 @@ impl MemNet {
     }
 }
 
-/// One member's view of the network: it knows who sends.
+/// One member's outgoing messages: through the faults, then its real transport.
 struct Link {
     from: u64,
-    net: Arc<MemNet>,
+    net: Arc<FaultyNet>,
+    next: Arc<dyn Network>,
 }
 
 impl Network for Link {
     fn send(&self, out: Vec<Outgoing>) {
-        self.net.send_from(self.from, out);
+        self.net.send_from(self.from, out, &self.next);
     }
 }
 
@@ -143,56 +131,64 @@ pub struct TestMember {
     pub id: u64,
     pub raft: RaftHandle,
     pub mvcc: Arc<MvccStore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
-/// Starts members 1..=n of a new cluster on `net`.
-pub fn start_cluster(net: &Arc<MemNet>, n: u64, snapshot_count: u64) -> Vec<TestMember> {
-    let ids: Vec<u64> = (1..=n).collect();
-    let records: Vec<MemberRecord> = ids
-        .iter()
-        .map(|id| MemberRecord {
-            id: *id,
-            name: format!("m{id}"),
-            peer_urls: vec![format!("mem://{id}")],
-            ..Default::default()
-        })
-        .collect();
-    ids.iter().map(|id| start_member(net, *id, &records, snapshot_count)).collect()
+impl Drop for TestMember {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
-fn start_member(net: &Arc<MemNet>, id: u64, records: &[MemberRecord], snapshot_count: u64) -> TestMember {
-    let dir = tempfile::tempdir().unwrap();
-    let (wal_dir, snap_dir) = (dir.path().join("wal"), dir.path().join("snap"));
-    std::fs::create_dir_all(&snap_dir).unwrap();
-    let (meta, hs) = bootstrap_state(records.iter().map(|r| r.id).collect());
-    Wal::create(&wal_dir, Identity { member_id: id, cluster_id: 1 }, meta, hs).unwrap();
-    let (wal, replayed) = Wal::open(&wal_dir).unwrap();
-    let backend = Arc::new(Backend::open(&dir.path().join("db")).unwrap());
-    write_initial_members(&backend, records).unwrap();
-    let membership = Arc::new(Membership::load(&backend, id).unwrap());
-    let mvcc = Arc::new(MvccStore::open(backend.clone()).unwrap());
-    let storage = restore_storage(&replayed, 0, &membership).unwrap();
-    let waiters = Arc::new(Waiters::default());
-    let (applied_tx, applied) = tokio::sync::watch::channel(0);
-    let hub = Arc::new(WatchHub::new(mvcc.current_revision()));
-    let alarms = Arc::new(Alarms::default());
-    let lessor = Arc::new(Lessor::new(1));
-    let applier = Applier::new(mvcc.clone(), membership, alarms, hub, lessor, waiters.clone(), applied_tx, 0);
-    let cfg = NodeConfig {
-        id,
-        tick: Duration::from_millis(10),
-        election_ticks: 10,
-        heartbeat_ticks: 1,
-        snapshot_count,
-        request_timeout: Duration::from_secs(2),
-        max_request_bytes: 1 << 20,
-        wal_fsync: Arc::new(Histogram::default()),
-        snap_dir: snap_dir.clone(),
-    };
-    let network = Arc::new(Link { from: id, net: net.clone() });
-    let parts = Parts { storage, wal, backend, applier, applied, waiters, network };
-    let started = spawn(cfg, parts).unwrap();
-    net.state.lock().unwrap().handles.insert(id, (started.handle.clone(), snap_dir));
-    TestMember { id, raft: started.handle, mvcc, _dir: dir }
+/// Starts members m1..=mn of a new cluster on loopback, their raft messages through `net`.
+pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) -> Vec<TestMember> {
+    let mut peers = Vec::new();
+    for _ in 0..n {
+        peers.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let urls: Vec<String> = peers.iter().map(|l| format!("http://{}", l.local_addr().unwrap())).collect();
+    let initial: Vec<(String, Vec<String>)> =
+        urls.iter().enumerate().map(|(i, u)| (format!("m{}", i + 1), vec![u.clone()])).collect();
+    let mut members = Vec::new();
+    for (i, listener) in peers.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            name: format!("m{}", i + 1),
+            data_dir: dir.path().join("data"),
+            listen_client: Vec::new(),
+            listen_peer: vec![listener.local_addr().unwrap()],
+            advertise_client_urls: vec![format!("http://127.0.0.1:{}", 1 + i)],
+            initial_advertise_peer_urls: vec![urls[i].clone()],
+            initial_cluster: initial.clone(),
+            initial_cluster_state: ClusterState::New,
+            initial_cluster_token: "raft-cluster-test".into(),
+            snapshot_count,
+            heartbeat: Duration::from_millis(10),
+            election_ticks: 10,
+            max_txn_ops: 128,
+            max_request_bytes: 1 << 20,
+            max_concurrent_streams: u32::MAX,
+            watch_progress_interval: Duration::from_secs(600),
+            log_level: "info".into(),
+            auto_compaction: None,
+            quota_bytes: None,
+        };
+        // The member's id, derived from its flags as etcd derives it: what the link cuts by.
+        let from = cairn_node::membership::ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
+        let net = net.clone();
+        let interpose: cairn_node::server::Interpose = Box::new(move |next| Arc::new(Link { from, net, next }));
+        let member = Member::open_with(cfg, Some(interpose)).await.unwrap();
+        assert_eq!(member.id(), from);
+        let (id, raft, mvcc) = (member.id(), member.raft().clone(), member.mvcc().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = Listeners { client: Vec::new(), peer: vec![listener] };
+        tokio::spawn(member.serve(listeners, async move {
+            let _ = stopped.await;
+        }));
+        members.push(TestMember { id, raft, mvcc, stop: Some(stop), _dir: dir });
+    }
+    members
 }

@@ -8,11 +8,10 @@ use anyhow::{bail, Context};
 use cairn_api::proto::cairnpb::MemberRecord;
 use cairn_node::apply::write_initial_members;
 use cairn_node::config::{parse_initial_cluster, split_urls};
+use cairn_node::membership::ids;
 use cairn_node::membership::PREFIX_MEMBER;
-use cairn_node::raft::bootstrap_state;
-use cairn_node::server::ids;
 use cairn_node::storage::backend::{Backend, META_APPLIED_INDEX, META_REVISION};
-use cairn_node::storage::wal::{Identity, Wal};
+use cairn_node::storage::wal::Identity;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -145,10 +144,8 @@ fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow:
     let revision = backend.get_u64(META_REVISION)?.unwrap_or(1);
     let voters: Vec<u64> = m.records.iter().map(|r| r.id).collect();
     let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
-    let (snapshot, hard_state) = bootstrap_state(voters);
-    let wal_dir = member_dir.join("wal");
     cairn_node::storage::private::create_dir_all(&member_dir.join("snap"))?;
-    Wal::create(&wal_dir, identity, snapshot, hard_state)?;
+    cairn_node::raft::create_log(&member_dir.join("wal"), identity, voters)?;
     backend.flush()?;
     drop(backend);
     Ok(revision as i64)

@@ -32,3 +32,13 @@ pub enum MvccError {
 
 #[cfg(test)]
 mod tests;
+
+impl From<MvccError> for crate::error::EtcdError {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Compacted => crate::error::EtcdError::Compacted,
+            MvccError::FutureRev => crate::error::EtcdError::FutureRev,
+            MvccError::Backend(s) => crate::error::EtcdError::Internal(s),
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Segmented write-ahead log for raft: entries, hard state and snapshot markers.
+//! Segmented write-ahead log: records of a few kinds (entries, hard state, snapshot markers),
+//! each a body of bytes this module does not read (raft/'s log gives them their meaning).
 //!
 //! Segments are named `<seq>-<first index>.wal` (hex). Every segment starts with a header
 //! record that carries the member and cluster ids and the CRC the previous segment ended
@@ -12,9 +13,7 @@ mod segment;
 
 pub use segment::SEGMENT_TARGET_BYTES;
 
-use protobuf::Message as _;
-use raft::eraftpb::{Entry, HardState, SnapshotMetadata};
-use record::Kind;
+pub use record::Kind;
 use segment::{Segment, SegmentName};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -51,26 +50,6 @@ pub struct Identity {
     pub cluster_id: u64,
 }
 
-/// Everything replay found.
-#[derive(Debug)]
-pub struct Replayed {
-    pub identity: Identity,
-    pub snapshot: SnapshotMetadata,
-    pub hard_state: HardState,
-    /// Entries after the snapshot index, in order.
-    pub entries: Vec<Entry>,
-    /// The torn write at the end (`read` reports it, `open` has cut it).
-    pub torn: Option<TornTail>,
-}
-
-/// What replay learned beyond the records: where appending resumes.
-struct Scan {
-    replayed: Replayed,
-    names: Vec<SegmentName>,
-    crc: u32,
-    end_of_last: u64,
-}
-
 /// The paths of the segments in `dir`, oldest first (none if `dir` is missing).
 pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     match segment::list(dir) {
@@ -88,6 +67,29 @@ pub fn is_cairn_segment(path: &Path) -> std::io::Result<bool> {
     Ok(segment::starts_with_header(&head))
 }
 
+/// One record as replay found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: Kind,
+    pub body: Vec<u8>,
+}
+
+/// Everything replay found: every record after the segment headers, oldest first.
+#[derive(Debug)]
+pub struct Scan {
+    pub identity: Identity,
+    pub records: Vec<Record>,
+    /// The torn write at the end (`read` reports it, `open` has cut it).
+    pub torn: Option<TornTail>,
+}
+
+/// Where appending resumes.
+struct End {
+    names: Vec<SegmentName>,
+    crc: u32,
+    written: u64,
+}
+
 pub struct Wal {
     dir: PathBuf,
     identity: Identity,
@@ -95,9 +97,6 @@ pub struct Wal {
     out: BufWriter<File>,
     written: u64,
     crc: u32,
-    last_index: u64,
-    hard_state: HardState,
-    snapshot: SnapshotMetadata,
 }
 
 impl Wal {
@@ -105,37 +104,38 @@ impl Wal {
         segment::list(dir).map(|s| !s.is_empty()).unwrap_or(false)
     }
 
-    /// Creates a new log whose state starts at `snapshot` (the bootstrap membership).
+    /// Creates a new log whose first segment holds `records` after its header; `first_index`
+    /// names the segment (the first entry index it may hold).
     pub fn create(
         dir: &Path,
         identity: Identity,
-        snapshot: SnapshotMetadata,
-        hard_state: HardState,
+        first_index: u64,
+        records: &[(Kind, Vec<u8>)],
     ) -> Result<Wal, WalError> {
         crate::storage::private::create_dir_all(dir)?;
         if Wal::exists(dir) {
             return Err(WalError::Invalid(format!("{} already holds a wal", dir.display())));
         }
-        let name = SegmentName { seq: 0, first_index: snapshot.index + 1 };
+        let name = SegmentName { seq: 0, first_index };
         let mut wal = Wal::start_segment(dir, identity, name, 0, Vec::new())?;
-        wal.last_index = snapshot.index;
-        wal.save_snapshot(&snapshot)?;
-        wal.save_hard_state(&hard_state)?;
+        for (kind, body) in records {
+            wal.append(*kind, body)?;
+        }
         wal.sync()?;
         Ok(wal)
     }
 
     /// Replays the log without changing anything on disk: a torn write at its end is
     /// reported in `torn`, any other damage is an error.
-    pub fn read(dir: &Path) -> Result<Replayed, WalError> {
-        Ok(Wal::scan(dir)?.replayed)
+    pub fn read(dir: &Path) -> Result<Scan, WalError> {
+        Ok(Wal::scan(dir)?.0)
     }
 
     /// Replays the log, cuts a torn write off its end, and opens its last segment for
     /// appending.
-    pub fn open(dir: &Path) -> Result<(Wal, Replayed), WalError> {
-        let Scan { replayed, names, crc, end_of_last } = Wal::scan(dir)?;
-        if let Some(t) = &replayed.torn {
+    pub fn open(dir: &Path) -> Result<(Wal, Scan), WalError> {
+        let (scan, End { names, crc, written }) = Wal::scan(dir)?;
+        if let Some(t) = &scan.torn {
             tracing::warn!(segment = %t.segment.display(), offset = t.offset, bytes = t.bytes,
                 "wal: cutting off a torn write at the end of the log (it was never acknowledged)");
             let f = OpenOptions::new().write(true).open(&t.segment)?;
@@ -145,33 +145,27 @@ impl Wal {
         segment::remove_leftovers(dir)?;
         let last = *names.last().expect("scan found a segment");
         let file = OpenOptions::new().append(true).open(dir.join(last.file_name()))?;
-        let last_index = replayed.entries.last().map_or(replayed.snapshot.index, |e| e.index);
         let wal = Wal {
             dir: dir.to_path_buf(),
-            identity: replayed.identity,
+            identity: scan.identity,
             segments: names,
             out: BufWriter::with_capacity(1 << 20, file),
-            written: end_of_last,
+            written,
             crc,
-            last_index,
-            hard_state: replayed.hard_state.clone(),
-            snapshot: replayed.snapshot.clone(),
         };
-        Ok((wal, replayed))
+        Ok((wal, scan))
     }
 
-    fn scan(dir: &Path) -> Result<Scan, WalError> {
+    fn scan(dir: &Path) -> Result<(Scan, End), WalError> {
         let names = segment::list(dir)?;
         let Some(last) = names.last().copied() else {
             return Err(WalError::Invalid(format!("no wal segments in {}", dir.display())));
         };
         let mut identity = None;
-        let mut snapshot = SnapshotMetadata::default();
-        let mut hard_state = HardState::default();
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut records = Vec::new();
         let mut crc = 0u32;
         let mut torn = None;
-        let mut end_of_last = 0u64;
+        let mut written = 0u64;
         for name in &names {
             let path = dir.join(name.file_name());
             let seg = Segment::read(&path)?;
@@ -197,82 +191,49 @@ impl Wal {
                 }
                 Some(_) => {}
             }
-            for rec in seg.records {
-                let bad = |e: protobuf::ProtobufError| {
-                    WalError::Invalid(format!("{}: a {:?} record does not decode: {e}", path.display(), rec.kind))
-                };
-                match rec.kind {
-                    Kind::Entry => {
-                        let e = Entry::parse_from_bytes(&rec.body).map_err(bad)?;
-                        // A later write at an index we already hold replaces the old tail
-                        // (raft truncated a conflicting suffix).
-                        while entries.last().is_some_and(|l| l.index >= e.index) {
-                            entries.pop();
-                        }
-                        entries.push(e);
-                    }
-                    Kind::HardState => hard_state = HardState::parse_from_bytes(&rec.body).map_err(bad)?,
-                    Kind::Snapshot => snapshot = SnapshotMetadata::parse_from_bytes(&rec.body).map_err(bad)?,
-                    Kind::SegmentHeader => {}
-                }
-            }
+            records.extend(seg.records.into_iter().map(|r| Record { kind: r.kind, body: r.body }));
             crc = seg.last_crc;
-            end_of_last = seg.valid_len as u64;
-        }
-        entries.retain(|e| e.index > snapshot.index);
-        if let Some(first) = entries.first() {
-            if first.index != snapshot.index + 1 {
-                return Err(WalError::Invalid(format!(
-                    "wal has a hole: snapshot at {} but first entry at {}",
-                    snapshot.index, first.index
-                )));
-            }
+            written = seg.valid_len as u64;
         }
         let identity = identity.expect("at least one segment was read");
-        let replayed = Replayed { identity, snapshot, hard_state, entries, torn };
-        Ok(Scan { replayed, names, crc, end_of_last })
+        Ok((Scan { identity, records, torn }, End { names, crc, written }))
     }
 
     pub fn identity(&self) -> Identity {
         self.identity
     }
 
-    pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), WalError> {
-        for e in entries {
-            self.write_message(Kind::Entry, e)?;
-            self.last_index = e.index;
-        }
+    /// Appends a record (durable once `sync` returns).
+    pub fn append(&mut self, kind: Kind, body: &[u8]) -> Result<(), WalError> {
+        self.crc = record::encode(&mut self.out, self.crc, kind, body)?;
+        self.written += (record::HEADER_LEN + 1 + body.len()) as u64;
         Ok(())
     }
 
-    pub fn save_hard_state(&mut self, hs: &HardState) -> Result<(), WalError> {
-        self.write_message(Kind::HardState, hs)?;
-        self.hard_state = hs.clone();
-        Ok(())
-    }
-
-    /// Records that everything up to `meta.index` is held by the backend; the entries before
-    /// it are no longer needed for replay.
-    pub fn save_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), WalError> {
-        self.write_message(Kind::Snapshot, meta)?;
-        self.snapshot = meta.clone();
-        Ok(())
-    }
-
-    fn write_message(&mut self, kind: Kind, m: &impl protobuf::Message) -> Result<(), WalError> {
-        let body = m.write_to_bytes().map_err(|e| WalError::Invalid(e.to_string()))?;
-        self.write(kind, &body)
-    }
-
-    /// Makes everything written so far durable (one fsync for however many records: this is
-    /// where group commit happens), then starts a new segment if this one is full.
+    /// Makes everything written so far durable: one fsync for however many records (this is
+    /// where group commit happens).
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.out.flush()?;
         self.out.get_ref().sync_data()?;
-        if self.written >= SEGMENT_TARGET_BYTES {
-            self.cut()?;
-        }
         Ok(())
+    }
+
+    /// Whether the current segment has reached its target size (time to `cut`).
+    pub fn full(&self) -> bool {
+        self.written >= SEGMENT_TARGET_BYTES
+    }
+
+    /// Starts a new segment named for `first_index` (the next entry index), beginning with
+    /// `restate` (what replay must find even once the older segments are released), synced.
+    pub fn cut(&mut self, first_index: u64, restate: &[(Kind, Vec<u8>)]) -> Result<(), WalError> {
+        let last = *self.segments.last().expect("an open wal has a segment");
+        let name = SegmentName { seq: last.seq + 1, first_index };
+        let next = Wal::start_segment(&self.dir, self.identity, name, self.crc, std::mem::take(&mut self.segments))?;
+        *self = next;
+        for (kind, body) in restate {
+            self.append(*kind, body)?;
+        }
+        self.sync()
     }
 
     /// Deletes whole segments that hold nothing after `index` (already in the backend).
@@ -291,26 +252,6 @@ impl Wal {
 
     pub fn segment_count(&self) -> usize {
         self.segments.len()
-    }
-
-    fn write(&mut self, kind: Kind, body: &[u8]) -> Result<(), WalError> {
-        self.crc = record::encode(&mut self.out, self.crc, kind, body)?;
-        self.written += (record::HEADER_LEN + 1 + body.len()) as u64;
-        Ok(())
-    }
-
-    fn cut(&mut self) -> Result<(), WalError> {
-        let last = *self.segments.last().expect("an open wal has a segment");
-        let name = SegmentName { seq: last.seq + 1, first_index: self.last_index + 1 };
-        let next = Wal::start_segment(&self.dir, self.identity, name, self.crc, std::mem::take(&mut self.segments))?;
-        let (hs, snap, last_index) = (self.hard_state.clone(), self.snapshot.clone(), self.last_index);
-        *self = next;
-        self.last_index = last_index;
-        // Each segment restates the latest snapshot marker and hard state so that older
-        // segments can be released without losing them.
-        self.save_snapshot(&snap)?;
-        self.save_hard_state(&hs)?;
-        self.sync()
     }
 
     fn start_segment(
@@ -339,9 +280,6 @@ impl Wal {
             out: BufWriter::with_capacity(1 << 20, file),
             written: buf.len() as u64,
             crc,
-            last_index: 0,
-            hard_state: HardState::default(),
-            snapshot: SnapshotMetadata::default(),
         })
     }
 }

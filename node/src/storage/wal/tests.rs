@@ -1,23 +1,21 @@
 use super::*;
-use raft::eraftpb::ConfState;
-use record::Kind;
 
 fn ident() -> Identity {
     Identity { member_id: 7, cluster_id: 9 }
 }
 
-fn boot_snapshot() -> SnapshotMetadata {
-    let mut m = SnapshotMetadata { index: 1, term: 1, ..Default::default() };
-    m.set_conf_state(ConfState { voters: vec![7], ..Default::default() });
-    m
+/// A new log holding one hard state record, as a member's starts.
+fn create(dir: &Path) -> Wal {
+    Wal::create(dir, ident(), 2, &[(Kind::HardState, b"hs".to_vec())]).unwrap()
 }
 
-fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-    Entry { index, term, data: data.to_vec().into(), ..Default::default() }
+fn entry(w: &mut Wal, body: &[u8]) {
+    w.append(Kind::Entry, body).unwrap();
 }
 
-fn hs(term: u64, commit: u64) -> HardState {
-    HardState { term, commit, ..Default::default() }
+/// The bodies of the entry records replay found.
+fn entries(scan: &Scan) -> Vec<Vec<u8>> {
+    scan.records.iter().filter(|r| r.kind == Kind::Entry).map(|r| r.body.clone()).collect()
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
@@ -27,30 +25,29 @@ fn only_segment(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn replays_what_was_synced() {
+fn replays_what_was_synced_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"b")]).unwrap();
-    w.save_hard_state(&hs(2, 3)).unwrap();
+    let mut w = create(dir.path());
+    entry(&mut w, b"a");
+    entry(&mut w, b"b");
+    w.append(Kind::HardState, b"hs2").unwrap();
     w.sync().unwrap();
     drop(w);
-    let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.identity, ident());
-    assert_eq!(r.snapshot.index, 1);
-    assert_eq!(r.snapshot.get_conf_state().voters, vec![7]);
-    assert_eq!(r.hard_state.commit, 3);
-    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2, 3]);
-    assert_eq!(&r.entries[1].data[..], b"b");
-    assert_eq!(r.torn, None);
+    let (_, scan) = Wal::open(dir.path()).unwrap();
+    assert_eq!(scan.identity, ident());
+    let kinds: Vec<Kind> = scan.records.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [Kind::HardState, Kind::Entry, Kind::Entry, Kind::HardState]);
+    assert_eq!(entries(&scan), [b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(scan.torn, None);
 }
 
 #[test]
 fn torn_tail_is_cut_and_earlier_records_survive() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"kept")]).unwrap();
+    let mut w = create(dir.path());
+    entry(&mut w, b"kept");
     w.sync().unwrap();
-    w.append_entries(&[entry(3, 2, &[0xAB; 100])]).unwrap();
+    entry(&mut w, &[0xAB; 100]);
     w.sync().unwrap();
     drop(w);
     let path = only_segment(dir.path());
@@ -62,17 +59,16 @@ fn torn_tail_is_cut_and_earlier_records_survive() {
     let torn = Wal::read(dir.path()).unwrap().torn.expect("a torn tail");
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!((torn.segment.clone(), torn.offset + torn.bytes), (path.clone(), before.len() as u64));
-    let (mut w, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.torn, Some(torn.clone()));
+    let (mut w, scan) = Wal::open(dir.path()).unwrap();
+    assert_eq!(scan.torn, Some(torn.clone()));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), torn.offset);
-    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(entries(&scan), [b"kept".to_vec()]);
     // The repaired log takes new appends and replays them.
-    w.append_entries(&[entry(3, 2, b"again")]).unwrap();
+    entry(&mut w, b"again");
     w.sync().unwrap();
     drop(w);
-    let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.entries.len(), 2);
-    assert_eq!(&r.entries[1].data[..], b"again");
+    let (_, scan) = Wal::open(dir.path()).unwrap();
+    assert_eq!(entries(&scan), [b"kept".to_vec(), b"again".to_vec()]);
 }
 
 /// A flipped byte in the last record is not a torn write (all its bytes were written, and
@@ -80,8 +76,9 @@ fn torn_tail_is_cut_and_earlier_records_survive() {
 #[test]
 fn a_flipped_byte_in_the_last_record_refuses_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"kept"), entry(3, 2, b"flipped")]).unwrap();
+    let mut w = create(dir.path());
+    entry(&mut w, b"kept");
+    entry(&mut w, b"flipped");
     w.sync().unwrap();
     drop(w);
     let path = only_segment(dir.path());
@@ -103,16 +100,16 @@ fn a_flipped_byte_in_the_last_record_refuses_and_changes_nothing() {
 #[test]
 fn a_tail_of_zeros_is_torn() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"kept")]).unwrap();
+    let mut w = create(dir.path());
+    entry(&mut w, b"kept");
     w.sync().unwrap();
     drop(w);
     let path = only_segment(dir.path());
     let len = std::fs::metadata(&path).unwrap().len();
     OpenOptions::new().write(true).open(&path).unwrap().set_len(len + 4096).unwrap();
-    let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.torn.map(|t| (t.offset, t.bytes)), Some((len, 4096)));
-    assert_eq!(r.entries.len(), 1);
+    let (_, scan) = Wal::open(dir.path()).unwrap();
+    assert_eq!(scan.torn.map(|t| (t.offset, t.bytes)), Some((len, 4096)));
+    assert_eq!(entries(&Wal::read(dir.path()).unwrap()).len(), 1);
 }
 
 /// A damaged length that points past the end of the file looks like a torn write, but the
@@ -120,18 +117,16 @@ fn a_tail_of_zeros_is_torn() {
 #[test]
 fn a_damaged_length_followed_by_valid_records_is_not_torn() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"first"), entry(3, 2, b"second"), entry(4, 2, b"third")]).unwrap();
+    let mut w = create(dir.path());
+    for body in [&b"first"[..], b"second", b"third"] {
+        entry(&mut w, body);
+    }
     w.sync().unwrap();
     drop(w);
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    let replayed = Wal::read(dir.path()).unwrap();
-    assert_eq!(replayed.entries.len(), 3);
-    // The record of entry 3: find its length field by decoding from the start.
-    let mut off = 0;
-    let mut seed = 0;
-    let mut starts = Vec::new();
+    // The record of the second entry: find its length field by decoding from the start.
+    let (mut off, mut seed, mut starts) = (0, 0, Vec::new());
     while off < bytes.len() {
         let d = record::decode(&bytes[off..], seed).unwrap();
         starts.push((off, d.kind));
@@ -143,7 +138,7 @@ fn a_damaged_length_followed_by_valid_records_is_not_torn() {
     std::fs::write(&path, &bytes).unwrap();
     match Wal::open(dir.path()) {
         Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, entry_starts[1]),
-        other => panic!("expected corruption, got {:?}", other.map(|(_, r)| r.entries.len())),
+        other => panic!("expected corruption, got {:?}", other.map(|(_, s)| s.records.len())),
     }
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
@@ -151,11 +146,11 @@ fn a_damaged_length_followed_by_valid_records_is_not_torn() {
 #[test]
 fn corruption_before_the_last_segment_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"x")]).unwrap();
+    let mut w = create(dir.path());
+    entry(&mut w, b"x");
     w.sync().unwrap();
-    w.cut().unwrap();
-    w.append_entries(&[entry(3, 2, b"y")]).unwrap();
+    w.cut(3, &[]).unwrap();
+    entry(&mut w, b"y");
     w.sync().unwrap();
     drop(w);
     let names = segment::list(dir.path()).unwrap();
@@ -167,46 +162,30 @@ fn corruption_before_the_last_segment_refuses_to_start() {
     std::fs::write(&first, &bytes).unwrap();
     match Wal::open(dir.path()) {
         Err(WalError::Corrupt { path, .. }) => assert_eq!(path, first),
-        other => panic!("expected corruption error, got {:?}", other.map(|(_, r)| r)),
+        other => panic!("expected corruption error, got {:?}", other.map(|(_, s)| s)),
     }
 }
 
 #[test]
-fn overwritten_suffix_replaces_the_old_one() {
+fn segments_are_cut_chained_restated_and_released() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    w.append_entries(&[entry(2, 2, b"a"), entry(3, 2, b"old"), entry(4, 2, b"old")]).unwrap();
-    w.append_entries(&[entry(3, 3, b"new")]).unwrap();
-    w.sync().unwrap();
-    drop(w);
-    let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(), vec![(2, 2), (3, 3)]);
-}
-
-#[test]
-fn segments_are_cut_chained_and_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
-    for i in 2..=4 {
-        w.append_entries(&[entry(i, 2, b"v")]).unwrap();
+    let mut w = create(dir.path());
+    for i in 2..=4u64 {
+        entry(&mut w, &i.to_be_bytes());
         w.sync().unwrap();
-        w.cut().unwrap();
+        w.cut(i + 1, &[(Kind::Snapshot, format!("snap {i}").into_bytes())]).unwrap();
     }
-    w.append_entries(&[entry(5, 2, b"v")]).unwrap();
+    entry(&mut w, &5u64.to_be_bytes());
     w.sync().unwrap();
     assert_eq!(w.segment_count(), 4);
-    let mut snap = boot_snapshot();
-    snap.index = 3;
-    snap.term = 2;
-    w.save_snapshot(&snap).unwrap();
-    w.sync().unwrap();
     w.release_to(3).unwrap();
-    // Segments holding only entries <= 3 are gone; 4 and 5 remain replayable.
+    // Segments holding only entries <= 3 are gone; 4 and 5 remain replayable, after the
+    // marker the segment of 4 restated.
     assert_eq!(w.segment_count(), 2);
     drop(w);
-    let (_, r) = Wal::open(dir.path()).unwrap();
-    assert_eq!(r.snapshot.index, 3);
-    assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![4, 5]);
+    let (_, scan) = Wal::open(dir.path()).unwrap();
+    assert_eq!(scan.records[0], Record { kind: Kind::Snapshot, body: b"snap 3".to_vec() });
+    assert_eq!(entries(&scan), [4u64.to_be_bytes().to_vec(), 5u64.to_be_bytes().to_vec()]);
 }
 
 /// A file of etcd's WAL format, under a name Cairn's would have, is never changed.
@@ -262,7 +241,7 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-        /// Whatever the damage, reading either yields a prefix of what was written or refuses,
+        /// Whatever the damage, reading either yields a prefix of the records written or refuses,
         /// and never writes; opening changes at most the end of the last segment, cutting
         /// only what reading reported as torn.
         #[test]
@@ -273,18 +252,18 @@ mod property {
             damage in damage(),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let mut w = Wal::create(dir.path(), ident(), boot_snapshot(), hs(1, 1)).unwrap();
+            let mut w = create(dir.path());
             let mut written = Vec::new();
             for (i, size) in sizes.iter().enumerate() {
                 let index = i as u64 + 2;
-                // Random bytes: a payload of zeros would hold zero sectors, which etcd's rule
+                // Varied bytes: a payload of zeros would hold zero sectors, which etcd's rule
                 // (rightly) counts as torn.
                 let data: Vec<u8> = (0..*size).map(|j| (index as usize * 131 + j * 7919) as u8 | 1).collect();
-                w.append_entries(&[entry(index, 2, &data)]).unwrap();
+                entry(&mut w, &data);
                 w.sync().unwrap();
-                written.push((index, data));
+                written.push(data);
                 if cuts[i] {
-                    w.cut().unwrap();
+                    w.cut(index + 1, &[(Kind::HardState, b"hs".to_vec())]).unwrap();
                 }
             }
             drop(w);
@@ -326,7 +305,7 @@ mod property {
                 prop_assert_eq!(&files(dir.path()), &before, "a refused open wrote");
                 return Ok(());
             };
-            let got: Vec<(u64, Vec<u8>)> = r.entries.iter().map(|e| (e.index, e.data.to_vec())).collect();
+            let got = entries(&r);
             prop_assert!(got.len() <= written.len() && got[..] == written[..got.len()], "not a prefix");
             if let Some(t) = &r.torn {
                 prop_assert!(is_last && t.segment == path, "a torn write outside the last segment");
@@ -341,7 +320,7 @@ mod property {
                 prop_assert!(false, "changed bytes went unnoticed");
             }
             let (_, opened) = Wal::open(dir.path()).unwrap();
-            prop_assert_eq!(opened.entries.len(), r.entries.len());
+            prop_assert_eq!(opened.records.len(), r.records.len());
             let after = files(dir.path());
             for ((name_a, a), (name_b, b)) in before.iter().zip(&after) {
                 prop_assert_eq!(name_a, name_b);

@@ -1,0 +1,95 @@
+//! The member's background tasks, each ending when the member stops: publishing its name and
+//! client URLs to the cluster, following membership changes, and (on the leader) expiring
+//! leases.
+
+use crate::grpc::Common;
+use crate::lease::Lessor;
+use crate::proto::cairnpb::internal_request::Request;
+use crate::proto::etcdserverpb::LeaseRevokeRequest;
+use crate::transport::Transport;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// etcd's "publish": once raft runs, this member's name and client URLs are replicated to
+/// every member's list. Retried until it is through (or the server stops).
+pub async fn publish(ctx: Arc<Common>, name: String, client_urls: Vec<String>) {
+    use crate::proto::cairnpb::MemberAttrs;
+    let me = ctx.member_id;
+    loop {
+        let current = ctx.membership.get(me);
+        if current.is_some_and(|m| m.name == name && m.client_urls == client_urls) {
+            return;
+        }
+        let attrs = MemberAttrs { id: me, name: name.clone(), client_urls: client_urls.clone() };
+        let done = tokio::select! {
+            r = ctx.raft.propose(Request::MemberAttrs(attrs)) => r.is_ok(),
+            _ = ctx.stopped() => return,
+        };
+        if !done {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = ctx.stopped() => return,
+            }
+        }
+    }
+}
+
+/// Keeps the transport's peers equal to the member list, and stops the server once this
+/// member is removed from the cluster (after `linger`, so the entry that removed it can
+/// reach the others if it was the leader; etcd waits ten ticks too).
+pub async fn follow_members(
+    ctx: Arc<Common>,
+    transport: Arc<Transport>,
+    stop: Arc<watch::Sender<bool>>,
+    linger: Duration,
+) {
+    let mut changes = ctx.membership.subscribe();
+    // Synced once more after subscribing: a change applied since startup's sync is not lost.
+    transport.sync_peers();
+    while !ctx.membership.is_removed(ctx.member_id) {
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = transport.removed() => break,
+            _ = ctx.stopped() => return,
+        }
+        transport.sync_peers();
+    }
+    tracing::warn!("{}; stopping", crate::transport::REMOVED);
+    tokio::time::sleep(linger).await;
+    let _ = stop.send(true);
+}
+
+/// The leader's side of lease expiry: on becoming leader every deadline restarts; each lease
+/// past its deadline is revoked through raft. Ends when the server stops.
+pub async fn expire_leases(ctx: Arc<Common>, lessor: Arc<Lessor>, election_timeout: Duration) {
+    let mut primary = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.stopped() => return,
+        }
+        let leader = ctx.raft.status().is_leader();
+        if leader != primary {
+            primary = leader;
+            if leader {
+                lessor.promote(election_timeout);
+            } else {
+                lessor.demote();
+            }
+        }
+        if !primary {
+            continue;
+        }
+        for id in lessor.expired() {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id });
+                if let Err(e) = ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(revoke).await {
+                    tracing::debug!(lease = id, error = %e, "revoking an expired lease failed; will retry");
+                }
+            });
+        }
+    }
+}
