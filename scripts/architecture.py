@@ -5,8 +5,8 @@ Usage: scripts/architecture.py [--graph]
 
 Rules (DESIGN.md §1), each a search over the source:
   1. only node/src/raft/ names raft-rs (the `raft` crate);
-  2. only node/src/apply/ (and the offline restore tools) can write the backend: the type
-     that writes, `BackendWriter`, is named nowhere else;
+  2. only node/src/apply/ (and the offline tools of the binary, node/src/cli/) can write the
+     backend: `Backend::open` makes its one `BackendWriter`, and neither is named elsewhere;
   3. node/src/grpc/ never writes storage (no backend writer, WAL, sled batch or MVCC write).
 And: no two files import each other, directly or through others (a cycle), except a module
 file and the files of its own submodules (a child uses its parent's items by `super::`).
@@ -162,6 +162,9 @@ def grep(pattern, under, exclude=()):
             rel = os.path.relpath(p, ROOT)
             if not rel.startswith(under) or any(rel.startswith(e) for e in exclude):
                 continue
+            # Tests may build what they test any way they like.
+            if os.path.basename(p) == "tests.rs" or p.endswith("_tests.rs"):
+                continue
             text = strip_comments(open(p, encoding="utf-8").read())
             for i, line in enumerate(text.splitlines(), 1):
                 if re.search(pattern, line):
@@ -178,7 +181,7 @@ def main():
     problems = []
     rules = [
         ("only node/src/raft/ names raft-rs", r"(?<![\w:])raft::(?!\w+!)(eraftpb|storage|prelude|RawNode|Config|Ready|StateRole|SnapshotStatus|Storage|Error|StorageError|GetEntriesContext|RaftState|Result)\b", "node/src", ("node/src/raft/",)),
-        ("only node/src/apply/ and the offline restore tools name the backend's writer", r"\bBackendWriter\b", "node/src", ("node/src/apply/", "node/src/storage/", "node/src/snapshot/restore.rs", "node/src/backup/")),
+        ("only node/src/apply/ and the offline tools (the binary's node/src/cli/) open the backend or name its writer", r"\b(BackendWriter|Backend::open)\b", "node/src", ("node/src/apply/", "node/src/storage/", "node/src/cli/")),
         ("node/src/grpc/ never writes storage", r"\b(BackendWriter|WriteTxn|sled::Batch|Wal\b|\.write\(\))", "node/src/grpc", ()),
     ]
     for name, pattern, under, exclude in rules:

@@ -268,9 +268,9 @@ fn restores_the_latest_and_a_middle_revision_with_every_revision_kept() {
     let middle = rig.workload("one", 150);
     // Everything up to `middle` arrived before this time; everything after, after it.
     rig.wait_backed_up(middle);
-    let at = cairn_operator::backup::writer::now_ms();
+    let at = cairn_backup::time::now_ms();
     // The next change must arrive in a later millisecond than the one named.
-    while cairn_operator::backup::writer::now_ms() <= at {
+    while cairn_backup::time::now_ms() <= at {
         std::thread::yield_now();
     }
     let middle_time = cairn_backup::time::format_ms(at);
@@ -479,7 +479,7 @@ fn scheduled_fulls_and_retention() {
     });
     let first = rig.workload("one", 30);
     rig.wait_backed_up(first);
-    let backed_at = cairn_operator::backup::writer::now_ms();
+    let backed_at = cairn_backup::time::now_ms();
     let deadline = Instant::now() + Duration::from_secs(200);
     let mut n = 0;
     // Writes go on until a scheduled full taken after `first` was in S3 is in (the next

@@ -34,7 +34,7 @@ impl Alarms {
     /// Replaces what is known with the backend's records (after a snapshot was installed).
     pub fn reload(&self, backend: &Backend) -> Result<(), BackendError> {
         let mut active = BTreeSet::new();
-        for item in backend.tree().scan_prefix([PREFIX_ALARM]) {
+        for item in backend.scan_prefix([PREFIX_ALARM]) {
             let (k, _) = item?;
             if k.len() == 13 {
                 let member = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());

@@ -14,23 +14,15 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{finalizer, Event as Finalize};
 use kube::runtime::watcher;
 use kube::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const MANAGER: &str = "cairn-operator";
+pub use crate::context::{Ctx, MANAGER};
 pub const FINALIZER: &str = "cairn.dev/cleanup";
-
-pub struct Ctx {
-    pub client: kube::Client,
-    pub recorder: Recorder,
-    pub unhealthy: observe::Unhealthy,
-    pub metrics: Arc<Metrics>,
-    pub backups: crate::backup::runner::Runners,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -109,9 +101,12 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     tracing::info!(cluster = %resources::name(&c), namespace = %ns, step = ?step, "planned");
     let outcome = act::act(client, &c, &seen, &step).await;
     let mut st = status::status(&c, &seen, &step);
-    let mut events = crate::backup::reconcile::reconcile(&ctx, &c, &seen, &mut st).await;
+    // The sub-reconcilers, each given only what it uses: backups (while the cluster runs),
+    // then defragmentation (once it is as its spec asks).
+    let mut events =
+        crate::backup::reconcile::reconcile(&ctx.client, &ctx.backups, &ctx.metrics, &c, &seen, &mut st).await;
     if matches!(step, plan::Step::Done) {
-        events.extend(crate::defrag::reconcile(&ctx, &c, &seen, &mut st).await);
+        events.extend(crate::defrag::reconcile(&ctx.metrics, &c, &seen, &mut st).await);
     }
     let labels = format!(r#"namespace="{ns}",cluster="{}""#, resources::name(&c));
     ctx.metrics.set("cairn_cluster_ready_members", &labels, st["readyMembers"].as_f64().unwrap_or(0.0));
@@ -156,14 +151,6 @@ fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
     ctx.metrics.inc("cairn_operator_reconcile_errors_total", &format!(r#"kind="{}""#, e.kind()));
     tracing::warn!(error = %e, "reconcile failed");
     Action::requeue(Duration::from_secs(2))
-}
-
-impl Ctx {
-    pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Ctx {
-        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-        let recorder = Recorder::new(client.clone(), reporter);
-        Ctx { client, recorder, unhealthy: Default::default(), metrics, backups: Default::default() }
-    }
 }
 
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {

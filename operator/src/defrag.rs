@@ -7,9 +7,9 @@
 //! A NOSPACE alarm is disarmed at the end: the space defragmentation gave back is what it needed.
 
 use crate::backup::cron::Schedule;
-use crate::controller::Ctx;
 use crate::crd::{CairnCluster, DefragSpec};
 use crate::members::{self, MemberStatus};
+use crate::metrics::Metrics;
 use crate::reconcile::observe::Seen;
 use kube::runtime::events::{Event, EventType};
 use std::time::Duration;
@@ -31,26 +31,6 @@ pub struct Due {
     pub members: Vec<Candidate>,
 }
 
-/// A Kubernetes quantity in bytes ("100Mi", "1G", "1.5Gi", "500").
-pub fn parse_quantity(q: &str) -> Option<i64> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let n: f64 = q[..split].parse().ok()?;
-    let unit: f64 = match &q[split..] {
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some((n * unit) as i64)
-}
-
 pub fn fragmentation(m: &Candidate) -> f64 {
     if m.db_size <= 0 {
         return 0.0;
@@ -64,7 +44,7 @@ pub fn check(spec: &DefragSpec) -> Result<(), String> {
         Schedule::parse(s).map_err(|e| format!("spec.defrag.schedule: {e}"))?;
     }
     if let Some(q) = &spec.min_db_size {
-        parse_quantity(q).ok_or_else(|| format!("spec.defrag.minDbSize: {q:?} is not a quantity"))?;
+        crate::units::quantity(q).ok_or_else(|| format!("spec.defrag.minDbSize: {q:?} is not a quantity"))?;
     }
     if spec.schedule.is_none() && spec.fragmentation_threshold.is_none() {
         return Err("spec.defrag: neither a schedule nor a fragmentationThreshold".into());
@@ -85,7 +65,7 @@ pub fn due(spec: &DefragSpec, members: &[Candidate], since_ms: i64, now_ms: i64)
         }
     }
     let threshold = spec.fragmentation_threshold?;
-    let min = spec.min_db_size.as_deref().and_then(parse_quantity).unwrap_or(0);
+    let min = spec.min_db_size.as_deref().and_then(crate::units::quantity).unwrap_or(0);
     let over: Vec<Candidate> =
         members.iter().filter(|m| m.db_size >= min && fragmentation(m) >= threshold).cloned().collect();
     let worst = over.iter().map(fragmentation).fold(0.0, f64::max);
@@ -159,7 +139,7 @@ pub async fn run(due: &Due, all: &[Candidate]) -> Result<Outcome, (Outcome, Stri
 
 /// The defragmentation part of a reconcile of a cluster that is as its spec asks: runs one
 /// if due, records status.lastDefrag; returns the Events to publish.
-pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut serde_json::Value) -> Vec<Event> {
+pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status: &mut serde_json::Value) -> Vec<Event> {
     let Some(spec) = &c.spec.defrag else { return Vec::new() };
     let event = |type_, reason: &str, note: String| Event {
         type_,
@@ -193,7 +173,7 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut se
         .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
         .or_else(|| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .map_or(0, |t| t.as_millisecond());
-    let now = crate::backup::writer::now_ms();
+    let now = cairn_backup::time::now_ms();
     let Some(due) = due(spec, &voters, since, now) else { return Vec::new() };
     tracing::info!(cluster = %crate::resources::name(c), reason = %due.reason, "defragmenting");
     let labels = |outcome: &str| {
@@ -207,7 +187,7 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut se
         Ok(out) => (out, None),
         Err((out, e)) => (out, Some(e)),
     };
-    ctx.metrics.add("cairn_defrag_reclaimed_bytes", &labels("ok"), out.reclaimed as f64);
+    metrics.add("cairn_defrag_reclaimed_bytes", &labels("ok"), out.reclaimed as f64);
     let done = out.defragmented.join(", ");
     status["lastDefrag"] = serde_json::json!({
         "time": cairn_backup::time::format_ms(now),
@@ -215,7 +195,7 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut se
     });
     match failure {
         None => {
-            ctx.metrics.inc("cairn_defrag_runs_total", &labels("ok"));
+            metrics.inc("cairn_defrag_runs_total", &labels("ok"));
             let disarmed =
                 if out.disarmed > 0 { format!("; {} NOSPACE alarm(s) disarmed", out.disarmed) } else { String::new() };
             vec![event(
@@ -225,7 +205,7 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut se
             )]
         }
         Some(e) => {
-            ctx.metrics.inc("cairn_defrag_runs_total", &labels("failed"));
+            metrics.inc("cairn_defrag_runs_total", &labels("failed"));
             vec![event(EventType::Warning, "DefragFailed", format!("{e} (defragmented before it: {done})"))]
         }
     }
@@ -240,16 +220,6 @@ mod tests {
     }
 
     const MI: i64 = 1 << 20;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(parse_quantity("100Mi"), Some(100 * MI));
-        assert_eq!(parse_quantity("1G"), Some(1_000_000_000));
-        assert_eq!(parse_quantity("1.5Gi"), Some(1536 * MI));
-        assert_eq!(parse_quantity("500"), Some(500));
-        assert_eq!(parse_quantity("5 Mi"), None);
-        assert_eq!(parse_quantity("Mi"), None);
-    }
 
     #[test]
     fn a_threshold_picks_the_fragmented_members_followers_first() {

@@ -2,11 +2,14 @@
 //! Cairn clusters from it.
 
 pub mod backup;
+pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod defrag;
 pub mod leader;
 pub mod members;
 pub mod metrics;
+pub mod quorum;
 pub mod reconcile;
 pub mod resources;
+pub mod units;

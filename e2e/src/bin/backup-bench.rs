@@ -119,7 +119,7 @@ async fn main() {
             endpoints: Arc::new(move || vec![endpoint.clone()]),
             cfg: WriterConfig {
                 schedule: Schedule::parse("0 0 30 2 *").unwrap(),
-                delta_interval: cairn_operator::backup::duration::parse(&a.delta_interval).unwrap(),
+                delta_interval: cairn_operator::units::duration(&a.delta_interval).unwrap(),
                 keep: 7,
                 max_age: None,
             },

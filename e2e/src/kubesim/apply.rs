@@ -5,6 +5,7 @@
 //! applied before and leaves out now are removed, unless another manager owns them too.
 //! Updates (PUT, other patches) with a fieldManager take over the fields they change.
 
+use super::clock;
 use super::errors::ApiError;
 use super::objects::{self, Part};
 use super::patch::{merge_key, set_list, strategic};
@@ -206,7 +207,7 @@ fn store_entries(obj: &mut Value, list: Vec<Entry>, api_version: &str) {
             raw["manager"] = json!(e.manager);
             raw["operation"] = json!(e.operation);
             raw["apiVersion"] = json!(raw["apiVersion"].as_str().unwrap_or(api_version));
-            raw["time"] = json!(objects::now());
+            raw["time"] = json!(clock::now());
             raw["fieldsType"] = json!("FieldsV1");
             raw["fieldsV1"] = to_fields_v1(&e.fields);
             raw

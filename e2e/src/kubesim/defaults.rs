@@ -53,7 +53,7 @@ fn pod(obj: &mut Value, creating: bool) {
         set_absent(spec, "nodeName", json!(NODE));
         obj["status"] = json!({
             "phase": "Pending",
-            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": super::objects::now()}],
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": super::clock::now()}],
             "qosClass": "BestEffort",
         });
     }
@@ -122,7 +122,7 @@ fn crd(obj: &mut Value) {
         names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
     }
     obj["spec"]["names"] = names.clone();
-    let now = super::objects::now();
+    let now = super::clock::now();
     obj["status"] = json!({
         "acceptedNames": names,
         "conditions": [

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod clock;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;

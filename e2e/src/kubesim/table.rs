@@ -48,7 +48,7 @@ fn parse_time(t: &str) -> Option<i64> {
     }
     let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
     let (y, mo, d, h, mi, s) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (inverse of objects::rfc3339).
+    // Days from civil (inverse of clock::rfc3339).
     let y = if mo <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

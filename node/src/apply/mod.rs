@@ -4,8 +4,11 @@
 
 mod entry;
 pub mod ops;
+mod state;
 pub mod txn;
 mod worker;
+
+pub use state::{open_state, write_initial_members, OpenError, State};
 
 pub use entry::{Committed, Payload};
 pub use worker::{spawn, ApplierEvent, ApplierHandle, BuiltImage, Spawned, Stopped};
@@ -21,6 +24,7 @@ use crate::proto::etcdserverpb::{
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
+use crate::storage::backend::BackendWriter;
 use crate::storage::mvcc::watch::WatchHub;
 use crate::storage::mvcc::{KeyRange, Revision};
 use crate::storage::mvcc::{MvccStore, WriteTxn};
@@ -74,20 +78,6 @@ from_applied!(
     LeaseRevoke => LeaseRevokeResponse
 );
 
-/// A new cluster's members, as every founding member writes them from --initial-cluster
-/// before its first entry (all write the same, so they agree without a raft round).
-pub fn write_initial_members(
-    backend: &crate::storage::backend::Backend,
-    members: &[crate::proto::cairnpb::MemberRecord],
-) -> Result<(), crate::storage::backend::BackendError> {
-    let mut batch = sled::Batch::default();
-    for m in members {
-        batch.insert(&crate::membership::record_key(m.id), m.encode_to_vec());
-    }
-    backend.apply(batch)?;
-    backend.flush()
-}
-
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
 const BATCH_ENTRIES: usize = 512;
 /// Records freed by compaction deleted per pass: small enough that writes never wait long.
@@ -106,6 +96,8 @@ fn finish(a: Applied, rev: i64) -> Applied {
 
 pub struct Applier {
     mvcc: Arc<MvccStore>,
+    /// The backend's one writer: the applier alone writes.
+    writer: BackendWriter,
     membership: Arc<Membership>,
     alarms: Arc<Alarms>,
     hub: Arc<WatchHub>,
@@ -116,18 +108,23 @@ pub struct Applier {
 }
 
 impl Applier {
-    #[allow(clippy::too_many_arguments)]
+    /// The applier of `state`, applied up to `state.applied`; it tells `applied` how far it got.
     pub fn new(
-        mvcc: Arc<MvccStore>,
+        state: State,
         membership: Arc<Membership>,
         alarms: Arc<Alarms>,
         hub: Arc<WatchHub>,
         lessor: Arc<Lessor>,
         waiters: Arc<Waiters<ApplyResult>>,
         applied: watch::Sender<u64>,
-        last_applied: u64,
     ) -> Applier {
-        Applier { mvcc, membership, alarms, hub, lessor, waiters, applied, last_applied }
+        let State { mvcc, applied: last_applied, writer, .. } = state;
+        Applier { mvcc, writer, membership, alarms, hub, lessor, waiters, applied, last_applied }
+    }
+
+    /// Rewrites the backend into a compact copy (see `Backend`); between batches.
+    pub fn defragment(&self) -> Result<(u64, u64), crate::storage::backend::BackendError> {
+        self.writer.defragment()
     }
 
     pub fn membership(&self) -> &Membership {
@@ -142,7 +139,7 @@ impl Applier {
     /// Watchers then catch up from the new history.
     pub fn install(&mut self, index: u64, image: &std::path::Path) -> Result<(), String> {
         let backend = self.mvcc.backend();
-        crate::storage::image::load(backend, image).map_err(|e| format!("loading {}: {e}", image.display()))?;
+        crate::storage::image::load(&self.writer, image).map_err(|e| format!("loading {}: {e}", image.display()))?;
         self.mvcc.reload().map_err(|e| e.to_string())?;
         self.lessor.load(backend, self.mvcc.leased_keys()).map_err(|e| e.to_string())?;
         self.membership.reload(backend).map_err(|e| e.to_string())?;
@@ -172,7 +169,7 @@ impl Applier {
     }
 
     fn apply_batch(&mut self, entries: &[Committed], accepted: &mut Vec<Change>) -> Result<(), String> {
-        let mut w = self.mvcc.write();
+        let mut w = self.mvcc.write(&self.writer);
         let mut results = Vec::new();
         let mut last = self.last_applied;
         let mut physical = false;
@@ -253,7 +250,7 @@ impl Applier {
 
     /// Deletes one chunk of the records compaction freed; returns how many.
     pub fn collect_garbage(&self) -> Result<usize, String> {
-        self.mvcc.collect_garbage(GARBAGE_CHUNK).map_err(|e| e.to_string())
+        self.mvcc.collect_garbage(&self.writer, GARBAGE_CHUNK).map_err(|e| e.to_string())
     }
 
     pub fn has_garbage(&self) -> bool {

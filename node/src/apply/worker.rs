@@ -220,7 +220,7 @@ impl Worker {
                 Ok(Item::Defragment { reply }) => {
                     // Between batches: nothing writes while the copy is made and switched to.
                     let started = std::time::Instant::now();
-                    let r = self.backend.defragment().map_err(|e| e.to_string());
+                    let r = self.applier.defragment().map_err(|e| e.to_string());
                     if let Ok((before, after)) = &r {
                         tracing::info!(before, after, took = ?started.elapsed(), "defragmented the backend");
                     }

@@ -73,7 +73,7 @@ impl Lessor {
         let mut inner = self.lock();
         inner.leases.clear();
         inner.key_lease.clear();
-        for item in backend.tree().scan_prefix([PREFIX_LEASE]) {
+        for item in backend.scan_prefix([PREFIX_LEASE]) {
             let (k, v) = item?;
             let rec = LeaseRecord::decode(&v[..])
                 .map_err(|e| BackendError::Corrupt { key: hex::encode(&k), why: e.to_string() })?;

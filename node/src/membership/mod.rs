@@ -45,7 +45,7 @@ impl Membership {
     /// Replaces what is known with the backend's records (after a snapshot was installed).
     pub fn reload(&self, backend: &Backend) -> Result<(), BackendError> {
         let mut records = BTreeMap::new();
-        for item in backend.tree().scan_prefix([PREFIX_MEMBER]) {
+        for item in backend.scan_prefix([PREFIX_MEMBER]) {
             let (k, v) = item?;
             let rec = MemberRecord::decode(&v[..])
                 .map_err(|e| BackendError::Corrupt { key: hex::encode(&k), why: e.to_string() })?;

@@ -7,7 +7,7 @@ fn rec(id: u64, name: &str, url: &str, learner: bool) -> MemberRecord {
 
 fn three() -> (tempfile::TempDir, Membership) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::open(dir.path()).unwrap();
+    let (backend, _writer) = Backend::open(dir.path()).unwrap();
     let m = Membership::load(&backend, 1).unwrap();
     m.set(rec(1, "a", "http://a:2380", false));
     m.set(rec(2, "b", "http://b:2380", false));

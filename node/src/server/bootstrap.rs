@@ -6,9 +6,7 @@ use super::MemberError;
 use crate::config::Config;
 use crate::membership::{ids, Membership};
 use crate::proto::cairnpb::MemberRecord;
-use crate::storage::backend::Backend;
 use crate::storage::datadir::{self, Found};
-use crate::storage::mvcc::MvccStore;
 use crate::storage::wal::Identity;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,10 +16,8 @@ pub struct Opened {
     pub membership: Arc<Membership>,
     pub snap_dir: PathBuf,
     pub log_dir: PathBuf,
-    pub backend: Arc<Backend>,
-    pub mvcc: Arc<MvccStore>,
-    /// The backend's applied raft index.
-    pub applied: u64,
+    /// The backend and the MVCC store over it, for the applier.
+    pub state: crate::apply::State,
 }
 
 /// What a member joining a running cluster learned from it.
@@ -66,18 +62,9 @@ pub fn open(cfg: &Config, found: Found, joining: Option<Joining>) -> Result<Open
     // Read first, changing nothing: a torn write at the log's end is cut (when raft opens
     // the log) only once the backend shows it was never applied.
     let log = crate::raft::read_log(&log_dir)?;
-    let backend = Arc::new(Backend::open(&member_dir.join("db"))?);
-    if let Some(members) = founders {
-        crate::apply::write_initial_members(&backend, &members)?;
-    }
-    let mut applied = backend.applied_index()?;
     let image = crate::storage::image::path(&snap_dir, log.snapshot_index);
-    if applied < log.snapshot_index && image.exists() {
-        tracing::info!(index = log.snapshot_index, "loading the snapshot a crash interrupted");
-        // Before the applier exists: finishing what it had started, nothing else writes yet.
-        crate::storage::image::load(&backend, &image).map_err(io("loading the snapshot image", &image))?;
-        applied = backend.applied_index()?;
-    }
+    let state = crate::apply::open_state(&member_dir.join("db"), founders.as_deref(), log.snapshot_index, &image)?;
+    let applied = state.applied;
     if log.snapshot_index > 1 && applied < log.snapshot_index {
         return Err(refuse(format!(
             "backend is at raft index {applied} but the wal starts after {}: the data dir is damaged",
@@ -95,9 +82,8 @@ pub fn open(cfg: &Config, found: Found, joining: Option<Joining>) -> Result<Open
             log.last_index
         )));
     }
-    let mvcc = Arc::new(MvccStore::open(backend.clone())?);
-    let membership = Arc::new(Membership::load(&backend, log.identity.member_id)?);
-    Ok(Opened { identity: log.identity, membership, snap_dir, log_dir, backend, mvcc, applied })
+    let membership = Arc::new(Membership::load(&state.backend, log.identity.member_id)?);
+    Ok(Opened { identity: log.identity, membership, snap_dir, log_dir, state })
 }
 
 /// A new member's log; returns the founding members, to be written to the new backend.

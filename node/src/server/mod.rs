@@ -58,6 +58,8 @@ pub enum MemberError {
     Mvcc(#[from] crate::storage::mvcc::MvccError),
     #[error(transparent)]
     Raft(#[from] raft::RaftError),
+    #[error(transparent)]
+    State(#[from] crate::apply::OpenError),
     /// The data dir is one this member must not start from; the message says why and what to do.
     #[error("{0}")]
     Refused(String),
@@ -133,22 +135,22 @@ impl Member {
         let waiters = Arc::new(Waiters::default());
         // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
         let min_ttl = (election_timeout(&cfg).as_secs_f64() * 1.5).ceil() as i64;
+        let (backend, mvcc, applied) = (opened.state.backend.clone(), opened.state.mvcc.clone(), opened.state.applied);
         let lessor = Arc::new(Lessor::new(min_ttl));
-        lessor.load(&opened.backend, opened.mvcc.leased_keys())?;
-        let (applied_tx, applied_rx) = watch::channel(opened.applied);
-        let hub = Arc::new(WatchHub::new(opened.mvcc.current_revision()));
-        let alarms = Arc::new(Alarms::load(&opened.backend)?);
+        lessor.load(&backend, mvcc.leased_keys())?;
+        let (applied_tx, applied_rx) = watch::channel(applied);
+        let hub = Arc::new(WatchHub::new(mvcc.current_revision()));
+        let alarms = Arc::new(Alarms::load(&backend)?);
         let applier = Applier::new(
-            opened.mvcc.clone(),
+            opened.state,
             opened.membership.clone(),
             alarms.clone(),
             hub.clone(),
             lessor.clone(),
             waiters.clone(),
             applied_tx,
-            opened.applied,
         );
-        let applier = crate::apply::spawn(applier, opened.backend.clone(), cfg.snapshot_count, opened.snap_dir.clone())
+        let applier = crate::apply::spawn(applier, backend.clone(), cfg.snapshot_count, opened.snap_dir.clone())
             .map_err(|source| MemberError::Io { what: "starting the applier".into(), source })?;
         let node_cfg = NodeConfig {
             id: opened.identity.member_id,
@@ -173,7 +175,7 @@ impl Member {
         let network: Arc<dyn Network> = transport.clone();
         let parts = raft::Parts {
             log_dir: opened.log_dir.clone(),
-            applied: opened.applied,
+            applied,
             voters: opened.membership.voters(),
             learners: opened.membership.learners(),
             applier: applier.handle.clone(),
@@ -192,7 +194,7 @@ impl Member {
             cluster_id: opened.identity.cluster_id,
             member_id: opened.identity.member_id,
             raft: started.handle,
-            mvcc: opened.mvcc,
+            mvcc,
             metrics,
             membership: opened.membership,
             stopping,
@@ -204,7 +206,7 @@ impl Member {
             lessor,
             hub,
             alarms,
-            backend: opened.backend,
+            backend,
             transport,
             snap_dir: opened.snap_dir,
             stop,

@@ -4,16 +4,11 @@
 //! Format: `cairn_api::snapshot::image` (what Maintenance.Snapshot streams). Written to a
 //! temporary name and renamed, so an image under its final name is complete.
 
-use super::backend::Backend;
+use super::backend::{Backend, BackendWriter};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use cairn_api::snapshot::image::{END, MAGIC};
-/// A backend batch while loading holds at most this many records or bytes: sled lays large
-/// batches out loosely (a 146 MB backend reloaded in batches of 4096 records of 4 KiB took
-/// 192 MB; in batches of 256, 134 MB).
-const LOAD_BATCH: usize = 256;
-const LOAD_BATCH_BYTES: usize = 1 << 20;
 
 pub fn path(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("{index:016x}.image"))
@@ -29,7 +24,7 @@ pub fn write(backend: &Backend, dest: &Path) -> io::Result<u64> {
     let tmp = dest.with_extension("image.tmp");
     let mut out = CrcWriter { inner: BufWriter::new(std::fs::File::create(&tmp)?), crc: crc32fast::Hasher::new() };
     out.write_all(MAGIC)?;
-    for item in backend.tree().iter() {
+    for item in backend.iter() {
         let (k, v) = item.map_err(io::Error::other)?;
         out.write_all(&(k.len() as u32).to_be_bytes())?;
         out.write_all(&k)?;
@@ -81,17 +76,16 @@ pub fn check(src: &Path) -> io::Result<()> {
     read(src, |_, _| Ok(()))
 }
 
-/// Makes `backend` hold exactly the image's records. Checked first, so a damaged image
+/// Makes the backend hold exactly the image's records. Checked first, so a damaged image
 /// leaves the backend as it was.
-pub fn load(backend: &Backend, src: &Path) -> io::Result<()> {
-    load_reporting(backend, src, |_| {})
+pub fn load(writer: &BackendWriter, src: &Path) -> io::Result<()> {
+    load_reporting(writer, src, |_| {})
 }
 
 /// `load`, telling `loaded` how many bytes of the image each record took.
-pub fn load_reporting(backend: &Backend, src: &Path, mut loaded: impl FnMut(u64)) -> io::Result<()> {
+pub fn load_reporting(writer: &BackendWriter, src: &Path, mut loaded: impl FnMut(u64)) -> io::Result<()> {
     check(src)?;
-    let tree = backend.tree();
-    tree.clear().map_err(io::Error::other)?;
+    writer.clear().map_err(io::Error::other)?;
     let mut batch = sled::Batch::default();
     let (mut n, mut bytes) = (0, 0);
     // The applied index goes in last, after everything else is on disk: a crash midway leaves
@@ -106,17 +100,19 @@ pub fn load_reporting(backend: &Backend, src: &Path, mut loaded: impl FnMut(u64)
         loaded((8 + k.len() + v.len()) as u64);
         batch.insert(k, v);
         n += 1;
-        if n == LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
-            tree.apply_batch(std::mem::take(&mut batch)).map_err(io::Error::other)?;
+        if n == super::backend::COPY_BATCH || bytes >= super::backend::COPY_BATCH_BYTES {
+            writer.apply(std::mem::take(&mut batch)).map_err(io::Error::other)?;
             (n, bytes) = (0, 0);
         }
         Ok(())
     })?;
-    tree.apply_batch(batch).map_err(io::Error::other)?;
-    backend.flush().map_err(io::Error::other)?;
+    writer.apply(batch).map_err(io::Error::other)?;
+    writer.flush().map_err(io::Error::other)?;
     if let Some(v) = applied {
-        tree.insert(super::backend::META_APPLIED_INDEX, v).map_err(io::Error::other)?;
-        backend.flush().map_err(io::Error::other)?;
+        let mut last = sled::Batch::default();
+        last.insert(super::backend::META_APPLIED_INDEX, v);
+        writer.apply(last).map_err(io::Error::other)?;
+        writer.flush().map_err(io::Error::other)?;
     }
     Ok(())
 }
@@ -170,24 +166,28 @@ mod tests {
     #[test]
     fn an_image_round_trips_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Backend::open(&dir.path().join("a")).unwrap();
+        let (a, aw) = Backend::open(&dir.path().join("a")).unwrap();
+        let mut batch = sled::Batch::default();
         for i in 0..10_000u32 {
-            a.tree().insert(i.to_be_bytes(), vec![b'v'; (i % 100) as usize]).unwrap();
+            batch.insert(&i.to_be_bytes()[..], vec![b'v'; (i % 100) as usize]);
         }
+        aw.apply(batch).unwrap();
         let img = path(dir.path(), 42);
         write(&a, &img).unwrap();
-        let b = Backend::open(&dir.path().join("b")).unwrap();
-        b.tree().insert(b"stale", b"gone after load".to_vec()).unwrap();
-        load(&b, &img).unwrap();
-        assert_eq!(b.tree().len(), 10_000);
-        assert!(a.tree().iter().zip(b.tree().iter()).all(|(x, y)| x.unwrap() == y.unwrap()));
+        let (b, bw) = Backend::open(&dir.path().join("b")).unwrap();
+        let mut stale = sled::Batch::default();
+        stale.insert(&b"stale"[..], &b"gone after load"[..]);
+        bw.apply(stale).unwrap();
+        load(&bw, &img).unwrap();
+        assert_eq!(b.len(), 10_000);
+        assert!(a.iter().zip(b.iter()).all(|(x, y)| x.unwrap() == y.unwrap()));
         // One flipped byte in the middle: refused, and the backend keeps what it had.
         let mut bytes = std::fs::read(&img).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
         std::fs::write(&img, &bytes).unwrap();
-        assert!(load(&b, &img).is_err());
-        assert_eq!(b.tree().len(), 10_000);
+        assert!(load(&bw, &img).is_err());
+        assert_eq!(b.len(), 10_000);
         // Cut short: refused too.
         std::fs::write(&img, &bytes[..mid]).unwrap();
         assert!(check(&img).is_err());

@@ -130,7 +130,18 @@ async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing
     }
 }
 
-async fn stream_image(t: &Transport, channel: Channel, m: &Outgoing, image: &Path) -> anyhow::Result<()> {
+/// Why a snapshot did not reach a peer.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("reading the image: {0}")]
+    Image(#[from] std::io::Error),
+    #[error("the peer: {0}")]
+    Peer(#[from] tonic::Status),
+    #[error("the stream to the peer ended early")]
+    Ended,
+}
+
+async fn stream_image(t: &Transport, channel: Channel, m: &Outgoing, image: &Path) -> Result<(), SendError> {
     let mut file = tokio::fs::File::open(image).await?;
     let (tx, chunks) = mpsc::channel(4);
     tx.send(SnapshotChunk {
@@ -139,7 +150,8 @@ async fn stream_image(t: &Transport, channel: Channel, m: &Outgoing, image: &Pat
         index: m.snapshot_index,
         data: Vec::new(),
     })
-    .await?;
+    .await
+    .map_err(|_| SendError::Ended)?;
     let call = tokio::spawn(async move { PeerClient::new(channel).snapshot(ReceiverStream::new(chunks)).await });
     loop {
         let mut buf = vec![0u8; SNAPSHOT_CHUNK];
@@ -153,6 +165,6 @@ async fn stream_image(t: &Transport, channel: Channel, m: &Outgoing, image: &Pat
         }
     }
     drop(tx);
-    call.await??;
+    call.await.map_err(|_| SendError::Ended)??;
     Ok(())
 }

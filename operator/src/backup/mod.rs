@@ -3,7 +3,7 @@
 //! runner that keeps one writer per cluster going while the operator leads.
 
 pub mod cron;
-pub mod duration;
+pub mod error;
 pub mod health;
 pub mod reconcile;
 pub mod runner;

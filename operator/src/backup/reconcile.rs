@@ -2,29 +2,37 @@
 //! turned into status.lastBackup, the BackupHealthy condition, Events and metrics.
 
 use super::health::{health, last_backup};
+use super::runner::Runners;
 use super::runner::{id, s3_config, writer_config};
-use crate::controller::Ctx;
 use crate::crd::CairnCluster;
+use crate::metrics::Metrics;
 use crate::reconcile::observe::Seen;
 use crate::reconcile::status::condition;
 use kube::runtime::events::{Event, EventType};
 use serde_json::Value;
 
-pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut Value) -> Vec<Event> {
+pub async fn reconcile(
+    client: &kube::Client,
+    runners: &Runners,
+    metrics: &Metrics,
+    c: &CairnCluster,
+    seen: &Seen,
+    status: &mut Value,
+) -> Vec<Event> {
     let cluster = id(c);
     let Some(spec) = &c.spec.backup else {
-        ctx.backups.stop(&cluster);
+        runners.stop(&cluster);
         return Vec::new();
     };
     let ns = crate::resources::namespace(c);
-    let settings = match (writer_config(spec), s3_config(&ctx.client, &ns, &spec.s3).await) {
+    let settings = match (writer_config(spec), s3_config(client, &ns, &spec.s3).await) {
         (Ok(cfg), Ok(s3)) => Ok((cfg, s3)),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let (cfg, s3) = match settings {
         Ok(s) => s,
         Err(e) => {
-            ctx.backups.stop(&cluster);
+            runners.stop(&cluster);
             push_condition(status, condition(c, "BackupHealthy", false, "InvalidConfig", &e));
             return Vec::new();
         }
@@ -40,16 +48,16 @@ pub async fn reconcile(ctx: &Ctx, c: &CairnCluster, seen: &Seen, status: &mut Va
         .filter_map(|m| seen.endpoints.get(&m.name).cloned())
         .collect();
     if !voters.is_empty() {
-        ctx.backups.ensure(&cluster, s3, cfg, voters);
+        runners.ensure(&cluster, s3, cfg, voters);
     }
-    let progress = ctx.backups.take_progress(&cluster).unwrap_or_default();
-    let now = super::writer::now_ms();
+    let progress = runners.take_progress(&cluster).unwrap_or_default();
+    let now = cairn_backup::time::now_ms();
     let h = health(&progress, interval, now);
     push_condition(status, condition(c, "BackupHealthy", h.ok, h.reason, &h.message));
     status["lastBackup"] = serde_json::to_value(last_backup(&progress)).unwrap_or(Value::Null);
 
     let labels = format!(r#"namespace="{ns}",cluster="{}""#, crate::resources::name(c));
-    let m = &ctx.metrics;
+    let m = metrics;
     if let Some(ms) = progress.full_unix_ms {
         m.set("cairn_backup_last_full_timestamp_seconds", &labels, ms as f64 / 1000.0);
     }

@@ -55,13 +55,13 @@ pub async fn s3_config(client: &kube::Client, ns: &str, s3: &S3Location) -> Resu
 pub fn writer_config(b: &BackupSpec) -> Result<WriterConfig, String> {
     let schedule = Schedule::parse(&b.full_schedule).map_err(|e| format!("spec.backup.fullSchedule: {e}"))?;
     let delta_interval =
-        super::duration::parse(&b.delta_interval).map_err(|e| format!("spec.backup.deltaInterval: {e}"))?;
+        crate::units::duration(&b.delta_interval).map_err(|e| format!("spec.backup.deltaInterval: {e}"))?;
     if delta_interval < std::time::Duration::from_secs(1) {
         return Err("spec.backup.deltaInterval: at least 1s".into());
     }
     let retention = b.retention.clone().unwrap_or_default();
     let max_age = match &retention.max_age {
-        Some(a) => Some(super::duration::parse(a).map_err(|e| format!("spec.backup.retention.maxAge: {e}"))?),
+        Some(a) => Some(crate::units::duration(a).map_err(|e| format!("spec.backup.retention.maxAge: {e}"))?),
         None => None,
     };
     let keep = retention.full_snapshots.map_or(DEFAULT_KEEP, |n| n.max(1) as usize);

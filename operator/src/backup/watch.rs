@@ -3,10 +3,11 @@
 //! trying the members in turn). A start revision that was compacted ends it with `Compacted`:
 //! what was written there can no longer be read, so only a new full snapshot can continue.
 
-use super::writer::{now_ms, Endpoints};
+use super::error::{Result, WriterError};
 use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
 use cairn_api::proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
 use cairn_api::proto::mvccpb::Event;
+use cairn_backup::time::now_ms;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -18,6 +19,9 @@ pub enum Item {
 }
 
 /// Runs until the receiver goes away or the start is compacted.
+/// The client URLs of the members, as they are now (the writer follows whichever answers).
+pub type Endpoints = std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 pub async fn follow(endpoints: Endpoints, start: i64, tx: mpsc::Sender<Item>) {
     let mut next = start;
     let mut turn = 0usize;
@@ -38,7 +42,7 @@ pub async fn follow(endpoints: Endpoints, start: i64, tx: mpsc::Sender<Item>) {
     }
 }
 
-async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> anyhow::Result<()> {
+async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> Result<()> {
     let channel = tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(endpoint)).await??;
     let create = WatchCreateRequest {
         key: vec![0],
@@ -49,7 +53,8 @@ async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> anyhow
         ..Default::default()
     };
     let (req_tx, req_rx) = mpsc::channel(1);
-    req_tx.send(WatchRequest { request_union: Some(watch_request::RequestUnion::CreateRequest(create)) }).await?;
+    let create = WatchRequest { request_union: Some(watch_request::RequestUnion::CreateRequest(create)) };
+    req_tx.send(create).await.map_err(|_| WriterError::Failed("the watch request was not sent".into()))?;
     let mut stream = WatchClient::new(channel)
         .max_decoding_message_size(256 << 20)
         .watch(tokio_stream::wrappers::ReceiverStream::new(req_rx))
@@ -61,7 +66,7 @@ async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> anyhow
             return Ok(());
         }
         if resp.canceled {
-            anyhow::bail!("the watch was canceled: {}", resp.cancel_reason);
+            return Err(WriterError::Failed(format!("the watch was canceled: {}", resp.cancel_reason)));
         }
         let Some(last) = resp.events.last().and_then(|e| e.kv.as_ref()).map(|kv| kv.mod_revision) else { continue };
         *next = last + 1;
@@ -70,5 +75,5 @@ async fn once(endpoint: &str, next: &mut i64, tx: &mpsc::Sender<Item>) -> anyhow
         }
     }
     drop(req_tx);
-    anyhow::bail!("the watch stream ended")
+    Err(WriterError::Failed("the watch stream ended".into()))
 }

@@ -11,6 +11,7 @@
 //! restoring something silently incomplete.
 
 use super::cron::Schedule;
+use super::error::{Result, WriterError};
 use super::watch::{self, Item};
 use cairn_api::proto::cairnpb::{DeltaRecord, DeltaRevision};
 use cairn_api::proto::mvccpb::{event::EventType, Event, KeyValue};
@@ -21,15 +22,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The members to read from (voters' client addresses), asked anew at each connection.
-pub type Endpoints = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+pub use super::watch::Endpoints;
 
 /// A delta is flushed early once its changes reach this size.
 const MAX_PENDING_BYTES: usize = 64 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub fn now_ms() -> i64 {
-    k8s_openapi::jiff::Timestamp::now().as_millisecond()
-}
+use cairn_backup::time::now_ms;
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -77,14 +76,14 @@ struct Committer<'a> {
 }
 
 impl<'a> Committer<'a> {
-    async fn load(store: &'a Store) -> anyhow::Result<Committer<'a>> {
+    async fn load(store: &'a Store) -> Result<Committer<'a>> {
         Ok(match store.get(CATALOG).await? {
             Some((bytes, etag)) => Committer { store, catalog: serde_json::from_slice(&bytes)?, etag: Some(etag) },
             None => Committer { store, catalog: Catalog::default(), etag: None },
         })
     }
 
-    async fn commit<T>(&mut self, change: impl FnOnce(&mut Catalog) -> T) -> anyhow::Result<T> {
+    async fn commit<T>(&mut self, change: impl FnOnce(&mut Catalog) -> T) -> Result<T> {
         let mut next = self.catalog.clone();
         let out = change(&mut next);
         let etag = self.store.put_if(CATALOG, serde_json::to_vec_pretty(&next)?, self.etag.as_deref()).await?;
@@ -106,10 +105,10 @@ impl Writer {
         loop {
             let started = std::time::Instant::now();
             if let Err(e) = self.session().await {
-                tracing::warn!("backup: {e:#}");
+                tracing::warn!("backup: {e}");
                 let mut p = self.progress();
-                p.last_error = Some(format!("{e:#}"));
-                p.notes.push(("BackupFailed", format!("{e:#}")));
+                p.last_error = Some(e.to_string());
+                p.notes.push(("BackupFailed", e.to_string()));
             }
             if started.elapsed() > MAX_BACKOFF * 2 {
                 backoff = Duration::from_secs(1);
@@ -119,7 +118,7 @@ impl Writer {
         }
     }
 
-    async fn session(&self) -> anyhow::Result<()> {
+    async fn session(&self) -> Result<()> {
         let mut cat = Committer::load(&self.store).await?;
         self.check_lineage(&cat.catalog).await?;
         let generation = cat.catalog.generation() + 1;
@@ -149,13 +148,13 @@ impl Writer {
     /// A cluster behind the catalog's head is not the one these backups are of (a cluster
     /// restored to an earlier revision, pointed at its source's prefix): its revisions would
     /// mean other changes than the ones backed up under the same numbers.
-    async fn check_lineage(&self, c: &Catalog) -> anyhow::Result<()> {
+    async fn check_lineage(&self, c: &Catalog) -> Result<()> {
         if c.head == 0 {
             return Ok(());
         }
         // The highest any member reports: a follower that just restarted may lag a little.
         let mut newest = None;
-        let mut last = anyhow::anyhow!("no members to ask for their revision");
+        let mut last = WriterError::Failed("no members to ask for their revision".into());
         for ep in (self.endpoints)() {
             match current_revision(&ep).await {
                 Ok(rev) => newest = newest.max(Some(rev)),
@@ -164,11 +163,11 @@ impl Writer {
         }
         let rev = newest.ok_or(last)?;
         if rev < c.head {
-            anyhow::bail!(
+            return Err(WriterError::Failed(format!(
                 "the cluster is at revision {rev}, behind revision {} backed up under {}: it is not the cluster these backups are of (back a restored cluster up under a new prefix)",
                 c.head,
                 self.store.url("")
-            );
+            )));
         }
         Ok(())
     }
@@ -183,7 +182,7 @@ impl Writer {
         for (name, id) in uploads {
             if cairn_backup::catalog::full_key_generation(&name).is_some_and(|g| g < generation) {
                 if let Err(e) = self.store.abort_upload(&name, &id).await {
-                    tracing::warn!("backup: {e:#}");
+                    tracing::warn!("backup: {e}");
                 }
             }
         }
@@ -204,12 +203,12 @@ impl Writer {
 
     /// Takes a full snapshot and commits it. `restart`: it is where the deltas start (first
     /// one, or after a compaction), so the head moves up to it.
-    async fn full(&self, cat: &mut Committer<'_>, generation: u64, restart: bool) -> anyhow::Result<Full> {
+    async fn full(&self, cat: &mut Committer<'_>, generation: u64, restart: bool) -> Result<Full> {
         let f = Full { restart, ..upload_full(&self.store, &self.endpoints, generation).await? };
         self.commit_full(cat, f).await
     }
 
-    async fn commit_full(&self, cat: &mut Committer<'_>, f: Full) -> anyhow::Result<Full> {
+    async fn commit_full(&self, cat: &mut Committer<'_>, f: Full) -> Result<Full> {
         let entry = f.clone();
         let (keep, max_age) = (self.cfg.keep, self.cfg.max_age.map(|d| d.as_millis() as i64));
         let listed = self.store.list("").await?;
@@ -252,7 +251,7 @@ impl Writer {
     /// Follows the watch from `start`, flushing deltas, and taking full snapshots when the
     /// schedule says (in the background: deltas keep flowing meanwhile). Returns only when
     /// the watch's start was compacted, with the compaction revision.
-    async fn follow(&self, cat: &mut Committer<'_>, generation: u64, start: i64) -> anyhow::Result<i64> {
+    async fn follow(&self, cat: &mut Committer<'_>, generation: u64, start: i64) -> Result<i64> {
         let (tx, mut rx) = mpsc::channel(64);
         let watcher = tokio::spawn(watch::follow(self.endpoints.clone(), start, tx));
         let _stop_watch = AbortOnDrop(watcher);
@@ -261,7 +260,7 @@ impl Writer {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_full = self.next_full();
         // A full snapshot in flight; aborted with the session that started it.
-        let mut taking: Option<AbortOnDrop<anyhow::Result<Full>>> = None;
+        let mut taking: Option<AbortOnDrop<Result<Full>>> = None;
         loop {
             tokio::select! {
                 item = rx.recv() => match item {
@@ -275,7 +274,7 @@ impl Writer {
                         self.flush(cat, generation, &mut pending).await?;
                         return Ok(rev);
                     }
-                    None => anyhow::bail!("the backup watch stopped"),
+                    None => return Err(WriterError::Failed("the backup watch stopped".into())),
                 },
                 _ = tick.tick() => self.flush(cat, generation, &mut pending).await?,
                 // (A disabled branch's future is made but never polled.)
@@ -286,7 +285,7 @@ impl Writer {
                 }
                 done = async { (&mut taking.as_mut().expect("guarded").0).await }, if taking.is_some() => {
                     taking = None;
-                    let full = done??;
+                    let full = done.map_err(|e| WriterError::Failed(format!("the full snapshot's task: {e}")))??;
                     // What arrived meanwhile first: retention then sees those deltas committed.
                     self.flush(cat, generation, &mut pending).await?;
                     self.commit_full(cat, full).await?;
@@ -299,17 +298,16 @@ impl Writer {
         self.cfg.schedule.next_after(k8s_openapi::jiff::Timestamp::now()).map(|t| t.as_millisecond())
     }
 
-    async fn flush(&self, cat: &mut Committer<'_>, generation: u64, pending: &mut Pending) -> anyhow::Result<()> {
+    async fn flush(&self, cat: &mut Committer<'_>, generation: u64, pending: &mut Pending) -> Result<()> {
         let Some(rec) = pending.record(generation) else {
             self.progress().current_unix_ms = Some(now_ms());
             return Ok(());
         };
         if rec.from_revision > cat.catalog.head + 1 {
-            anyhow::bail!(
+            return Err(WriterError::Failed(format!(
                 "a delta from revision {} would leave a hole after revision {}",
-                rec.from_revision,
-                cat.catalog.head
-            );
+                rec.from_revision, cat.catalog.head
+            )));
         }
         let name = DeltaName { from: rec.from_revision, to: rec.to_revision, generation };
         let bytes = delta::encode(&rec);
@@ -348,7 +346,7 @@ impl Pending {
         Pending { revisions: Vec::new(), last, bytes: 0, oldest_ms: 0 }
     }
 
-    fn add(&mut self, events: Vec<Event>, at: i64) -> anyhow::Result<()> {
+    fn add(&mut self, events: Vec<Event>, at: i64) -> Result<()> {
         for ev in events {
             let rev = ev.kv.as_ref().map_or(0, |kv| kv.mod_revision);
             // A watch without fragmenting never splits a revision across responses (etcd's
@@ -363,7 +361,7 @@ impl Pending {
                 self.revisions.push(DeltaRevision { revision: rev, observed_unix_ms: at, events: Vec::new() });
                 self.last = rev;
             } else {
-                anyhow::bail!("the watch skipped from revision {} to {rev}", self.last);
+                return Err(WriterError::Failed(format!("the watch skipped from revision {} to {rev}", self.last)));
             }
             let ev = slim(ev);
             self.bytes += ev.kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len()) + 32;
@@ -398,7 +396,7 @@ fn slim(mut ev: Event) -> Event {
     ev
 }
 
-async fn current_revision(endpoint: &str) -> anyhow::Result<i64> {
+async fn current_revision(endpoint: &str) -> Result<i64> {
     use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
     let channel = tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(endpoint)).await??;
     let status = MaintenanceClient::new(channel).status(cairn_api::proto::etcdserverpb::StatusRequest {}).await?;
@@ -406,10 +404,10 @@ async fn current_revision(endpoint: &str) -> anyhow::Result<i64> {
 }
 
 /// A full snapshot from the first member that gives one.
-async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> anyhow::Result<Full> {
+async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> Result<Full> {
     let started = now_ms();
     let key = full_key(started, generation);
-    let mut last = anyhow::anyhow!("no members to take a snapshot from");
+    let mut last = WriterError::Failed("no members to take a snapshot from".into());
     for ep in endpoints() {
         let channel = match tokio::time::timeout(Duration::from_secs(5), cairn_api::dial::dial(&ep)).await {
             Ok(Ok(c)) => c,
@@ -418,13 +416,13 @@ async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> a
                 continue;
             }
             Err(_) => {
-                last = anyhow::anyhow!("dial {ep}: timed out");
+                last = WriterError::Failed(format!("dial {ep}: timed out"));
                 continue;
             }
         };
         match full::upload(channel, store, &key, generation, started).await {
             Ok(f) => return Ok(f),
-            Err(e) => last = anyhow::Error::from(e).context(format!("snapshot from {ep}")),
+            Err(e) => last = WriterError::from(e).during(format!("snapshot from {ep}")),
         }
     }
     Err(last)

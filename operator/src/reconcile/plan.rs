@@ -9,6 +9,7 @@
 //! a member whose data is gone, or that stays unhealthy while quorum holds, is removed and
 //! comes back as a new learner.
 
+use crate::quorum::quorum;
 use std::time::Duration;
 
 /// Members are `<cluster>-<ordinal>`; a claim and a pod carry the member's name.
@@ -98,10 +99,6 @@ pub enum Step {
     Degraded { reason: String },
     /// As asked.
     Done,
-}
-
-fn quorum(voters: usize) -> usize {
-    voters / 2 + 1
 }
 
 fn wait(reason: impl Into<String>) -> Step {

@@ -5,7 +5,6 @@
 use super::observe::Seen;
 use super::plan::Step;
 use crate::crd::CairnCluster;
-use crate::resources;
 use serde_json::{json, Value};
 
 fn rfc3339_now() -> String {
@@ -32,7 +31,7 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
     let members = seen.observed.members.clone().unwrap_or_default();
     let voters: Vec<_> = members.iter().filter(|m| !m.learner).collect();
     let healthy = voters.iter().filter(|m| m.healthy).count();
-    let available = !voters.is_empty() && healthy >= resources::quorum(voters.len() as i32) as usize;
+    let available = !voters.is_empty() && healthy >= crate::quorum::quorum(voters.len());
     let leader = members.iter().find(|m| m.leader);
     let leader_status = leader.and_then(|l| seen.statuses.get(&l.name));
     let (phase, progressing, degraded) = match step {

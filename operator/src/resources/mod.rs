@@ -68,11 +68,6 @@ pub fn owned_meta(c: &CairnCluster, name: &str, extra: BTreeMap<String, String>)
     }
 }
 
-/// Members a majority of which must stay up: minAvailable of the PDB.
-pub fn quorum(replicas: i32) -> i32 {
-    replicas / 2 + 1
-}
-
 #[cfg(test)]
 pub(crate) fn sample(name: &str, yaml_spec: &str) -> CairnCluster {
     let spec: crate::crd::CairnClusterSpec = serde_yaml::from_str(yaml_spec).expect("a spec");

@@ -1,6 +1,6 @@
 //! The Services, the PodDisruptionBudget and the ConfigMap of a cluster.
 
-use super::{labels, name, owned_meta, peer_service, quorum, CLIENT_PORT, PEER_PORT};
+use super::{labels, name, owned_meta, peer_service, CLIENT_PORT, PEER_PORT};
 use crate::crd::CairnCluster;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -46,7 +46,7 @@ pub fn pdb(c: &CairnCluster) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: owned_meta(c, &name(c), BTreeMap::new()),
         spec: Some(PodDisruptionBudgetSpec {
-            min_available: Some(IntOrString::Int(quorum(c.spec.replicas))),
+            min_available: Some(IntOrString::Int(crate::quorum::quorum(c.spec.replicas.max(0) as usize) as i32)),
             selector: Some(LabelSelector { match_labels: Some(labels(c)), ..Default::default() }),
             ..Default::default()
         }),

@@ -8,6 +8,7 @@ use super::probe::{self, Probe};
 use super::process::{self, Spec};
 use super::setup::{self, NotYet};
 use super::Kubelet;
+use crate::kubesim::clock;
 use crate::kubesim::objects::{self, Part};
 use crate::kubesim::store::Key;
 use serde_json::{json, Value};
@@ -145,7 +146,7 @@ impl PodRun {
             hosts_text: String::new(),
             volumes: None,
             containers,
-            start_time: objects::now(),
+            start_time: clock::now(),
             failed: false,
         }
     }
@@ -284,10 +285,10 @@ impl PodRun {
                 let code = exit_code(status);
                 let (started, ran) = match &c.started {
                     Some((at, when)) => (at.clone(), when.elapsed()),
-                    None => (objects::now(), Duration::ZERO),
+                    None => (clock::now(), Duration::ZERO),
                 };
                 c.child = None;
-                c.ended = Some(Terminated { code, started, finished: objects::now() });
+                c.ended = Some(Terminated { code, started, finished: clock::now() });
                 if ran > Duration::from_secs(60) {
                     c.backoff = FIRST_BACKOFF;
                 }
@@ -323,7 +324,7 @@ impl PodRun {
             }) {
                 Ok(child) => {
                     c.child = Some(child);
-                    c.started = Some((objects::now(), Instant::now()));
+                    c.started = Some((clock::now(), Instant::now()));
                     c.waiting = None;
                     if let Some(p) = c.readiness.as_mut() {
                         p.restart();
@@ -387,7 +388,7 @@ impl PodRun {
                 .iter()
                 .find(|c| c["type"] == json!(kind) && c["status"] == json!(status))
                 .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_string))
-                .unwrap_or_else(objects::now);
+                .unwrap_or_else(clock::now);
             json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since})
         };
         json!([

@@ -12,6 +12,7 @@ use cairn_api::proto::cairnpb::DeltaRecord;
 use cairn_api::proto::mvccpb::event::EventType;
 use cairn_api::proto::mvccpb::KeyValue;
 use cairn_backup::catalog::{DeltaName, Target};
+use cairn_node::storage::backend::BackendWriter;
 use cairn_node::storage::mvcc::{KeyRange, MvccStore};
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -25,10 +26,16 @@ pub struct Replayed {
     pub dropped_leases: u64,
 }
 
-pub fn replay(store: &MvccStore, name: &DeltaName, rec: &DeltaRecord, target: Target) -> anyhow::Result<Replayed> {
+pub fn replay(
+    store: &MvccStore,
+    writer: &BackendWriter,
+    name: &DeltaName,
+    rec: &DeltaRecord,
+    target: Target,
+) -> anyhow::Result<Replayed> {
     let key = name.key();
     let mut out = Replayed { revision: store.current_revision(), ..Default::default() };
-    let mut txn = store.write();
+    let mut txn = store.write(writer);
     for rev in &rec.revisions {
         if rev.revision <= txn.rev() {
             continue; // before the full snapshot, or replayed from an earlier delta
@@ -97,7 +104,7 @@ fn same_revisions(got: &KeyValue, want: &KeyValue) -> bool {
 }
 
 fn lease_exists(store: &MvccStore, id: i64) -> anyhow::Result<bool> {
-    Ok(store.backend().tree().get(cairn_node::lease::record_key(id))?.is_some())
+    Ok(store.backend().get(cairn_node::lease::record_key(id))?.is_some())
 }
 
 fn show(key: &[u8]) -> String {

@@ -171,13 +171,13 @@ async fn fetch_and_build(
     let mut done =
         Restored { revision: 0, full_revision: plan.full.revision, deltas: 0, changes: 0, dropped_leases: 0 };
     done.revision = tokio::task::block_in_place(|| {
-        build(member, |backend| {
-            load(backend, &snapshot)?;
-            let mvcc = MvccStore::open(backend.clone())?;
+        build(member, |writer| {
+            load(writer, &snapshot)?;
+            let mvcc = MvccStore::open(writer.backend().clone())?;
             let mut progress = Progress::new("replaying deltas", Some(records.len() as u64));
             let mut reached = false;
             for (name, rec) in &records {
-                let r = super::replay::replay(&mvcc, name, rec, target)?;
+                let r = super::replay::replay(&mvcc, writer, name, rec, target)?;
                 done.deltas += 1;
                 done.changes += r.changes;
                 done.dropped_leases += r.dropped_leases;

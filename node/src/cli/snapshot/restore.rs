@@ -10,10 +10,9 @@ use cairn_node::apply::write_initial_members;
 use cairn_node::config::{parse_initial_cluster, split_urls};
 use cairn_node::membership::ids;
 use cairn_node::membership::PREFIX_MEMBER;
-use cairn_node::storage::backend::{Backend, META_APPLIED_INDEX, META_REVISION};
+use cairn_node::storage::backend::{Backend, BackendWriter, META_APPLIED_INDEX, META_REVISION};
 use cairn_node::storage::wal::Identity;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The new member and cluster a restore makes a data dir for (etcdutl's flags).
 #[derive(clap::Args, Debug, Clone)]
@@ -102,10 +101,10 @@ pub fn describe(m: &NewMember) -> String {
 }
 
 /// Loads a snapshot file into an empty backend, with progress.
-pub fn load(backend: &Arc<Backend>, file: &Path) -> anyhow::Result<()> {
+pub fn load(writer: &BackendWriter, file: &Path) -> anyhow::Result<()> {
     let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
     let mut progress = super::progress::Progress::new("restoring", Some(size));
-    cairn_node::storage::image::load_reporting(backend, file, |n| progress.add(n)).context("loading the snapshot")?;
+    cairn_node::storage::image::load_reporting(writer, file, |n| progress.add(n)).context("loading the snapshot")?;
     progress.finish();
     Ok(())
 }
@@ -115,7 +114,7 @@ pub fn load(backend: &Arc<Backend>, file: &Path) -> anyhow::Result<()> {
 /// made under another name and renamed when complete, so a data dir under its own name is
 /// never half-made, even after a SIGKILL; and on failure nothing stays behind, so the same
 /// command can be run again.
-pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
+pub fn build(m: &NewMember, fill: impl FnOnce(&BackendWriter) -> anyhow::Result<()>) -> anyhow::Result<i64> {
     let partial = PathBuf::from(format!("{}.restoring", m.data_dir.display()));
     let _ = std::fs::remove_dir_all(&partial);
     let result = create(m, &partial, fill).and_then(|rev| {
@@ -128,25 +127,25 @@ pub fn build(m: &NewMember, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<(
     result
 }
 
-fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&Arc<Backend>) -> anyhow::Result<()>) -> anyhow::Result<i64> {
+fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&BackendWriter) -> anyhow::Result<()>) -> anyhow::Result<i64> {
     let member_dir = dir.join("member");
     cairn_node::storage::datadir::claim(dir)?;
-    let backend = Arc::new(Backend::open(&member_dir.join("db")).context("creating the backend")?);
-    fill(&backend)?;
+    let (backend, writer) = Backend::open(&member_dir.join("db")).context("creating the backend")?;
+    fill(&writer)?;
     // A new cluster: its own members, and no raft history (applied index 0, as a new member's).
     let mut batch = sled::Batch::default();
-    for item in backend.tree().scan_prefix([PREFIX_MEMBER]) {
+    for item in backend.scan_prefix([PREFIX_MEMBER]) {
         batch.remove(item?.0);
     }
     batch.remove(META_APPLIED_INDEX);
-    backend.apply(batch)?;
-    write_initial_members(&backend, &m.records)?;
+    writer.apply(batch)?;
+    write_initial_members(&writer, &m.records)?;
     let revision = backend.get_u64(META_REVISION)?.unwrap_or(1);
     let voters: Vec<u64> = m.records.iter().map(|r| r.id).collect();
     let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
     cairn_node::storage::private::create_dir_all(&member_dir.join("snap"))?;
     cairn_node::raft::create_log(&member_dir.join("wal"), identity, voters)?;
-    backend.flush()?;
-    drop(backend);
+    writer.flush()?;
+    drop((backend, writer));
     Ok(revision as i64)
 }

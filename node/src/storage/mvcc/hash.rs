@@ -53,7 +53,7 @@ impl MvccStore {
         let mut records: Vec<(Revision, bool, Vec<u8>)> = Vec::new();
         let (lo, hi) = (Revision { main: 0, sub: 0 }, Revision { main: upto + 1, sub: 0 });
         let visible = st.index.visible_revisions(upto);
-        for item in self.backend.tree().range(lo.to_key()..hi.to_key()) {
+        for item in self.backend.range(lo.to_key()..hi.to_key()) {
             let (k, v) = item.map_err(backend_err)?;
             let r = Revision::from_key(&k).ok_or_else(|| MvccError::Backend("bad revision key".into()))?;
             if r.main <= st.compact_rev {
@@ -72,7 +72,7 @@ impl MvccStore {
         tlo[1..].copy_from_slice(&((st.compact_rev + 1) as u64).to_be_bytes());
         let mut thi = tlo;
         thi[1..].copy_from_slice(&((upto + 1) as u64).to_be_bytes());
-        for item in self.backend.tree().range(tlo..thi) {
+        for item in self.backend.range(tlo..thi) {
             let (k, v) = item.map_err(backend_err)?;
             let main = revision::tombstones_main(&k).ok_or_else(|| MvccError::Backend("bad tombstone key".into()))?;
             let rec = TombstoneRecord::decode(&v[..]).map_err(|e| MvccError::Backend(e.to_string()))?;

@@ -42,7 +42,7 @@ impl MvccStore {
         let lo = Revision { main: from, sub: 0 };
         let hi = Revision { main: to + 1, sub: 0 };
         let mut changes: Vec<(Revision, Event)> = Vec::new();
-        for item in self.backend.tree().range(lo.to_key()..hi.to_key()) {
+        for item in self.backend.range(lo.to_key()..hi.to_key()) {
             let (k, v) = item.map_err(backend_err)?;
             let rev = Revision::from_key(&k).ok_or_else(|| MvccError::Backend("bad revision key".into()))?;
             let kv = revision::decode_put(&k, &v).map_err(|e| MvccError::Backend(e.to_string()))?;
@@ -55,7 +55,7 @@ impl MvccStore {
         tlo[1..].copy_from_slice(&(from as u64).to_be_bytes());
         let mut thi = tlo;
         thi[1..].copy_from_slice(&((to + 1) as u64).to_be_bytes());
-        for item in self.backend.tree().range(tlo..thi) {
+        for item in self.backend.range(tlo..thi) {
             let (k, v) = item.map_err(backend_err)?;
             let main = revision::tombstones_main(&k).ok_or_else(|| MvccError::Backend("bad tombstone key".into()))?;
             if main <= st.compact_rev {

@@ -9,11 +9,10 @@
 
 use super::key_index::{KeyIndex, KeyRange};
 use super::revision::{self, tombstones_key, Revision};
-use super::write::WriteTxn;
 use super::MvccError;
 use crate::proto::cairnpb::TombstoneRecord;
 use crate::proto::mvccpb::KeyValue;
-use crate::storage::backend::{self, Backend, BackendError};
+use crate::storage::backend::{self, Backend, BackendError, BackendWriter};
 use prost::Message;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -72,13 +71,13 @@ type Change = (Revision, Vec<u8>, Option<(i64, i64, i64)>);
 
 fn load_changes(backend: &Backend) -> Result<Vec<Change>, BackendError> {
     let mut changes = Vec::new();
-    for item in backend.tree().scan_prefix([backend::PREFIX_REV]) {
+    for item in backend.scan_prefix([backend::PREFIX_REV]) {
         let (k, v) = item?;
         let rev = Revision::from_key(&k).ok_or_else(|| revision::corrupt(&k, "bad revision key"))?;
         let kv = revision::decode_put(&k, &v)?;
         changes.push((rev, kv.key, Some((kv.create_revision, kv.version, kv.lease))));
     }
-    for item in backend.tree().scan_prefix([backend::PREFIX_TOMBSTONES]) {
+    for item in backend.scan_prefix([backend::PREFIX_TOMBSTONES]) {
         let (k, v) = item?;
         let main = revision::tombstones_main(&k).ok_or_else(|| revision::corrupt(&k, "bad tombstone key"))?;
         let rec = TombstoneRecord::decode(&v[..]).map_err(|e| revision::corrupt(&k, e))?;
@@ -131,10 +130,6 @@ impl MvccStore {
         ReadTxn { store: self, st: self.state.read().unwrap_or_else(|e| e.into_inner()) }
     }
 
-    pub fn write(&self) -> WriteTxn<'_> {
-        WriteTxn::new(self, self.state.write().unwrap_or_else(|e| e.into_inner()))
-    }
-
     pub fn current_revision(&self) -> i64 {
         self.read().st.rev
     }
@@ -166,7 +161,7 @@ impl MvccStore {
 
     /// Deletes up to `max` records freed by compaction; returns how many. Only the applier
     /// calls this (it is a backend write), between batches.
-    pub fn collect_garbage(&self, max: usize) -> Result<usize, BackendError> {
+    pub fn collect_garbage(&self, writer: &BackendWriter, max: usize) -> Result<usize, BackendError> {
         let chunk: Vec<Vec<u8>> = {
             let mut g = self.garbage.lock().unwrap_or_else(|e| e.into_inner());
             let n = g.len().min(max);
@@ -179,13 +174,13 @@ impl MvccStore {
         for k in &chunk {
             batch.remove(k.as_slice());
         }
-        self.backend.apply(batch)?;
+        writer.apply(batch)?;
         Ok(chunk.len())
     }
 
     pub(super) fn load(&self, rev: Revision) -> Result<KeyValue, MvccError> {
         let key = rev.to_key();
-        match self.backend.tree().get(key) {
+        match self.backend.get(key) {
             Ok(Some(v)) => revision::decode_put(&key, &v).map_err(|e| MvccError::Backend(e.to_string())),
             Ok(None) => Err(MvccError::Backend(format!("revision {}.{} missing from the backend", rev.main, rev.sub))),
             Err(e) => Err(MvccError::Backend(e.to_string())),

@@ -1,18 +1,41 @@
 use super::*;
 use crate::proto::etcdserverpb::RangeRequest;
-use crate::storage::backend::{Backend, PREFIX_REV, PREFIX_TOMBSTONES};
+use crate::storage::backend::{Backend, BackendWriter, PREFIX_REV, PREFIX_TOMBSTONES};
 use std::sync::Arc;
 
-fn open(dir: &std::path::Path) -> (Arc<Backend>, MvccStore) {
-    let b = Arc::new(Backend::open(dir).unwrap());
-    let s = MvccStore::open(b.clone()).unwrap();
-    (b, s)
+/// A store with its backend's writer, as the applier holds them.
+struct Store {
+    s: MvccStore,
+    w: BackendWriter,
 }
 
-fn put(s: &MvccStore, idx: u64, k: &str, v: &str) -> i64 {
-    let mut w = s.write();
-    let rev = w.put(k.as_bytes(), v.as_bytes().to_vec(), 0);
-    w.commit(idx).unwrap();
+impl Store {
+    fn write(&self) -> WriteTxn<'_> {
+        self.s.write(&self.w)
+    }
+
+    fn collect_garbage(&self, max: usize) -> Result<usize, crate::storage::backend::BackendError> {
+        self.s.collect_garbage(&self.w, max)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = MvccStore;
+    fn deref(&self) -> &MvccStore {
+        &self.s
+    }
+}
+
+fn open(dir: &std::path::Path) -> (Arc<Backend>, Store) {
+    let (b, w) = Backend::open(dir).unwrap();
+    let s = MvccStore::open(b.clone()).unwrap();
+    (b, Store { s, w })
+}
+
+fn put(s: &MvccStore, w: &BackendWriter, idx: u64, k: &str, v: &str) -> i64 {
+    let mut txn = s.write(w);
+    let rev = txn.put(k.as_bytes(), v.as_bytes().to_vec(), 0);
+    txn.commit(idx).unwrap();
     rev
 }
 
@@ -27,7 +50,7 @@ fn get(s: &MvccStore, k: &str, rev: i64) -> Result<Option<(String, i64, i64, i64
 
 /// Backend records of history: puts plus tombstone records.
 fn stored_records(b: &Backend) -> usize {
-    b.tree().scan_prefix([PREFIX_REV]).count() + b.tree().scan_prefix([PREFIX_TOMBSTONES]).count()
+    b.scan_prefix([PREFIX_REV]).count() + b.scan_prefix([PREFIX_TOMBSTONES]).count()
 }
 
 #[test]
@@ -35,8 +58,8 @@ fn empty_store_is_at_revision_one_and_puts_count_up() {
     let dir = tempfile::tempdir().unwrap();
     let (_, s) = open(dir.path());
     assert_eq!(s.current_revision(), 1);
-    assert_eq!(put(&s, 1, "a", "1"), 2);
-    assert_eq!(put(&s, 2, "a", "2"), 3);
+    assert_eq!(put(&s, &s.w, 1, "a", "1"), 2);
+    assert_eq!(put(&s, &s.w, 2, "a", "2"), 3);
     assert_eq!(get(&s, "a", 0).unwrap(), Some(("2".into(), 2, 3, 2)));
     assert_eq!(get(&s, "a", 2).unwrap(), Some(("1".into(), 2, 2, 1)));
     assert_eq!(get(&s, "a", 1).unwrap(), None);
@@ -47,8 +70,8 @@ fn empty_store_is_at_revision_one_and_puts_count_up() {
 fn delete_ends_a_generation_and_recreate_starts_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let (_, s) = open(dir.path());
-    put(&s, 1, "k", "1");
-    put(&s, 2, "k", "2");
+    put(&s, &s.w, 1, "k", "1");
+    put(&s, &s.w, 2, "k", "2");
     let mut w = s.write();
     assert_eq!(w.delete_range(&KeyRange::Single(b"k".to_vec())), 1);
     w.commit(3).unwrap();
@@ -59,7 +82,7 @@ fn delete_ends_a_generation_and_recreate_starts_a_new_one() {
     w.commit(4).unwrap();
     assert_eq!(s.current_revision(), 4);
     assert_eq!(get(&s, "k", 0).unwrap(), None);
-    assert_eq!(put(&s, 5, "k", "new"), 5);
+    assert_eq!(put(&s, &s.w, 5, "k", "new"), 5);
     assert_eq!(get(&s, "k", 0).unwrap(), Some(("new".into(), 5, 5, 1)));
     assert_eq!(get(&s, "k", 3).unwrap(), Some(("2".into(), 2, 3, 2)));
 }
@@ -84,9 +107,9 @@ fn compaction_frees_old_revisions_and_fences_reads() {
     let dir = tempfile::tempdir().unwrap();
     let (b, s) = open(dir.path());
     for i in 0..10 {
-        put(&s, i + 1, "hot", &i.to_string());
+        put(&s, &s.w, i + 1, "hot", &i.to_string());
     }
-    put(&s, 11, "gone", "x");
+    put(&s, &s.w, 11, "gone", "x");
     let mut w = s.write();
     w.delete_range(&KeyRange::Single(b"gone".to_vec()));
     w.commit(12).unwrap();
@@ -113,8 +136,8 @@ fn restart_rebuilds_the_index_and_keeps_revision_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (b, s) = open(dir.path());
-        put(&s, 1, "a", "1");
-        put(&s, 2, "a", "2");
+        put(&s, &s.w, 1, "a", "1");
+        put(&s, &s.w, 2, "a", "2");
         let mut w = s.write();
         w.delete_range(&KeyRange::Single(b"a".to_vec()));
         w.commit(3).unwrap();
@@ -134,7 +157,7 @@ fn restart_rebuilds_the_index_and_keeps_revision_and_compaction() {
     assert_eq!(s.current_revision(), 4);
     assert_eq!(b.applied_index().unwrap(), 4);
     assert_eq!(get(&s, "a", 3), Err(MvccError::Compacted));
-    assert_eq!(put(&s, 5, "a", "3"), 5);
+    assert_eq!(put(&s, &s.w, 5, "a", "3"), 5);
     assert_eq!(get(&s, "a", 0).unwrap(), Some(("3".into(), 5, 5, 1)));
 }
 
@@ -143,7 +166,7 @@ fn range_limit_count_more_and_sort() {
     let dir = tempfile::tempdir().unwrap();
     let (_, s) = open(dir.path());
     for (i, k) in ["c", "a", "b", "d"].iter().enumerate() {
-        put(&s, i as u64 + 1, k, &format!("v{}", 9 - i));
+        put(&s, &s.w, i as u64 + 1, k, &format!("v{}", 9 - i));
     }
     let r = RangeRequest { key: b"a".to_vec(), range_end: b"d".to_vec(), limit: 2, ..Default::default() };
     let resp = range_request(&s.read(), &r).unwrap();
@@ -196,7 +219,7 @@ fn deleting_many_keys_writes_one_tombstone_record() {
     let events = w.commit(2).unwrap();
     assert_eq!(events.len(), 100);
     assert!(events.iter().all(|e| e.kv.as_ref().unwrap().mod_revision == 3));
-    assert_eq!(b.tree().scan_prefix([PREFIX_TOMBSTONES]).count(), 1);
+    assert_eq!(b.scan_prefix([PREFIX_TOMBSTONES]).count(), 1);
     drop(s);
     // The index rebuilt from the record knows every key is gone, at the right revision.
     let s = MvccStore::open(b.clone()).unwrap();

@@ -9,13 +9,22 @@ use super::store::{garbage_keys, range_in, MvccStore, RangeOptions, RangeResult,
 use super::MvccError;
 use crate::proto::cairnpb::TombstoneRecord;
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
-use crate::storage::backend::{self, BackendError};
+use crate::storage::backend::{self, BackendError, BackendWriter};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLockWriteGuard;
 
+impl MvccStore {
+    /// The write transaction: only the holder of the backend's writer (the applier) can
+    /// open one.
+    pub fn write<'a>(&'a self, writer: &'a BackendWriter) -> WriteTxn<'a> {
+        WriteTxn::new(self, writer, self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 pub struct WriteTxn<'a> {
     store: &'a MvccStore,
+    writer: &'a BackendWriter,
     st: RwLockWriteGuard<'a, State>,
     /// The revision before the current entry's changes.
     base_rev: i64,
@@ -30,10 +39,11 @@ pub struct WriteTxn<'a> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(super) fn new(store: &'a MvccStore, st: RwLockWriteGuard<'a, State>) -> Self {
+    fn new(store: &'a MvccStore, writer: &'a BackendWriter, st: RwLockWriteGuard<'a, State>) -> Self {
         let base_rev = st.rev;
         WriteTxn {
             store,
+            writer,
             st,
             base_rev,
             sub: 0,
@@ -163,7 +173,7 @@ impl<'a> WriteTxn<'a> {
         backend::put_u64(&mut self.batch, backend::META_APPLIED_INDEX, applied_index);
         backend::put_u64(&mut self.batch, backend::META_REVISION, new_rev as u64);
         backend::put_u64(&mut self.batch, backend::META_COMPACT_REVISION, self.st.compact_rev as u64);
-        self.store.backend.apply(std::mem::take(&mut self.batch))?;
+        self.writer.apply(std::mem::take(&mut self.batch))?;
         self.st.rev = new_rev;
         // Only now may the freed records go: the compaction that freed them is in the backend.
         self.store.add_garbage(std::mem::take(&mut self.garbage));
