@@ -47,6 +47,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The module rules and the import graph (README: "Architecture").
+python3 scripts/architecture.py
 # The e2e tests run the freshly built binaries.
 cargo build --workspace --bins --locked
 log=$(mktemp)
