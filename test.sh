@@ -59,4 +59,10 @@ status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints a summary per test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+# etcd 3.4's own e2e suite with cairn as the etcd binary (e2e/etcd-suite/README.md).
+set +e
+e2e/etcd-suite/run.sh
+suite=$?
+set -e
+[ "$status" = 0 ] || exit "$status"
+exit "$suite"

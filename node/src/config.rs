@@ -63,6 +63,17 @@ pub struct ServerArgs {
     /// Maximum concurrent streams that each client can open at a time.
     #[arg(long, default_value_t = u32::MAX)]
     pub max_concurrent_streams: u32,
+    /// Reject reconfiguration requests that would cause quorum loss.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub strict_reconfig_check: bool,
+    /// Check the consistency of this member's data with its peers' before serving.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub experimental_initial_corrupt_check: bool,
+    /// Logger: 'capnslog' (text lines) or 'zap' (JSON lines, as etcd's zap logger writes them).
+    #[arg(long, default_value = "capnslog")]
+    pub logger: String,
     /// Duration of periodic watch progress notifications (e.g. 10m, 30s, 500ms).
     #[arg(long, default_value = "10m")]
     pub experimental_watch_progress_notify_interval: String,
@@ -82,8 +93,8 @@ pub enum ClusterState {
 pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
-    pub listen_client: Vec<SocketAddr>,
-    pub listen_peer: Vec<SocketAddr>,
+    pub listen_client: Vec<ListenAddr>,
+    pub listen_peer: Vec<ListenAddr>,
     pub advertise_client_urls: Vec<String>,
     pub initial_advertise_peer_urls: Vec<String>,
     /// (name, peer URLs) in flag order.
@@ -96,8 +107,11 @@ pub struct Config {
     pub max_txn_ops: usize,
     pub max_request_bytes: usize,
     pub max_concurrent_streams: u32,
+    pub strict_reconfig_check: bool,
+    pub initial_corrupt_check: bool,
     pub watch_progress_interval: Duration,
     pub log_level: String,
+    pub logger: String,
     pub auto_compaction: Option<Policy>,
     pub quota_bytes: Option<u64>,
 }
@@ -157,7 +171,9 @@ pub fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
         let parsed = url::Url::parse(u).map_err(|e| format!("--{flag}: {u:?}: {e}"))?;
         match parsed.scheme() {
             "http" => {}
-            "https" => return Err(format!("--{flag}: {u}: TLS is not supported yet; use http")),
+            // A unix socket's path is the URL's host and path (etcd's rule): nothing to check.
+            "unix" => continue,
+            "https" | "unixs" => return Err(format!("--{flag}: {u}: TLS is not supported yet; use http or unix")),
             other => return Err(format!("--{flag}: {u}: URL scheme must be http, https, unix, or unixs: {other}")),
         }
         if !matches!(parsed.path(), "" | "/") {
@@ -170,15 +186,35 @@ pub fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
     Ok(urls)
 }
 
+/// Where a listener listens: a TCP address, or a unix socket's path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// Resolves a listen URL to one address; `localhost` binds loopback IPv4 as etcd does.
-fn listen_addr(u: &str) -> Result<SocketAddr, String> {
+fn listen_addr(u: &str) -> Result<ListenAddr, String> {
+    // `unix://etcd.unix:1` is the socket file `etcd.unix:1`, as etcd reads it.
+    if let Some(path) = cairn_api::dial::unix_socket(u) {
+        return Ok(ListenAddr::Unix(path));
+    }
     let parsed = url::Url::parse(u).map_err(|e| e.to_string())?;
     let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
     let port = parsed.port().unwrap_or(0);
     let mut addrs: Vec<SocketAddr> =
         (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {u}: {e}"))?.collect();
     addrs.sort_by_key(|a| !a.is_ipv4());
-    addrs.into_iter().next().ok_or_else(|| format!("{u} resolves to no address"))
+    addrs.into_iter().next().map(ListenAddr::Tcp).ok_or_else(|| format!("{u} resolves to no address"))
 }
 
 pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -208,6 +244,9 @@ impl ServerArgs {
                 "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
                 self.election_timeout, self.heartbeat_interval
             ));
+        }
+        if !matches!(self.logger.as_str(), "capnslog" | "zap") {
+            return Err(format!("unknown logger type {:?} (use 'capnslog' or 'zap')", self.logger));
         }
         if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error") {
             return Err(format!("--log-level: {:?} is not one of debug, info, warn, error", self.log_level));
@@ -284,8 +323,11 @@ impl ServerArgs {
             max_txn_ops: self.max_txn_ops,
             max_request_bytes: self.max_request_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
+            strict_reconfig_check: self.strict_reconfig_check,
+            initial_corrupt_check: self.experimental_initial_corrupt_check,
             watch_progress_interval,
             log_level: self.log_level.clone(),
+            logger: self.logger.clone(),
             auto_compaction,
             quota_bytes,
         })

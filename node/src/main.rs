@@ -1,6 +1,7 @@
 //! `cairn`: with no subcommand, runs a member (etcd's flags); subcommands are offline tools.
 
 mod cli;
+mod logging;
 
 use cairn_node::{config, server};
 use clap::{Parser, Subcommand};
@@ -59,17 +60,6 @@ fn snapshot_command(c: SnapshotCommand, rt: &tokio::runtime::Runtime) -> anyhow:
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,h2=warn,hyper=warn,tower=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
@@ -99,7 +89,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            init_logging(&cfg.log_level);
+            logging::init(&cfg.logger, &cfg.log_level);
             rt.block_on(async {
                 // Bound before the data dir is touched: a port in use stops the start first.
                 let listeners = server::Listeners::bind(&cfg).await?;

@@ -42,11 +42,13 @@ pub struct ClusterService {
     ctx: Arc<Common>,
     /// Which peers are up: membership changes check it first, as etcd does.
     transport: Arc<crate::transport::Transport>,
+    /// --strict-reconfig-check: refuse changes that could cost the quorum (on by default).
+    strict: bool,
 }
 
 impl ClusterService {
-    pub fn new(ctx: Arc<Common>, transport: Arc<crate::transport::Transport>) -> Self {
-        ClusterService { ctx, transport }
+    pub fn new(ctx: Arc<Common>, transport: Arc<crate::transport::Transport>, strict: bool) -> Self {
+        ClusterService { ctx, transport, strict }
     }
 
     /// Replicates a conf change; answers with the members after it.
@@ -149,10 +151,12 @@ impl Cluster for ClusterService {
         let req = request.into_inner();
         let r = async {
             check_urls(&req.peer_ur_ls)?;
-            if !req.is_learner {
-                self.ctx.membership.ready_to_add_voter()?;
+            if self.strict {
+                if !req.is_learner {
+                    self.ctx.membership.ready_to_add_voter()?;
+                }
+                self.fully_connected()?;
             }
-            self.fully_connected()?;
             // etcd's new member id: its peer URLs and the time, hashed.
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
             let id = crate::membership::ids::member_id(&req.peer_ur_ls, &now.to_string());
@@ -171,7 +175,9 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         let id = request.into_inner().id;
         let r = async {
-            self.may_remove(id)?;
+            if self.strict {
+                self.may_remove(id)?;
+            }
             let members = self.change(ConfChangeKind::Remove, MemberRecord { id, ..Default::default() }).await?;
             Ok(MemberRemoveResponse { header: None, members })
         }
@@ -220,7 +226,9 @@ impl Cluster for ClusterService {
                 return self.promote_on_leader(request).await;
             }
             self.learner_ready(id).await?;
-            self.ctx.membership.ready_to_promote()?;
+            if self.strict {
+                self.ctx.membership.ready_to_promote()?;
+            }
             let members = self.change(ConfChangeKind::Promote, MemberRecord { id, ..Default::default() }).await?;
             Ok(MemberPromoteResponse { header: None, members })
         }

@@ -4,17 +4,14 @@
 
 use super::Common;
 use crate::error::EtcdError;
-use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A connection to the current leader, through the client URLs it published.
 pub async fn leader_channel(ctx: &Common) -> Result<Channel, EtcdError> {
     let leader = ctx.raft.status().leader();
     let member = ctx.membership.get(leader).ok_or(EtcdError::NoLeader)?;
     for url in &member.client_urls {
-        let Ok(endpoint) = Endpoint::from_shared(url.clone()) else { continue };
-        let endpoint = endpoint.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true);
-        if let Ok(ch) = endpoint.connect().await {
+        if let Ok(Ok(ch)) = tokio::time::timeout(std::time::Duration::from_secs(1), cairn_api::dial::dial(url)).await {
             return Ok(ch);
         }
     }

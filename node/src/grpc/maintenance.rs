@@ -23,15 +23,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-crate::headed!(
-    HashResponse,
-    StatusResponse,
-    MoveLeaderResponse,
-    HashKvResponse,
-    SnapshotResponse,
-    AlarmResponse,
-    DefragmentResponse
-);
+crate::headed!(HashResponse, StatusResponse, HashKvResponse, SnapshotResponse, AlarmResponse);
 
 const SERVICE: &str = "etcdserverpb.Maintenance";
 
@@ -176,7 +168,7 @@ impl Maintenance for MaintenanceService {
             Ok(DefragmentResponse { header: None })
         }
         .await;
-        self.ctx.answer(SERVICE, "Defragment", r)
+        self.ctx.answer_bare(SERVICE, "Defragment", r)
     }
 
     /// This member's backend as it is now, without a ReadIndex, as in etcd: members agree
@@ -231,7 +223,7 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
         let r = self.move_leader(request.into_inner().target_id, self.ctx.raft.request_timeout()).await;
-        self.ctx.answer(SERVICE, "MoveLeader", r)
+        self.ctx.answer_bare(SERVICE, "MoveLeader", r)
     }
 
     async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

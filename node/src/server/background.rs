@@ -12,27 +12,31 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// etcd's "publish": once raft runs, this member's name and client URLs are replicated to
-/// every member's list. Retried until it is through (or the server stops).
+/// every member's list. Done at every start, as etcd does (the record may be there already),
+/// so that "published" is logged once the member is part of the cluster: tools wait for that
+/// line. Retried until it is through (or the server stops).
 pub async fn publish(ctx: Arc<Common>, name: String, client_urls: Vec<String>) {
     use crate::proto::cairnpb::MemberAttrs;
     let me = ctx.member_id;
     loop {
-        let current = ctx.membership.get(me);
-        if current.is_some_and(|m| m.name == name && m.client_urls == client_urls) {
-            return;
-        }
         let attrs = MemberAttrs { id: me, name: name.clone(), client_urls: client_urls.clone() };
         let done = tokio::select! {
             r = ctx.raft.propose(Request::MemberAttrs(attrs)) => r.is_ok(),
             _ = ctx.stopped() => return,
         };
-        if !done {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = ctx.stopped() => return,
-            }
+        if done {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = ctx.stopped() => return,
         }
     }
+    // etcd's wording (capnslog), which tools match on.
+    tracing::info!("published {{Name:{name} ClientURLs:[{}]}} to cluster {:x}", client_urls.join(" "), ctx.cluster_id);
+    // Cairn has no cluster version to negotiate: the API level it serves is enabled from the
+    // start, and is reported once the member is part of the cluster, where etcd reports it.
+    tracing::info!("enabled capabilities for version {}", crate::version::CLUSTER_VERSION_MINOR);
 }
 
 /// Keeps the transport's peers equal to the member list, and stops the server once this

@@ -11,7 +11,6 @@ use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::{MemberRecord, MembersReply, MembersRequest};
 use crate::storage::wal::Identity;
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 pub async fn fetch(cfg: &Config) -> Result<Joining, MemberError> {
     let reply = ask_peers(cfg).await?;
@@ -24,8 +23,7 @@ async fn ask_peers(cfg: &Config) -> Result<MembersReply, MemberError> {
     for (_, urls) in cfg.initial_cluster.iter().filter(|(_, urls)| *urls != cfg.initial_advertise_peer_urls) {
         for url in urls {
             let ask = async {
-                let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| e.to_string())?;
-                let ch = endpoint.connect_timeout(Duration::from_secs(1)).connect().await.map_err(|e| e.to_string())?;
+                let ch = crate::transport::connect_peer(url, None).await.map_err(|e| e.to_string())?;
                 let reply = PeerClient::new(ch).members(MembersRequest {}).await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(reply.into_inner())
             };

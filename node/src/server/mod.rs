@@ -7,6 +7,7 @@ mod authority;
 mod background;
 mod bootstrap;
 pub mod compactor;
+mod corrupt;
 mod http;
 mod join;
 mod oversize;
@@ -14,7 +15,7 @@ mod serve;
 
 use crate::alarm::Alarms;
 use crate::apply::{Applier, ApplierHandle};
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, ListenAddr};
 use crate::grpc::quota::Quota;
 use crate::grpc::{
     cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
@@ -66,8 +67,8 @@ pub enum MemberError {
     /// Joining a running cluster failed (--initial-cluster-state existing).
     #[error("{0}")]
     Join(String),
-    #[error("listen tcp {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("listen {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
 }
@@ -78,21 +79,46 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// The listeners a member serves: client URLs and peer URLs, bound by the caller (a test
 /// binds port 0 and reads the port back).
 pub struct Listeners {
-    pub client: Vec<TcpListener>,
-    pub peer: Vec<TcpListener>,
+    pub client: Vec<Listener>,
+    pub peer: Vec<Listener>,
+}
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
 }
 
 impl Listeners {
     /// Binds --listen-client-urls and --listen-peer-urls.
     pub async fn bind(cfg: &Config) -> Result<Listeners, MemberError> {
-        let bind_all = async |addrs: &[std::net::SocketAddr]| {
+        let bind_all = async |addrs: &[ListenAddr]| {
             let mut out = Vec::new();
             for addr in addrs {
-                out.push(TcpListener::bind(addr).await.map_err(|source| MemberError::Listen { addr: *addr, source })?);
+                let failed = |source| MemberError::Listen { addr: addr.to_string(), source };
+                out.push(match addr {
+                    ListenAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(a).await.map_err(failed)?),
+                    ListenAddr::Unix(path) => {
+                        // A socket file left by an earlier run would refuse the bind (etcd
+                        // removes it too).
+                        let _ = std::fs::remove_file(path);
+                        Listener::Unix(tokio::net::UnixListener::bind(path).map_err(failed)?)
+                    }
+                });
             }
             Ok::<_, MemberError>(out)
         };
         Ok(Listeners { client: bind_all(&cfg.listen_client).await?, peer: bind_all(&cfg.listen_peer).await? })
+    }
+}
+
+impl Listener {
+    fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => local_addr(l),
+            Listener::Unix(l) => {
+                l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())).unwrap_or_default()
+            }
+        }
     }
 }
 
@@ -131,6 +157,10 @@ impl Member {
             None
         };
         let opened = bootstrap::open(&cfg, found, joining)?;
+        // Only a member with data of its own has something to compare (as in etcd).
+        if cfg.initial_corrupt_check && found != Found::Empty {
+            corrupt::check(&opened.state.mvcc, &opened.membership).await?;
+        }
         let metrics = Arc::new(Metrics::default());
         let waiters = Arc::new(Waiters::default());
         // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
@@ -164,7 +194,10 @@ impl Member {
             wal_fsync: metrics.wal_fsync.clone(),
             snap_dir: opened.snap_dir.clone(),
         };
-        let local_ip = cfg.listen_peer.first().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        let local_ip = match cfg.listen_peer.first() {
+            Some(ListenAddr::Tcp(a)) if !a.ip().is_unspecified() => Some(a.ip()),
+            _ => None,
+        };
         let transport = Transport::new(
             opened.identity.cluster_id,
             opened.membership.clone(),
@@ -255,14 +288,19 @@ impl Member {
                 .max_decoding_message_size(64 << 20);
             let routes =
                 serve::Dispatch::new(tonic::service::Routes::new(peer).into_axum_router(), axum::Router::new());
-            tracing::info!(addr = %local_addr(&listener), "serving peer traffic");
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                // As for clients (see ClientListener): raft's small messages must not wait.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "setting TCP_NODELAY");
+            tracing::info!(addr = %listener.describe(), "serving peer traffic");
+            servers.push(match listener {
+                Listener::Tcp(l) => {
+                    let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                        // As for clients (see ClientListener): raft's small messages must not wait.
+                        if let Err(e) = tcp.set_nodelay(true) {
+                            tracing::debug!(error = %e, "setting TCP_NODELAY");
+                        }
+                    });
+                    tokio::spawn(serve::serve(l, routes, http2, stopping.clone()))
                 }
+                Listener::Unix(l) => tokio::spawn(serve::serve(l, routes, http2, stopping.clone())),
             });
-            servers.push(tokio::spawn(serve::serve(listener, routes, http2, stopping.clone())));
         }
         let quota = Arc::new(Quota {
             member_id: common.member_id,
@@ -309,8 +347,9 @@ impl Member {
                 snap_dir.clone(),
             ))
             .max_decoding_message_size(limit);
-            let cluster = ClusterServer::new(ClusterService::new(common.clone(), transport.clone()))
-                .max_decoding_message_size(limit);
+            let cluster =
+                ClusterServer::new(ClusterService::new(common.clone(), transport.clone(), cfg.strict_reconfig_check))
+                    .max_decoding_message_size(limit);
             let grpc = tonic::service::Routes::new(kv)
                 .add_service(InterceptedService::new(lease, gate.clone()))
                 .add_service(InterceptedService::new(watch, gate.clone()))
@@ -321,13 +360,13 @@ impl Member {
                 .into_axum_router()
                 .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
             let routes = serve::Dispatch::new(grpc, http::routes(http_state.clone()));
-            tracing::info!(addr = %local_addr(&listener), "serving client requests");
-            servers.push(tokio::spawn(serve::serve(
-                authority::ClientListener(listener),
-                routes,
-                http2,
-                stopping.clone(),
-            )));
+            tracing::info!(addr = %listener.describe(), "serving client requests");
+            servers.push(match listener {
+                Listener::Tcp(l) => {
+                    tokio::spawn(serve::serve(authority::ClientListener(l), routes, http2, stopping.clone()))
+                }
+                Listener::Unix(l) => tokio::spawn(serve::serve(l, routes, http2, stopping.clone())),
+            });
         }
         tracing::info!(name = %cfg.name, member_id = %format!("{:x}", common.member_id), "ready to serve");
         let mut result = Ok(());

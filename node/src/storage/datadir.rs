@@ -26,7 +26,7 @@ pub enum DataDirError {
 }
 
 /// What a data dir holds.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Found {
     /// No member yet (or a first start that stopped before its WAL existed).
     Empty,

@@ -5,6 +5,8 @@
 //! Snapshots go on a stream of their own, in chunks, read from the image file.
 
 mod peer;
+
+pub use peer::connect as connect_peer;
 mod service;
 
 pub use service::PeerService;

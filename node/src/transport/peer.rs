@@ -17,15 +17,19 @@ use tonic::transport::{Channel, Endpoint};
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Connections leave from this member's own peer address when it listens on one (so the
-/// traffic between two members on 127.0.0.x can be told apart, and cut, by address).
-fn endpoint(url: &str, local: Option<std::net::IpAddr>) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?
-        .local_address(local)
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5)))
+/// A connection to a peer URL (http, or a unix socket). Connections leave from this member's
+/// own peer address when it listens on one (so the traffic between two members on 127.0.0.x
+/// can be told apart, and cut, by address).
+pub async fn connect(url: &str, local: Option<std::net::IpAddr>) -> Result<Channel, tonic::transport::Error> {
+    let settings = |e: Endpoint| {
+        e.connect_timeout(Duration::from_secs(1))
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+    };
+    if let Some(path) = cairn_api::dial::unix_socket(url) {
+        return cairn_api::dial::connect_unix(settings(Endpoint::from_static("http://unix.socket")), path).await;
+    }
+    settings(Endpoint::from_shared(url.to_string())?.local_address(local).tcp_nodelay(true)).connect().await
 }
 
 pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Receiver<Outgoing>) {
@@ -35,14 +39,7 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
     while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
         attempt += 1;
-        let channel = match endpoint(url, t.local_ip) {
-            Ok(e) => e.connect().await,
-            Err(e) => {
-                tracing::warn!(peer = %format!("{id:x}"), %url, error = %e, "bad peer URL");
-                return;
-            }
-        };
-        let channel = match channel {
+        let channel = match connect(url, t.local_ip).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(peer = %format!("{id:x}"), %url, error = %e, "peer unreachable");

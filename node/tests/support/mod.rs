@@ -5,7 +5,7 @@
 
 use cairn_node::config::{ClusterState, Config};
 use cairn_node::raft::{Network, Outgoing, RaftHandle};
-use cairn_node::server::{Listeners, Member};
+use cairn_node::server::{Listener, Listeners, Member};
 use cairn_node::storage::mvcc::MvccStore;
 use rand::Rng;
 use std::collections::{BTreeMap, HashSet};
@@ -159,7 +159,7 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             name: format!("m{}", i + 1),
             data_dir: dir.path().join("data"),
             listen_client: Vec::new(),
-            listen_peer: vec![listener.local_addr().unwrap()],
+            listen_peer: vec![cairn_node::config::ListenAddr::Tcp(listener.local_addr().unwrap())],
             advertise_client_urls: vec![format!("http://127.0.0.1:{}", 1 + i)],
             initial_advertise_peer_urls: vec![urls[i].clone()],
             initial_cluster: initial.clone(),
@@ -171,8 +171,11 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             max_txn_ops: 128,
             max_request_bytes: 1 << 20,
             max_concurrent_streams: u32::MAX,
+            strict_reconfig_check: true,
+            initial_corrupt_check: false,
             watch_progress_interval: Duration::from_secs(600),
             log_level: "info".into(),
+            logger: "capnslog".into(),
             auto_compaction: None,
             quota_bytes: None,
         };
@@ -184,7 +187,7 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
         assert_eq!(member.id(), from);
         let (id, raft, mvcc) = (member.id(), member.raft().clone(), member.mvcc().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners = Listeners { client: Vec::new(), peer: vec![listener] };
+        let listeners = Listeners { client: Vec::new(), peer: vec![Listener::Tcp(listener)] };
         tokio::spawn(member.serve(listeners, async move {
             let _ = stopped.await;
         }));
