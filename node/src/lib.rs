@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod version;
 pub mod wait;

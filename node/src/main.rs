@@ -12,7 +12,9 @@ use cli::{backup, bench, snapshot};
     name = "cairn",
     version,
     about = "An etcd v3 compatible key-value store",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // As Go's flag package: a flag given twice takes its last value.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]

@@ -11,7 +11,9 @@ pub async fn leader_channel(ctx: &Common) -> Result<Channel, EtcdError> {
     let leader = ctx.raft.status().leader();
     let member = ctx.membership.get(leader).ok_or(EtcdError::NoLeader)?;
     for url in &member.client_urls {
-        if let Ok(Ok(ch)) = tokio::time::timeout(std::time::Duration::from_secs(1), cairn_api::dial::dial(url)).await {
+        let opts =
+            cairn_api::dial::DialOptions { connect_timeout: std::time::Duration::from_secs(1), ..ctx.dial.clone() };
+        if let Ok(ch) = cairn_api::dial::connect(url, &opts).await {
             return Ok(ch);
         }
     }

@@ -52,6 +52,9 @@ pub struct Common {
     pub membership: Arc<crate::membership::Membership>,
     /// Turns true when the server stops: long-lived streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// How this member dials other members' client URLs (forwarding to the leader): with
+    /// its own client certificate and trusted CA when they serve TLS.
+    pub dial: cairn_api::dial::DialOptions,
 }
 
 impl Common {

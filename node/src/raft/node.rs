@@ -134,6 +134,24 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     crate::fatal::stop(what, &e)
 }
 
+/// A ReadIndex request's context: the leader keeps requests by it, so it must be unique
+/// across members (two followers both asking with "read 1" would see the leader drop the
+/// second, which then times out): this member's id, then its own counter.
+fn read_context(me: u64, n: u64) -> Vec<u8> {
+    let mut ctx = me.to_be_bytes().to_vec();
+    ctx.extend_from_slice(&n.to_be_bytes());
+    ctx
+}
+
+/// The counter of a context `read_context` made here (None for another member's).
+fn read_number(me: u64, ctx: &[u8]) -> Option<u64> {
+    let (who, n) = ctx.split_at_checked(8)?;
+    if who != me.to_be_bytes() {
+        return None;
+    }
+    Some(u64::from_be_bytes(n.try_into().ok()?))
+}
+
 /// A committed raft-rs entry as the applier takes it.
 fn committed(e: Entry) -> Committed {
     let payload = match e.get_entry_type() {
@@ -222,7 +240,7 @@ impl RaftNode {
                 // One ReadIndex serves every read that arrived in this pass.
                 self.next_read += 1;
                 self.pending_reads.insert(self.next_read, reads);
-                self.raw.read_index(self.next_read.to_be_bytes().to_vec());
+                self.raw.read_index(read_context(self.raw.raft.id, self.next_read));
             }
             if Instant::now() >= next_tick {
                 self.raw.tick();
@@ -416,7 +434,7 @@ impl RaftNode {
         //    on disk.
         self.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
-            let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or_default());
+            let Some(ctx) = read_number(self.raw.raft.id, &rs.request_ctx) else { continue };
             for reply in self.pending_reads.remove(&ctx).unwrap_or_default() {
                 let _ = reply.send(Ok(rs.index));
             }
@@ -477,5 +495,17 @@ impl RaftNode {
             Ok(()) => self.snapshot_index = durable,
             Err(e) => tracing::warn!(error = %e, index = durable, "raft log compaction failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn read_contexts_of_two_members_never_collide() {
+        let (a, b) = (super::read_context(7, 1), super::read_context(9, 1));
+        assert_ne!(a, b);
+        assert_eq!(super::read_number(7, &a), Some(1));
+        assert_eq!(super::read_number(7, &b), None);
+        assert_eq!(super::read_number(7, &[1, 2]), None);
     }
 }

@@ -521,28 +521,6 @@ fn put_integer(out: &mut Vec<u8>, high: u8, prefix: u32, mut v: usize) {
     out.push(v as u8);
 }
 
-/// Client connections, each behind the filter, with TCP_NODELAY: small answers (a put's)
-/// must not wait for the ACK of earlier data (Nagle's algorithm against the client's delayed
-/// ACK: ~40 ms each); etcd's Go runtime sets it too.
-pub struct ClientListener(pub tokio::net::TcpListener);
-
-impl axum::serve::Listener for ClientListener {
-    type Io = AuthorityFix<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY");
-        }
-        (AuthorityFix::new(tcp), addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
 #[cfg(test)]
 #[path = "authority_tests.rs"]
 mod tests;

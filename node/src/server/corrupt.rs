@@ -14,7 +14,11 @@ use std::time::Duration;
 /// How long a peer has to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn check(mvcc: &MvccStore, membership: &Membership) -> Result<(), MemberError> {
+pub async fn check(
+    mvcc: &MvccStore,
+    membership: &Membership,
+    dial: &cairn_api::dial::DialOptions,
+) -> Result<(), MemberError> {
     let me = membership.me();
     let mine = mvcc.hash_kv(0)?;
     let mut mismatches = 0;
@@ -22,7 +26,7 @@ pub async fn check(mvcc: &MvccStore, membership: &Membership) -> Result<(), Memb
         let peer_id = format!("{:x}", peer.id);
         let ask = async {
             for url in &peer.client_urls {
-                let Ok(ch) = cairn_api::dial::dial(url).await else { continue };
+                let Ok(ch) = cairn_api::dial::connect(url, dial).await else { continue };
                 let req = HashKvRequest { revision: mine.revision };
                 return Some(MaintenanceClient::new(ch).hash_kv(req).await.map(|r| r.into_inner()));
             }

@@ -12,18 +12,18 @@ use crate::proto::cairnpb::{MemberRecord, MembersReply, MembersRequest};
 use crate::storage::wal::Identity;
 use std::time::Duration;
 
-pub async fn fetch(cfg: &Config) -> Result<Joining, MemberError> {
-    let reply = ask_peers(cfg).await?;
+pub async fn fetch(cfg: &Config, dial: &cairn_api::dial::DialOptions) -> Result<Joining, MemberError> {
+    let reply = ask_peers(cfg, dial).await?;
     let me = validate(cfg, &reply.members)?;
     Ok(Joining { identity: Identity { member_id: me, cluster_id: reply.cluster_id }, members: reply.members })
 }
 
-async fn ask_peers(cfg: &Config) -> Result<MembersReply, MemberError> {
+async fn ask_peers(cfg: &Config, dial: &cairn_api::dial::DialOptions) -> Result<MembersReply, MemberError> {
     let mut last_error = String::from("no other member in --initial-cluster");
     for (_, urls) in cfg.initial_cluster.iter().filter(|(_, urls)| *urls != cfg.initial_advertise_peer_urls) {
         for url in urls {
             let ask = async {
-                let ch = crate::transport::connect_peer(url, None).await.map_err(|e| e.to_string())?;
+                let ch = crate::transport::connect_peer(url, dial).await.map_err(|e| e.to_string())?;
                 let reply = PeerClient::new(ch).members(MembersRequest {}).await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(reply.into_inner())
             };

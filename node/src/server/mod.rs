@@ -15,7 +15,7 @@ mod serve;
 
 use crate::alarm::Alarms;
 use crate::apply::{Applier, ApplierHandle};
-use crate::config::{ClusterState, Config, ListenAddr};
+use crate::config::{ClusterState, Config, ListenAddr, ListenUrl};
 use crate::grpc::quota::Quota;
 use crate::grpc::{
     cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
@@ -36,8 +36,10 @@ use crate::storage::backend::Backend;
 use crate::storage::datadir::{self, Found};
 use crate::storage::mvcc::watch::{run_catch_up, WatchHub};
 use crate::storage::mvcc::MvccStore;
+use crate::tls::Tls;
 use crate::transport::{PeerService, Transport};
 use crate::wait::Waiters;
+use cairn_api::dial::DialOptions;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +73,8 @@ pub enum MemberError {
     Listen { addr: String, source: std::io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// etcd's allowance for gRPC framing on top of --max-request-bytes.
@@ -83,25 +87,26 @@ pub struct Listeners {
     pub peer: Vec<Listener>,
 }
 
+/// A bound listener, and whether it serves TLS (an https or unixs URL).
 pub enum Listener {
-    Tcp(TcpListener),
-    Unix(tokio::net::UnixListener),
+    Tcp(TcpListener, bool),
+    Unix(tokio::net::UnixListener, bool),
 }
 
 impl Listeners {
     /// Binds --listen-client-urls and --listen-peer-urls.
     pub async fn bind(cfg: &Config) -> Result<Listeners, MemberError> {
-        let bind_all = async |addrs: &[ListenAddr]| {
+        let bind_all = async |addrs: &[ListenUrl]| {
             let mut out = Vec::new();
             for addr in addrs {
-                let failed = |source| MemberError::Listen { addr: addr.to_string(), source };
-                out.push(match addr {
-                    ListenAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(a).await.map_err(failed)?),
+                let failed = |source| MemberError::Listen { addr: addr.addr.to_string(), source };
+                out.push(match &addr.addr {
+                    ListenAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(a).await.map_err(failed)?, addr.tls),
                     ListenAddr::Unix(path) => {
                         // A socket file left by an earlier run would refuse the bind (etcd
                         // removes it too).
                         let _ = std::fs::remove_file(path);
-                        Listener::Unix(tokio::net::UnixListener::bind(path).map_err(failed)?)
+                        Listener::Unix(tokio::net::UnixListener::bind(path).map_err(failed)?, addr.tls)
                     }
                 });
             }
@@ -113,12 +118,22 @@ impl Listeners {
 
 impl Listener {
     fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => local_addr(l),
-            Listener::Unix(l) => {
-                l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())).unwrap_or_default()
+        let (addr, tls) = match self {
+            Listener::Tcp(l, tls) => (local_addr(l), *tls),
+            Listener::Unix(l, tls) => {
+                let path = l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
+                (format!("unix:{}", path.unwrap_or_default()), *tls)
             }
+        };
+        if tls {
+            format!("{addr} (TLS)")
+        } else {
+            addr
         }
+    }
+
+    fn tls(&self) -> bool {
+        matches!(self, Listener::Tcp(_, true) | Listener::Unix(_, true))
     }
 }
 
@@ -135,6 +150,9 @@ pub struct Member {
     backend: Arc<Backend>,
     transport: Arc<Transport>,
     snap_dir: PathBuf,
+    /// What the client and peer listeners serve TLS with (None: that side has none).
+    client_tls: Option<Tls>,
+    peer_tls: Option<Tls>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -151,15 +169,26 @@ impl Member {
     pub async fn open_with(cfg: Config, interpose: Option<Interpose>) -> Result<Member, MemberError> {
         // Before anything is written anywhere: a data dir Cairn did not make is refused as it is.
         let found = datadir::inspect(&cfg.data_dir)?;
+        // TLS first: a joining member dials its peers with it (auto TLS keeps its certificates
+        // under the data dir, which only a foreign data dir could refuse: it already has).
+        let client_tls = Tls::load(&cfg.client_tls, &cfg.data_dir)?;
+        let peer_tls = Tls::load(&cfg.peer_tls, &cfg.data_dir)?;
+        let local_ip = match cfg.listen_peer.first().map(|l| &l.addr) {
+            Some(ListenAddr::Tcp(a)) if !a.ip().is_unspecified() => Some(a.ip()),
+            _ => None,
+        };
+        let peer_dial =
+            DialOptions { tls: peer_tls.as_ref().map(|t| t.client.clone()), local: local_ip, ..Default::default() };
+        let client_dial = DialOptions { tls: client_tls.as_ref().map(|t| t.client.clone()), ..Default::default() };
         let joining = if found == Found::Empty && cfg.initial_cluster_state == ClusterState::Existing {
-            Some(join::fetch(&cfg).await?)
+            Some(join::fetch(&cfg, &peer_dial).await?)
         } else {
             None
         };
         let opened = bootstrap::open(&cfg, found, joining)?;
         // Only a member with data of its own has something to compare (as in etcd).
         if cfg.initial_corrupt_check && found != Found::Empty {
-            corrupt::check(&opened.state.mvcc, &opened.membership).await?;
+            corrupt::check(&opened.state.mvcc, &opened.membership, &client_dial).await?;
         }
         let metrics = Arc::new(Metrics::default());
         let waiters = Arc::new(Waiters::default());
@@ -194,14 +223,10 @@ impl Member {
             wal_fsync: metrics.wal_fsync.clone(),
             snap_dir: opened.snap_dir.clone(),
         };
-        let local_ip = match cfg.listen_peer.first() {
-            Some(ListenAddr::Tcp(a)) if !a.ip().is_unspecified() => Some(a.ip()),
-            _ => None,
-        };
         let transport = Transport::new(
             opened.identity.cluster_id,
             opened.membership.clone(),
-            local_ip,
+            peer_dial,
             tokio::runtime::Handle::current(),
         );
         transport.sync_peers();
@@ -231,6 +256,7 @@ impl Member {
             metrics,
             membership: opened.membership,
             stopping,
+            dial: client_dial,
         });
         Ok(Member {
             cfg,
@@ -242,6 +268,8 @@ impl Member {
             backend,
             transport,
             snap_dir: opened.snap_dir,
+            client_tls,
+            peer_tls,
             stop,
             threads: vec![started.thread, applier.thread],
         })
@@ -266,7 +294,25 @@ impl Member {
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), MemberError> {
-        let Member { cfg, common, applier, lessor, hub, alarms, backend, transport, snap_dir, stop, threads } = self;
+        let Member {
+            cfg,
+            common,
+            applier,
+            lessor,
+            hub,
+            alarms,
+            backend,
+            transport,
+            snap_dir,
+            client_tls,
+            peer_tls,
+            stop,
+            threads,
+        } = self;
+        let layers = |tls: &Option<Tls>, listener: &Listener, authority_fix: bool| serve::Layers {
+            tls: tls.as_ref().filter(|_| listener.tls()).map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone())),
+            authority_fix,
+        };
         let stop = Arc::new(stop);
         let stopping = common.stopping.clone();
         tokio::spawn(background::expire_leases(common.clone(), lessor.clone(), election_timeout(&cfg)));
@@ -289,17 +335,19 @@ impl Member {
             let routes =
                 serve::Dispatch::new(tonic::service::Routes::new(peer).into_axum_router(), axum::Router::new());
             tracing::info!(addr = %listener.describe(), "serving peer traffic");
+            let layers = layers(&peer_tls, &listener, false);
             servers.push(match listener {
-                Listener::Tcp(l) => {
+                Listener::Tcp(l, _) => {
                     let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-                        // As for clients (see ClientListener): raft's small messages must not wait.
+                        // Raft's small messages must not wait for the ACK of earlier data
+                        // (Nagle's algorithm against delayed ACKs: ~40 ms each).
                         if let Err(e) = tcp.set_nodelay(true) {
                             tracing::debug!(error = %e, "setting TCP_NODELAY");
                         }
                     });
-                    tokio::spawn(serve::serve(l, routes, http2, stopping.clone()))
+                    tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone()))
                 }
-                Listener::Unix(l) => tokio::spawn(serve::serve(l, routes, http2, stopping.clone())),
+                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
             });
         }
         let quota = Arc::new(Quota {
@@ -361,11 +409,20 @@ impl Member {
                 .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
             let routes = serve::Dispatch::new(grpc, http::routes(http_state.clone()));
             tracing::info!(addr = %listener.describe(), "serving client requests");
+            // The :authority repair on every client connection (see `authority`).
+            let layers = layers(&client_tls, &listener, true);
             servers.push(match listener {
-                Listener::Tcp(l) => {
-                    tokio::spawn(serve::serve(authority::ClientListener(l), routes, http2, stopping.clone()))
+                Listener::Tcp(l, _) => {
+                    // Small answers (a put's) must not wait: etcd's Go runtime sets
+                    // TCP_NODELAY too.
+                    let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                        if let Err(e) = tcp.set_nodelay(true) {
+                            tracing::debug!(error = %e, "setting TCP_NODELAY");
+                        }
+                    });
+                    tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone()))
                 }
-                Listener::Unix(l) => tokio::spawn(serve::serve(l, routes, http2, stopping.clone())),
+                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
             });
         }
         tracing::info!(name = %cfg.name, member_id = %format!("{:x}", common.member_id), "ready to serve");

@@ -78,17 +78,35 @@ pub struct Http2Settings {
     pub max_concurrent_streams: u32,
 }
 
+/// What each accepted connection goes through before HTTP: a TLS handshake (https and unixs
+/// URLs), and the client port's `:authority` repair (see `authority`).
+#[derive(Clone, Default)]
+pub struct Layers {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub authority_fix: bool,
+}
+
+/// A client that opens a connection and never finishes its TLS handshake gets this long.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connection, whatever it runs over.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Serves `routes` on every connection `listener` accepts until `stop` turns true, then
 /// waits for the open connections to finish (hyper's graceful shutdown: HTTP/2 connections
-/// get a GOAWAY, streams in flight complete).
+/// get a GOAWAY, streams in flight complete). Each connection's handshake and serving run in
+/// a task of its own, so a slow client never holds up the others.
 pub async fn serve<L>(
     mut listener: L,
     routes: Dispatch,
     settings: Http2Settings,
+    layers: Layers,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
+    L::Io: Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(settings.max_concurrent_streams);
@@ -98,11 +116,24 @@ where
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let service = TowerToHyperService::new(routes.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, routes, layers, watcher) = (builder.clone(), routes.clone(), layers.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let io: Box<dyn Io> = match &layers.tls {
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => Box::new(io),
+            };
+            let io: Box<dyn Io> =
+                if layers.authority_fix { Box::new(super::authority::AuthorityFix::new(io)) } else { io };
+            let service = TowerToHyperService::new(routes);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

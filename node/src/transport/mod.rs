@@ -25,8 +25,8 @@ const PEER_QUEUE: usize = 4096;
 pub struct Transport {
     cluster_id: u64,
     member_id: u64,
-    /// The address peer connections leave from (see `peer::endpoint`).
-    local_ip: Option<std::net::IpAddr>,
+    /// How peers are dialed: from this member's own peer address, with peer TLS.
+    dial: cairn_api::dial::DialOptions,
     membership: Arc<Membership>,
     runtime: Handle,
     /// Set once raft runs (raft needs the transport to start, the transport raft's handle),
@@ -57,13 +57,13 @@ impl Transport {
     pub fn new(
         cluster_id: u64,
         membership: Arc<Membership>,
-        local_ip: Option<std::net::IpAddr>,
+        dial: cairn_api::dial::DialOptions,
         runtime: Handle,
     ) -> Arc<Transport> {
         Arc::new(Transport {
             cluster_id,
             member_id: membership.me(),
-            local_ip,
+            dial,
             membership,
             runtime,
             raft: Mutex::new(None),

@@ -6,30 +6,28 @@ use super::Transport;
 use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::{RaftFrame, SnapshotChunk};
 use crate::raft::Outgoing;
+use cairn_api::dial::DialOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A connection to a peer URL (http, or a unix socket). Connections leave from this member's
-/// own peer address when it listens on one (so the traffic between two members on 127.0.0.x
-/// can be told apart, and cut, by address).
-pub async fn connect(url: &str, local: Option<std::net::IpAddr>) -> Result<Channel, tonic::transport::Error> {
-    let settings = |e: Endpoint| {
-        e.connect_timeout(Duration::from_secs(1))
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
+/// A connection to a peer URL (http or https, or a unix socket), as `dial` says: connections
+/// leave from this member's own peer address when it listens on one (so the traffic between
+/// two members on 127.0.0.x can be told apart, and cut, by address), with peer TLS.
+pub async fn connect(url: &str, dial: &DialOptions) -> Result<Channel, cairn_api::dial::DialError> {
+    let opts = DialOptions {
+        connect_timeout: Duration::from_secs(1),
+        keep_alive: Some(Duration::from_secs(5)),
+        ..dial.clone()
     };
-    if let Some(path) = cairn_api::dial::unix_socket(url) {
-        return cairn_api::dial::connect_unix(settings(Endpoint::from_static("http://unix.socket")), path).await;
-    }
-    settings(Endpoint::from_shared(url.to_string())?.local_address(local).tcp_nodelay(true)).connect().await
+    cairn_api::dial::connect(url, &opts).await
 }
 
 pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Receiver<Outgoing>) {
@@ -39,7 +37,7 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
     while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
         attempt += 1;
-        let channel = match connect(url, t.local_ip).await {
+        let channel = match connect(url, &t.dial).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(peer = %format!("{id:x}"), %url, error = %e, "peer unreachable");

@@ -159,7 +159,12 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             name: format!("m{}", i + 1),
             data_dir: dir.path().join("data"),
             listen_client: Vec::new(),
-            listen_peer: vec![cairn_node::config::ListenAddr::Tcp(listener.local_addr().unwrap())],
+            listen_peer: vec![cairn_node::config::ListenUrl {
+                addr: cairn_node::config::ListenAddr::Tcp(listener.local_addr().unwrap()),
+                tls: false,
+            }],
+            client_tls: cairn_node::tls::TlsInfo::new(cairn_node::tls::Side::Client),
+            peer_tls: cairn_node::tls::TlsInfo::new(cairn_node::tls::Side::Peer),
             advertise_client_urls: vec![format!("http://127.0.0.1:{}", 1 + i)],
             initial_advertise_peer_urls: vec![urls[i].clone()],
             initial_cluster: initial.clone(),
@@ -187,7 +192,7 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
         assert_eq!(member.id(), from);
         let (id, raft, mvcc) = (member.id(), member.raft().clone(), member.mvcc().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners = Listeners { client: Vec::new(), peer: vec![Listener::Tcp(listener)] };
+        let listeners = Listeners { client: Vec::new(), peer: vec![Listener::Tcp(listener, false)] };
         tokio::spawn(member.serve(listeners, async move {
             let _ = stopped.await;
         }));

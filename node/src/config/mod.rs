@@ -2,6 +2,11 @@
 //! written for etcd runs Cairn by changing only the binary name. Flags are the only source of
 //! configuration: nothing overrides them silently.
 
+mod tls;
+
+pub use tls::TlsArgs;
+
+use crate::tls::TlsInfo;
 use clap::{Args, ValueEnum};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -77,6 +82,8 @@ pub struct ServerArgs {
     /// Duration of periodic watch progress notifications (e.g. 10m, 30s, 500ms).
     #[arg(long, default_value = "10m")]
     pub experimental_watch_progress_notify_interval: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -93,8 +100,10 @@ pub enum ClusterState {
 pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
-    pub listen_client: Vec<ListenAddr>,
-    pub listen_peer: Vec<ListenAddr>,
+    pub listen_client: Vec<ListenUrl>,
+    pub listen_peer: Vec<ListenUrl>,
+    pub client_tls: TlsInfo,
+    pub peer_tls: TlsInfo,
     pub advertise_client_urls: Vec<String>,
     pub initial_advertise_peer_urls: Vec<String>,
     /// (name, peer URLs) in flag order.
@@ -170,10 +179,9 @@ pub fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
     for u in &urls {
         let parsed = url::Url::parse(u).map_err(|e| format!("--{flag}: {u:?}: {e}"))?;
         match parsed.scheme() {
-            "http" => {}
+            "http" | "https" => {}
             // A unix socket's path is the URL's host and path (etcd's rule): nothing to check.
-            "unix" => continue,
-            "https" | "unixs" => return Err(format!("--{flag}: {u}: TLS is not supported yet; use http or unix")),
+            "unix" | "unixs" => continue,
             other => return Err(format!("--{flag}: {u}: URL scheme must be http, https, unix, or unixs: {other}")),
         }
         if !matches!(parsed.path(), "" | "/") {
@@ -184,6 +192,25 @@ pub fn split_urls(flag: &str, s: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(urls)
+}
+
+/// A URL to listen on: where, and whether with TLS (https, unixs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenUrl {
+    pub addr: ListenAddr,
+    pub tls: bool,
+}
+
+fn is_tls_url(u: &str) -> bool {
+    u.starts_with("https://") || u.starts_with("unixs://")
+}
+
+/// The host names and addresses of URLs (a self-signed certificate is made valid for them).
+fn hosts_of(urls: &[String]) -> Vec<String> {
+    urls.iter()
+        .filter_map(|u| url::Url::parse(u).ok())
+        .filter_map(|u| u.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string()))
+        .collect()
 }
 
 /// Where a listener listens: a TCP address, or a unix socket's path.
@@ -200,6 +227,11 @@ impl std::fmt::Display for ListenAddr {
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
+}
+
+/// A listen URL, resolved (see `listen_addr`).
+fn listen_url(u: &str) -> Result<ListenUrl, String> {
+    Ok(ListenUrl { addr: listen_addr(u)?, tls: is_tls_url(u) })
 }
 
 /// Resolves a listen URL to one address; `localhost` binds loopback IPv4 as etcd does.
@@ -265,15 +297,11 @@ impl ServerArgs {
             q if q < 0 => None,
             q => Some(q as u64),
         };
-        let listen_client = split_urls("listen-client-urls", &self.listen_client_urls)?
-            .iter()
-            .map(|u| listen_addr(u))
-            .collect::<Result<Vec<_>, _>>()?;
+        let listen_client_urls = split_urls("listen-client-urls", &self.listen_client_urls)?;
+        let listen_client = listen_client_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
         let advertise_client_urls = split_urls("advertise-client-urls", &self.advertise_client_urls)?;
-        let listen_peer = split_urls("listen-peer-urls", &self.listen_peer_urls)?
-            .iter()
-            .map(|u| listen_addr(u))
-            .collect::<Result<Vec<_>, _>>()?;
+        let listen_peer_urls = split_urls("listen-peer-urls", &self.listen_peer_urls)?;
+        let listen_peer = listen_peer_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
         let apurls = split_urls("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?;
         let initial_cluster = match &self.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,
@@ -299,6 +327,17 @@ impl ServerArgs {
                 }
             }
         }
+        // TLS on each side, checked against the URLs it must serve.
+        let mut client_tls = self.tls.client();
+        client_tls.hosts = hosts_of(&listen_client_urls);
+        let client_https: Vec<String> =
+            listen_client_urls.iter().chain(&advertise_client_urls).filter(|u| is_tls_url(u)).cloned().collect();
+        client_tls.check(&client_https).map_err(|e| e.to_string())?;
+        let mut peer_tls = self.tls.peer();
+        peer_tls.hosts = hosts_of(&listen_peer_urls);
+        let peer_https: Vec<String> =
+            listen_peer_urls.iter().chain(&apurls).filter(|u| is_tls_url(u)).cloned().collect();
+        peer_tls.check(&peer_https).map_err(|e| e.to_string())?;
         let heartbeat = Duration::from_millis(self.heartbeat_interval);
         let watch_progress_interval =
             parse_duration(&self.experimental_watch_progress_notify_interval).ok_or_else(|| {
@@ -312,6 +351,8 @@ impl ServerArgs {
             data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
             listen_client,
             listen_peer,
+            client_tls,
+            peer_tls,
             advertise_client_urls,
             initial_advertise_peer_urls: apurls,
             initial_cluster,
