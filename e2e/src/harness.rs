@@ -68,6 +68,14 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The schemes of a member's client and peer URLs: https where its flags give that side TLS.
+fn schemes(extra: &[&str]) -> (&'static str, &'static str) {
+    let has = |flags: &[&str]| extra.iter().any(|a| flags.iter().any(|f| a.split('=').next() == Some(*f)));
+    let client = if has(&["--cert-file", "--auto-tls"]) { "https" } else { "http" };
+    let peer = if has(&["--peer-cert-file", "--peer-auto-tls"]) { "https" } else { "http" };
+    (client, peer)
+}
+
 pub struct Member {
     pub kind: Kind,
     pub data_dir: PathBuf,
@@ -91,8 +99,9 @@ impl Member {
     pub fn launch(kind: Kind, dir: &Path, extra: &[&str]) -> Member {
         std::fs::create_dir_all(dir).expect("create the member's dir");
         let (cport, pport) = (free_port(), free_port());
-        let client = format!("http://127.0.0.1:{cport}");
-        let peer = format!("http://127.0.0.1:{pport}");
+        let (cs, ps) = schemes(extra);
+        let client = format!("{cs}://127.0.0.1:{cport}");
+        let peer = format!("{ps}://127.0.0.1:{pport}");
         let data_dir = dir.join("data");
         let mut args: Vec<String> = vec![
             "--name".into(),
@@ -140,7 +149,7 @@ impl Member {
             .iter()
             .zip(hosts)
             .enumerate()
-            .map(|(i, ((_, p), h))| format!("m{i}=http://{h}:{p}"))
+            .map(|(i, ((_, p), h))| format!("m{i}={}://{h}:{p}", schemes(extra).1))
             .collect::<Vec<_>>()
             .join(",");
         let members: Vec<Member> = ports
@@ -185,7 +194,8 @@ impl Member {
         initial: &str,
         extra: &[&str],
     ) -> Member {
-        let (client, peer) = (format!("http://{host}:{}", ports.0), format!("http://{host}:{}", ports.1));
+        let (cs, ps) = schemes(extra);
+        let (client, peer) = (format!("{cs}://{host}:{}", ports.0), format!("{ps}://{host}:{}", ports.1));
         let data_dir = dir.join(name);
         let mut args: Vec<String> = [
             "--name",
@@ -217,11 +227,23 @@ impl Member {
     /// for it with peer URL `http://127.0.0.1:<ports.1>`), with --initial-cluster-state
     /// existing. Returns at once: a learner need not answer /health.
     pub fn join(kind: Kind, dir: &Path, name: &str, ports: (u16, u16), others: &[Member]) -> Member {
+        Member::join_with(kind, dir, name, ports, others, &[])
+    }
+
+    /// `join`, with more flags (TLS ones make the new member's URLs https).
+    pub fn join_with(
+        kind: Kind,
+        dir: &Path,
+        name: &str,
+        ports: (u16, u16),
+        others: &[Member],
+        extra: &[&str],
+    ) -> Member {
         let mut initial: Vec<String> = others
             .iter()
             .map(|m| format!("{}={}", m.data_dir.file_name().unwrap().to_string_lossy(), m.peer_url))
             .collect();
-        initial.push(format!("{name}=http://127.0.0.1:{}", ports.1));
+        initial.push(format!("{name}={}://127.0.0.1:{}", schemes(extra).1, ports.1));
         let mut m = Member::cluster_member(
             kind,
             dir,
@@ -229,7 +251,7 @@ impl Member {
             "127.0.0.1",
             ports,
             &initial.join(","),
-            &["--initial-cluster-state", "existing"],
+            &[&["--initial-cluster-state", "existing"], extra].concat(),
         );
         m.spawn_process();
         m

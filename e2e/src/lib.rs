@@ -1,3 +1,4 @@
+pub mod certs;
 pub mod files;
 pub mod harness;
 pub mod kubesim;
