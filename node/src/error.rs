@@ -70,6 +70,47 @@ pub enum EtcdError {
     LeaderTransferTimeout,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// etcd has no gRPC error for these two: clients see the auth package's own text.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    #[error("auth: token signing attempted with verify-only key")]
+    VerifyOnly,
+    /// etcd 3.4's Maintenance service passes the auth package's errors on unconverted (its
+    /// "auth: ..." text, gRPC code Unknown); clients see that, so Cairn answers the same.
+    #[error("{}", .0.to_string().replacen("etcdserver: ", "auth: ", 1))]
+    AuthUnconverted(Box<EtcdError>),
     #[error("etcdserver: {0}")]
     Internal(String),
     /// The leader's answer to a request this member forwarded, passed on as it came: its

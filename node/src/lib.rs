@@ -2,6 +2,7 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fatal;

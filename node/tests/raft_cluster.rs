@@ -28,7 +28,9 @@ async fn put(m: &TestMember, key: &str, value: &str) -> i64 {
     let start = Instant::now();
     loop {
         let req = PutRequest { key: key.into(), value: value.into(), ..Default::default() };
-        if let Ok(cairn_node::apply::Applied::Put(r)) = m.raft.propose(Request::Put(req)).await {
+        if let Ok(cairn_node::apply::Applied::Put(r)) =
+            m.raft.propose(&cairn_node::apply::Origin::Member, Request::Put(req)).await
+        {
             return r.header.map_or(0, |h| h.revision);
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{key} was never acknowledged");
@@ -78,7 +80,7 @@ async fn a_cut_off_leader_is_replaced_and_everyone_converges() {
     assert_ne!(new, old);
     // The old leader commits nothing meanwhile.
     let lonely = PutRequest { key: "lonely".into(), ..Default::default() };
-    let r = ms[old].raft.propose(Request::Put(lonely)).await;
+    let r = ms[old].raft.propose(&cairn_node::apply::Origin::Member, Request::Put(lonely)).await;
     assert!(r.is_err(), "a cut-off leader acknowledged a write: {r:?}");
     net.heal();
     put(&ms[old], "after", "1").await;

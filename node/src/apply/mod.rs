@@ -2,6 +2,7 @@
 //! applies them in backend batches that also record the index of the last entry applied, so a
 //! restart resumes exactly after it and never applies an entry twice.
 
+mod auth;
 mod entry;
 pub mod ops;
 mod state;
@@ -10,10 +11,12 @@ mod worker;
 
 pub use state::{open_state, write_initial_members, OpenError, State};
 
+pub use auth::{Authenticated, Origin};
 pub use entry::{Committed, Payload};
 pub use worker::{spawn, ApplierEvent, ApplierHandle, BuiltImage, Spawned, Stopped};
 
 use crate::alarm::Alarms;
+use crate::auth::{AuthInfo, AuthStore};
 use crate::error::EtcdError;
 use crate::lease::{self, Lessor};
 use crate::membership::Change;
@@ -46,6 +49,7 @@ pub enum Applied {
     /// A membership change went through: the members after it.
     Members(Vec<MemberRecord>),
     Alarm(AlarmResponse),
+    Authenticated(Authenticated),
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
@@ -75,7 +79,34 @@ from_applied!(
     Txn => TxnResponse,
     Compaction => CompactionResponse,
     LeaseGrant => LeaseGrantResponse,
-    LeaseRevoke => LeaseRevokeResponse
+    LeaseRevoke => LeaseRevokeResponse,
+    Authenticated => Authenticated
+);
+
+/// The auth store's changes answer with a header alone.
+macro_rules! from_done {
+    ($($ty:ty),*) => {$(
+        impl FromApplied for $ty {
+            fn from_applied(a: Applied) -> Option<Self> {
+                matches!(a, Applied::Done).then(Self::default)
+            }
+        }
+    )*};
+}
+
+use crate::proto::etcdserverpb as pb;
+from_done!(
+    pb::AuthEnableResponse,
+    pb::AuthDisableResponse,
+    pb::AuthUserAddResponse,
+    pb::AuthUserDeleteResponse,
+    pb::AuthUserChangePasswordResponse,
+    pb::AuthUserGrantRoleResponse,
+    pb::AuthUserRevokeRoleResponse,
+    pb::AuthRoleAddResponse,
+    pb::AuthRoleDeleteResponse,
+    pb::AuthRoleGrantPermissionResponse,
+    pb::AuthRoleRevokePermissionResponse
 );
 
 /// Entries per backend batch: amortizes the batch cost under load, bounds its memory.
@@ -102,24 +133,32 @@ pub struct Applier {
     alarms: Arc<Alarms>,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
+    auth: Arc<AuthStore>,
     waiters: Arc<Waiters<ApplyResult>>,
     applied: watch::Sender<u64>,
     last_applied: u64,
+}
+
+/// The services the applier keeps in step with the backend (besides the MVCC store).
+pub struct Services {
+    pub membership: Arc<Membership>,
+    pub alarms: Arc<Alarms>,
+    pub hub: Arc<WatchHub>,
+    pub lessor: Arc<Lessor>,
+    pub auth: Arc<AuthStore>,
 }
 
 impl Applier {
     /// The applier of `state`, applied up to `state.applied`; it tells `applied` how far it got.
     pub fn new(
         state: State,
-        membership: Arc<Membership>,
-        alarms: Arc<Alarms>,
-        hub: Arc<WatchHub>,
-        lessor: Arc<Lessor>,
+        services: Services,
         waiters: Arc<Waiters<ApplyResult>>,
         applied: watch::Sender<u64>,
     ) -> Applier {
         let State { mvcc, applied: last_applied, writer, .. } = state;
-        Applier { mvcc, writer, membership, alarms, hub, lessor, waiters, applied, last_applied }
+        let Services { membership, alarms, hub, lessor, auth } = services;
+        Applier { mvcc, writer, membership, alarms, hub, lessor, auth, waiters, applied, last_applied }
     }
 
     /// Rewrites the backend into a compact copy (see `Backend`); between batches.
@@ -144,6 +183,7 @@ impl Applier {
         self.lessor.load(backend, self.mvcc.leased_keys()).map_err(|e| e.to_string())?;
         self.membership.reload(backend).map_err(|e| e.to_string())?;
         self.alarms.reload(backend).map_err(|e| e.to_string())?;
+        self.auth.reload(backend).map_err(|e| e.to_string())?;
         self.hub.resync(self.mvcc.current_revision());
         self.last_applied = index;
         self.applied.send_replace(index);
@@ -187,7 +227,12 @@ impl Applier {
                         .map_err(|err| format!("entry {}: undecodable request: {err}", e.index))?;
                     let wants_physical = matches!(&req.request, Some(Request::Compaction(c)) if c.physical);
                     let first_event = w.event_count();
-                    let result = self.execute(&mut w, req.request);
+                    let origin = if req.by_member {
+                        Origin::Member
+                    } else {
+                        Origin::Client(AuthInfo { user: req.user, revision: req.auth_revision })
+                    };
+                    let result = self.execute(&mut w, req.request, &origin, e.index);
                     physical |= wants_physical && result.is_ok();
                     // Before the next entry runs: it may revoke a lease this one attached a key to.
                     for ev in w.events_since(first_event) {
@@ -257,34 +302,37 @@ impl Applier {
         self.mvcc.garbage_len() > 0
     }
 
-    fn execute(&self, w: &mut WriteTxn<'_>, req: Option<Request>) -> ApplyResult {
+    fn execute(&self, w: &mut WriteTxn<'_>, req: Option<Request>, who: &Origin, index: u64) -> ApplyResult {
+        let Some(req) = req else { return Err(EtcdError::Internal("empty request".into())) };
+        // Permissions first, as etcd's auth applier wraps its quota applier.
+        self.permitted(who, &req)?;
         // With NOSPACE raised, nothing that grows the store goes in (etcd's capped applier);
         // reads, deletes and compactions do.
         let grows = match &req {
-            Some(Request::Put(_)) | Some(Request::LeaseGrant(_)) => true,
-            Some(Request::Txn(t)) => txn::has_puts(t),
+            Request::Put(_) | Request::LeaseGrant(_) => true,
+            Request::Txn(t) => txn::has_puts(t),
             _ => false,
         };
         if grows && self.alarms.no_space() {
             return Err(EtcdError::NoSpace);
         }
         match req {
-            Some(Request::Put(p)) => {
+            Request::Put(p) => {
                 ops::check_put(w, &self.lessor, &p)?;
                 ops::put(w, &p).map(Applied::Put)
             }
-            Some(Request::DeleteRange(d)) => ops::delete_range(w, &d).map(Applied::DeleteRange),
-            Some(Request::Txn(t)) => txn::txn(w, &self.lessor, &t).map(Applied::Txn),
-            Some(Request::Compaction(c)) => {
+            Request::DeleteRange(d) => ops::delete_range(w, &d).map(Applied::DeleteRange),
+            Request::Txn(t) => txn::txn(w, &self.lessor, &t).map(Applied::Txn),
+            Request::Compaction(c) => {
                 w.compact(c.revision)?;
                 Ok(Applied::Compaction(CompactionResponse { header: None }))
             }
-            Some(Request::LeaseGrant(g)) => {
+            Request::LeaseGrant(g) => {
                 let ttl = self.lessor.grant(g.id, g.ttl)?;
                 w.put_record(&lease::record_key(g.id), lease::record_value(g.id, ttl));
                 Ok(Applied::LeaseGrant(LeaseGrantResponse { header: None, id: g.id, ttl, error: String::new() }))
             }
-            Some(Request::LeaseRevoke(r)) => {
+            Request::LeaseRevoke(r) => {
                 let keys = self.lessor.keys_of(r.id).ok_or(EtcdError::LeaseNotFound)?;
                 // Every attached key goes in this one revision.
                 for key in keys {
@@ -294,7 +342,7 @@ impl Applier {
                 w.remove_record(&lease::record_key(r.id));
                 Ok(Applied::LeaseRevoke(LeaseRevokeResponse { header: None }))
             }
-            Some(Request::MemberAttrs(a)) => {
+            Request::MemberAttrs(a) => {
                 // A member removed meanwhile stays removed.
                 let Some(mut rec) = self.membership.get(a.id) else { return Ok(Applied::Done) };
                 rec.name = a.name;
@@ -302,7 +350,7 @@ impl Applier {
                 self.write_member(w, rec);
                 Ok(Applied::Done)
             }
-            Some(Request::Alarm(a)) => {
+            Request::Alarm(a) => {
                 let key = crate::alarm::record_key(a.member_id, a.alarm);
                 let member = crate::proto::etcdserverpb::AlarmMember { member_id: a.member_id, alarm: a.alarm };
                 let changed = match AlarmAction::try_from(a.action) {
@@ -322,7 +370,7 @@ impl Applier {
                 let alarms = if changed { vec![member] } else { Vec::new() };
                 Ok(Applied::Alarm(AlarmResponse { header: None, alarms }))
             }
-            Some(Request::MemberPeerUrls(u)) => {
+            Request::MemberPeerUrls(u) => {
                 let change = Change::Update(u.id, u.peer_urls);
                 self.membership.validate(&change)?;
                 if let Some(rec) = self.membership.changed_record(&change) {
@@ -330,7 +378,7 @@ impl Applier {
                 }
                 Ok(Applied::Members(self.membership.list()))
             }
-            None => Err(EtcdError::Internal("empty request".into())),
+            auth => self.apply_auth(w, auth, index),
         }
     }
 }

@@ -4,4 +4,5 @@
 
 pub mod backup;
 pub mod bench;
+pub mod connect;
 pub mod snapshot;

@@ -82,6 +82,16 @@ pub struct ServerArgs {
     /// Duration of periodic watch progress notifications (e.g. 10m, 30s, 500ms).
     #[arg(long, default_value = "10m")]
     pub experimental_watch_progress_notify_interval: String,
+    /// Auth token type and its options: 'simple', or
+    /// 'jwt,pub-key=<file>,priv-key=<file>,sign-method=<RS256|ES256|HS256|...>,ttl=<duration>'.
+    #[arg(long, default_value = "simple")]
+    pub auth_token: String,
+    /// Seconds a simple token lives unused.
+    #[arg(long, default_value_t = 300)]
+    pub auth_token_ttl: u64,
+    /// bcrypt's cost factor for hashing auth passwords (4 to 31).
+    #[arg(long, default_value_t = 10)]
+    pub bcrypt_cost: u32,
     #[command(flatten)]
     pub tls: TlsArgs,
     /// Log level: debug, info, warn, error.
@@ -123,6 +133,10 @@ pub struct Config {
     pub logger: String,
     pub auto_compaction: Option<Policy>,
     pub quota_bytes: Option<u64>,
+    /// --auth-token as given (its key files are read when the member opens).
+    pub auth_token: String,
+    pub auth_token_ttl: Duration,
+    pub bcrypt_cost: u32,
 }
 
 /// --auto-compaction-mode and -retention, read.
@@ -371,6 +385,9 @@ impl ServerArgs {
             logger: self.logger.clone(),
             auto_compaction,
             quota_bytes,
+            auth_token: self.auth_token.clone(),
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            bcrypt_cost: self.bcrypt_cost,
         })
     }
 }

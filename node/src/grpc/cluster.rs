@@ -5,8 +5,8 @@
 //! whether a learner caught up, so a follower forwards MemberPromote to it, as etcd does.
 
 use super::forward;
-use super::Common;
-use crate::apply::Applied;
+use super::{credentials, Common};
+use crate::apply::{Applied, Origin};
 use crate::error::EtcdError;
 use crate::membership::Change;
 use crate::proto::cairnpb::internal_request::Request as Internal;
@@ -148,8 +148,10 @@ fn check_urls(urls: &[String]) -> Result<(), EtcdError> {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        let creds = credentials(&request);
         let req = request.into_inner();
         let r = async {
+            self.ctx.admin(&creds).await?;
             check_urls(&req.peer_ur_ls)?;
             if self.strict {
                 if !req.is_learner {
@@ -166,15 +168,17 @@ impl Cluster for ClusterService {
             Ok(MemberAddResponse { header: None, member: Some(member(rec)), members })
         }
         .await;
-        self.ctx.answer(SERVICE, "MemberAdd", r)
+        self.ctx.answer_unrevised(SERVICE, "MemberAdd", r)
     }
 
     async fn member_remove(
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let creds = credentials(&request);
         let id = request.into_inner().id;
         let r = async {
+            self.ctx.admin(&creds).await?;
             if self.strict {
                 self.may_remove(id)?;
             }
@@ -182,22 +186,24 @@ impl Cluster for ClusterService {
             Ok(MemberRemoveResponse { header: None, members })
         }
         .await;
-        self.ctx.answer(SERVICE, "MemberRemove", r)
+        self.ctx.answer_unrevised(SERVICE, "MemberRemove", r)
     }
 
     async fn member_update(
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let creds = credentials(&request);
         let req = request.into_inner();
         let r = async {
+            let who = Origin::Client(self.ctx.admin(&creds).await?);
             check_urls(&req.peer_ur_ls)?;
             let update = Internal::MemberPeerUrls(MemberPeerUrls { id: req.id, peer_urls: req.peer_ur_ls });
-            let members = members_of(self.ctx.raft.propose(update).await?)?;
+            let members = members_of(self.ctx.raft.propose(&who, update).await?)?;
             Ok(MemberUpdateResponse { header: None, members })
         }
         .await;
-        self.ctx.answer(SERVICE, "MemberUpdate", r)
+        self.ctx.answer_unrevised(SERVICE, "MemberUpdate", r)
     }
 
     async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -210,7 +216,7 @@ impl Cluster for ClusterService {
             Ok(MemberListResponse { header: None, members })
         }
         .await;
-        self.ctx.answer(SERVICE, "MemberList", r)
+        self.ctx.answer_unrevised(SERVICE, "MemberList", r)
     }
 
     async fn member_promote(
@@ -218,7 +224,9 @@ impl Cluster for ClusterService {
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         let id = request.get_ref().id;
+        let creds = credentials(&request);
         let r = async {
+            self.ctx.admin(&creds).await?;
             if !self.ctx.raft.status().is_leader() {
                 if forward::was_forwarded(&request) {
                     return Err(EtcdError::NotLeader);
@@ -233,6 +241,6 @@ impl Cluster for ClusterService {
             Ok(MemberPromoteResponse { header: None, members })
         }
         .await;
-        self.ctx.answer(SERVICE, "MemberPromote", r)
+        self.ctx.answer_unrevised(SERVICE, "MemberPromote", r)
     }
 }

@@ -4,7 +4,8 @@
 
 use super::lock::Abandon;
 use super::recipes::{self, create_revision_is};
-use super::Common;
+use super::{credentials, Common};
+use crate::auth::AuthInfo;
 use crate::error::EtcdError;
 use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RequestOp, ResponseHeader, TxnRequest};
@@ -43,14 +44,14 @@ fn prefix(name: &[u8]) -> Vec<u8> {
 }
 
 /// Puts `value` on the leader's key if it is still the key of that leadership.
-async fn proclaim(ctx: &Common, leader: &LeaderKey, value: &[u8]) -> Result<(), EtcdError> {
+async fn proclaim(ctx: &Common, who: &AuthInfo, leader: &LeaderKey, value: &[u8]) -> Result<(), EtcdError> {
     let put = PutRequest { key: leader.key.clone(), value: value.to_vec(), lease: leader.lease, ..Default::default() };
     let t = TxnRequest {
         compare: vec![create_revision_is(&leader.key, leader.rev)],
         success: vec![RequestOp { request: Some(Op::RequestPut(put)) }],
         failure: vec![],
     };
-    if recipes::txn(ctx, t).await?.succeeded {
+    if recipes::txn(ctx, who, t).await?.succeeded {
         Ok(())
     } else {
         Err(EtcdError::ElectionNotLeader)
@@ -62,18 +63,20 @@ type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> +
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(&self, request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
+            let who = self.ctx.identify(&creds).await?;
             let pfx = prefix(&r.name);
             let mut key = pfx.clone();
             key.extend_from_slice(format!("{:x}", r.lease).as_bytes());
-            let (kv, txn_rev) = recipes::create_or_get(&self.ctx, &key, &r.value, r.lease).await?;
+            let (kv, txn_rev) = recipes::create_or_get(&self.ctx, &who, &key, &r.value, r.lease).await?;
             let leader = LeaderKey { name: r.name.clone(), key: key.clone(), rev: kv.create_revision, lease: r.lease };
             if kv.value != r.value {
-                proclaim(&self.ctx, &leader, &r.value).await?;
+                proclaim(&self.ctx, &who, &leader, &r.value).await?;
             }
-            let guard = Abandon::new(self.ctx.clone(), key);
-            recipes::wait_for_predecessors(&self.ctx, &self.hub, &pfx, leader.rev).await?;
+            let guard = Abandon::new(self.ctx.clone(), who.clone(), key);
+            recipes::wait_for_predecessors(&self.ctx, &who, &self.hub, &pfx, leader.rev).await?;
             guard.disarm();
             // etcd answers with the header of the txn that created the key.
             let header = Some(ResponseHeader { revision: txn_rev, ..Default::default() });
@@ -84,10 +87,12 @@ impl Election for ElectionService {
     }
 
     async fn proclaim(&self, request: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             let leader = r.leader.ok_or(EtcdError::MissingLeaderKey)?;
-            proclaim(&self.ctx, &leader, &r.value).await?;
+            let who = self.ctx.identify(&creds).await?;
+            proclaim(&self.ctx, &who, &leader, &r.value).await?;
             Ok(ProclaimResponse { header: None })
         }
         .await;
@@ -95,9 +100,11 @@ impl Election for ElectionService {
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
-            let (kv, _) = recipes::first_created(&self.ctx, &prefix(&r.name)).await?;
+            let who = self.ctx.identify(&creds).await?;
+            let (kv, _) = recipes::first_created(&self.ctx, &who, &prefix(&r.name)).await?;
             let kv = kv.ok_or(EtcdError::ElectionNoLeader)?;
             Ok(LeaderResponse { header: None, kv: Some(kv) })
         }
@@ -108,13 +115,21 @@ impl Election for ElectionService {
     type ObserveStream = ObserveStream;
 
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+        let creds = credentials(&request);
         let pfx = prefix(&request.into_inner().name);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (ctx, hub) = (self.ctx.clone(), self.hub.clone());
         tokio::spawn(async move {
             let mut last: Option<(Vec<u8>, i64)> = None;
+            let who = match ctx.identify(&creds).await {
+                Ok(who) => who,
+                Err(e) => {
+                    let _ = tx.send(Err(Status::from(e))).await;
+                    return;
+                }
+            };
             loop {
-                let (kv, rev) = match recipes::first_created(&ctx, &pfx).await {
+                let (kv, rev) = match recipes::first_created(&ctx, &who, &pfx).await {
                     Ok(x) => x,
                     Err(e) => {
                         let _ = tx.send(Err(Status::from(e))).await;
@@ -143,16 +158,18 @@ impl Election for ElectionService {
     }
 
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             let leader = r.leader.ok_or(EtcdError::MissingLeaderKey)?;
+            let who = self.ctx.identify(&creds).await?;
             let del = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
             let t = TxnRequest {
                 compare: vec![create_revision_is(&leader.key, leader.rev)],
                 success: vec![RequestOp { request: Some(Op::RequestDeleteRange(del)) }],
                 failure: vec![],
             };
-            let resp = recipes::txn(&self.ctx, t).await?;
+            let resp = recipes::txn(&self.ctx, &who, t).await?;
             Ok(ResignResponse { header: resp.header })
         }
         .await;

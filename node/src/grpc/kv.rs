@@ -1,7 +1,8 @@
 //! etcdserverpb.KV.
 
-use super::{quota::Quota, validate, Common};
+use super::{credentials, quota::Quota, validate, Common};
 use crate::apply::{ops, txn};
+use crate::auth;
 use crate::error::EtcdError;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -61,6 +62,7 @@ fn txn_is_serializable(t: &TxnRequest) -> bool {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, request: GrpcRequest<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             if !r.serializable {
@@ -70,19 +72,22 @@ impl Kv for KvService {
             if !r.serializable {
                 self.ctx.raft.linearizable_read().await?;
             }
-            ops::range(&self.ctx.mvcc.read(), &r)
+            let who = self.ctx.identify(&creds).await?;
+            self.ctx.serve_read(&who, &auth::range_needs(&r), || ops::range(&self.ctx.mvcc.read(), &r))
         }
         .await;
         self.ctx.answer(SERVICE, "Range", result)
     }
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             self.ctx.not_learner()?;
             self.quota.check(put_cost(&r)).await?;
             validate::check_put(&r)?;
-            self.ctx.propose(Request::Put(r)).await
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, Request::Put(r)).await
         }
         .await;
         self.ctx.answer(SERVICE, "Put", result)
@@ -92,17 +97,20 @@ impl Kv for KvService {
         &self,
         request: GrpcRequest<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             self.ctx.not_learner()?;
             validate::check_delete(&r)?;
-            self.ctx.propose(Request::DeleteRange(r)).await
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, Request::DeleteRange(r)).await
         }
         .await;
         self.ctx.answer(SERVICE, "DeleteRange", result)
     }
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result: Result<TxnResponse, EtcdError> = async {
             self.ctx.not_learner()?;
@@ -111,13 +119,15 @@ impl Kv for KvService {
             }
             validate::check_txn(&r, self.max_txn_ops)?;
             if !txn::is_read_only(&r) {
-                return self.ctx.propose(Request::Txn(r)).await;
+                let who = self.ctx.client(&creds).await?;
+                return self.ctx.propose(&who, Request::Txn(r)).await;
             }
             // Read-only txns are served locally, after a ReadIndex unless serializable.
             if !txn_is_serializable(&r) {
                 self.ctx.raft.linearizable_read().await?;
             }
-            txn::txn(&mut self.ctx.mvcc.read(), &self.lessor, &r)
+            let who = self.ctx.identify(&creds).await?;
+            self.ctx.serve_read(&who, &auth::txn_needs(&r), || txn::txn(&mut self.ctx.mvcc.read(), &self.lessor, &r))
         }
         .await;
         self.ctx.answer(SERVICE, "Txn", result)
@@ -125,9 +135,11 @@ impl Kv for KvService {
 
     async fn compact(&self, request: GrpcRequest<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         // A physical compaction is answered once the records it freed are deleted (see apply).
+        let creds = credentials(&request);
         let result = async {
             self.ctx.not_learner()?;
-            self.ctx.propose(Request::Compaction(request.into_inner())).await
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, Request::Compaction(request.into_inner())).await
         }
         .await;
         self.ctx.answer(SERVICE, "Compact", result)

@@ -1,7 +1,7 @@
 //! etcdserverpb.Lease. Grants and revokes go through raft; keep-alives renew on the leader;
 //! TimeToLive and Leases read the lessor after a ReadIndex.
 
-use super::{forward, quota::Quota, Common};
+use super::{credentials, forward, quota::Quota, Common};
 use crate::error::EtcdError;
 use crate::lease::{LeaseIdGenerator, Lessor, MAX_LEASE_TTL};
 use crate::proto::cairnpb::internal_request::Request;
@@ -89,6 +89,7 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let creds = credentials(&request);
         let mut r = request.into_inner();
         let result = async {
             // etcd counts a lease as 64 bytes against the quota.
@@ -100,7 +101,8 @@ impl Lease for LeaseService {
                 // Chosen before proposing, so every member applies the same id.
                 r.id = self.ids.next();
             }
-            self.ctx.propose(Request::LeaseGrant(r)).await
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, Request::LeaseGrant(r)).await
         }
         .await;
         self.ctx.answer(SERVICE, "LeaseGrant", result)
@@ -110,7 +112,12 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let result = self.ctx.propose(Request::LeaseRevoke(request.into_inner())).await;
+        let creds = credentials(&request);
+        let result = async {
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, Request::LeaseRevoke(request.into_inner())).await
+        }
+        .await;
         self.ctx.answer(SERVICE, "LeaseRevoke", result)
     }
 

@@ -3,7 +3,8 @@
 //! by Unlock, or by the lease ending.
 
 use super::recipes;
-use super::Common;
+use super::{credentials, Common};
+use crate::auth::AuthInfo;
 use crate::error::EtcdError;
 use crate::proto::v3lockpb::lock_server::Lock;
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
@@ -29,12 +30,13 @@ impl LockService {
 /// Deletes a key unless disarmed: a waiter whose client gave up must not keep its place.
 pub struct Abandon {
     ctx: Arc<Common>,
+    who: AuthInfo,
     key: Option<Vec<u8>>,
 }
 
 impl Abandon {
-    pub fn new(ctx: Arc<Common>, key: Vec<u8>) -> Self {
-        Abandon { ctx, key: Some(key) }
+    pub fn new(ctx: Arc<Common>, who: AuthInfo, key: Vec<u8>) -> Self {
+        Abandon { ctx, who, key: Some(key) }
     }
 
     pub fn disarm(mut self) {
@@ -45,9 +47,9 @@ impl Abandon {
 impl Drop for Abandon {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let ctx = self.ctx.clone();
+            let (ctx, who) = (self.ctx.clone(), self.who.clone());
             tokio::spawn(async move {
-                let _ = recipes::delete(&ctx, &key).await;
+                let _ = recipes::delete(&ctx, &who, &key).await;
             });
         }
     }
@@ -56,15 +58,17 @@ impl Drop for Abandon {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
+            let who = self.ctx.identify(&creds).await?;
             let mut prefix = r.name.clone();
             prefix.push(b'/');
             let mut key = prefix.clone();
             key.extend_from_slice(format!("{:x}", r.lease).as_bytes());
-            let (kv, _) = recipes::create_or_get(&self.ctx, &key, b"", r.lease).await?;
-            let guard = Abandon::new(self.ctx.clone(), key.clone());
-            recipes::wait_for_predecessors(&self.ctx, &self.hub, &prefix, kv.create_revision).await?;
+            let (kv, _) = recipes::create_or_get(&self.ctx, &who, &key, b"", r.lease).await?;
+            let guard = Abandon::new(self.ctx.clone(), who.clone(), key.clone());
+            recipes::wait_for_predecessors(&self.ctx, &who, &self.hub, &prefix, kv.create_revision).await?;
             guard.disarm();
             Ok(LockResponse { header: None, key })
         }
@@ -73,9 +77,11 @@ impl Lock for LockService {
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result: Result<UnlockResponse, EtcdError> = async {
-            recipes::delete(&self.ctx, &r.key).await?;
+            let who = self.ctx.identify(&creds).await?;
+            recipes::delete(&self.ctx, &who, &r.key).await?;
             Ok(UnlockResponse { header: None })
         }
         .await;

@@ -1,7 +1,7 @@
 //! etcdserverpb.Maintenance: Status (served by learners too), Alarm, Defragment, Hash,
 //! HashKV, Snapshot and MoveLeader. Downgrade (etcd 3.5's) answers Unimplemented.
 
-use super::Common;
+use super::{credentials, Common};
 use crate::alarm::Alarms;
 use crate::apply::ApplierHandle;
 use crate::error::EtcdError;
@@ -127,6 +127,7 @@ impl Maintenance for MaintenanceService {
     /// GET answers from this member's (replicated) alarms after a ReadIndex; raising and
     /// clearing go through raft.
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let creds = credentials(&request);
         let r = request.into_inner();
         let result = async {
             self.ctx.not_learner()?;
@@ -134,7 +135,8 @@ impl Maintenance for MaintenanceService {
                 self.ctx.raft.linearizable_read().await?;
                 return Ok(AlarmResponse { header: None, alarms: self.alarms.get(r.alarm) });
             }
-            self.ctx.propose(InternalRequest::Alarm(r)).await
+            let who = self.ctx.client(&creds).await?;
+            self.ctx.propose(&who, InternalRequest::Alarm(r)).await
         }
         .await;
         self.ctx.answer(SERVICE, "Alarm", result)
@@ -161,8 +163,10 @@ impl Maintenance for MaintenanceService {
     }
 
     /// This member only, as in etcd (etcdctl asks each endpoint in turn).
-    async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        let creds = credentials(&request);
         let r = async {
+            self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
             self.applier.defragment().await?;
             Ok(DefragmentResponse { header: None })
@@ -173,8 +177,10 @@ impl Maintenance for MaintenanceService {
 
     /// This member's backend as it is now, without a ReadIndex, as in etcd: members agree
     /// once they have applied the same entries.
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let creds = credentials(&request);
         let r = async {
+            self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
             let hash = self.applier.hash().await?;
             Ok(HashResponse { header: None, hash })
@@ -184,8 +190,10 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let creds = credentials(&request);
         let rev = request.into_inner().revision;
         let r = async {
+            self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
             let h = self.ctx.mvcc.hash_kv(rev)?;
             Ok(HashKvResponse {
@@ -203,7 +211,8 @@ impl Maintenance for MaintenanceService {
 
     /// A consistent image of the backend (the applier pauses while it is written to a file),
     /// streamed in chunks, padded, then its SHA-256 (see `snapshot`).
-    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.ctx.maintenance_admin(&credentials(&request)).await?;
         self.ctx.not_learner()?;
         let path = self.snap_dir.join(format!("client-{:016x}.snapshot", rand::random::<u64>()));
         let index = self.applier.write_image(path.clone()).await?;

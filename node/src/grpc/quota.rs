@@ -41,7 +41,7 @@ impl Quota {
             member_id: self.member_id,
             alarm: AlarmType::Nospace as i32,
         };
-        if let Err(e) = self.raft.propose(Request::Alarm(raise)).await {
+        if let Err(e) = self.raft.propose(&crate::apply::Origin::Member, Request::Alarm(raise)).await {
             tracing::warn!(error = %e, "raising the NOSPACE alarm failed");
         }
         Err(EtcdError::NoSpace)

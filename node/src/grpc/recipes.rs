@@ -3,6 +3,8 @@
 //! under that prefix is gone. The waiting uses an internal watcher, not polling.
 
 use super::Common;
+use crate::apply::Origin;
+use crate::auth::{AuthInfo, Need};
 use crate::error::EtcdError;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
@@ -47,13 +49,20 @@ fn get(key: &[u8]) -> RequestOp {
     RequestOp { request: Some(Op::RequestRange(RangeRequest { key: key.to_vec(), ..Default::default() })) }
 }
 
-pub async fn txn(ctx: &Common, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
-    ctx.propose(Request::Txn(t)).await
+/// Every step runs as the client that asked (`who`), checked as its own requests would be.
+pub async fn txn(ctx: &Common, who: &AuthInfo, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    ctx.propose(&Origin::Client(who.clone()), Request::Txn(t)).await
 }
 
 /// Puts `key` (with `lease`) unless it exists; returns the key as stored and the revision
 /// the txn ran at.
-pub async fn create_or_get(ctx: &Common, key: &[u8], value: &[u8], lease: i64) -> Result<(KeyValue, i64), EtcdError> {
+pub async fn create_or_get(
+    ctx: &Common,
+    who: &AuthInfo,
+    key: &[u8],
+    value: &[u8],
+    lease: i64,
+) -> Result<(KeyValue, i64), EtcdError> {
     let put = RequestOp {
         request: Some(Op::RequestPut(PutRequest {
             key: key.to_vec(),
@@ -64,6 +73,7 @@ pub async fn create_or_get(ctx: &Common, key: &[u8], value: &[u8], lease: i64) -
     };
     let resp = txn(
         ctx,
+        who,
         TxnRequest { compare: vec![create_revision_is(key, 0)], success: vec![put, get(key)], failure: vec![get(key)] },
     )
     .await?;
@@ -79,9 +89,9 @@ pub async fn create_or_get(ctx: &Common, key: &[u8], value: &[u8], lease: i64) -
     Ok((kv, rev))
 }
 
-pub async fn delete(ctx: &Common, key: &[u8]) -> Result<i64, EtcdError> {
-    let r: crate::proto::etcdserverpb::DeleteRangeResponse =
-        ctx.propose(Request::DeleteRange(DeleteRangeRequest { key: key.to_vec(), ..Default::default() })).await?;
+pub async fn delete(ctx: &Common, who: &AuthInfo, key: &[u8]) -> Result<i64, EtcdError> {
+    let del = Request::DeleteRange(DeleteRangeRequest { key: key.to_vec(), ..Default::default() });
+    let r: crate::proto::etcdserverpb::DeleteRangeResponse = ctx.propose(&Origin::Client(who.clone()), del).await?;
     Ok(r.header.map_or(0, |h| h.revision))
 }
 
@@ -89,6 +99,7 @@ pub async fn delete(ctx: &Common, key: &[u8]) -> Result<i64, EtcdError> {
 /// created at or before `max_create` (0: all), and the revision read at.
 async fn by_creation(
     ctx: &Common,
+    who: &AuthInfo,
     prefix: &[u8],
     order: SortOrder,
     max_create: i64,
@@ -103,24 +114,26 @@ async fn by_creation(
         max_create_revision: max_create,
         ..Default::default()
     };
-    let resp = crate::apply::ops::range(&ctx.mvcc.read(), &r)?;
+    let needs = [Need::Read(&r.key, &r.range_end)];
+    let resp = ctx.serve_read(who, &needs, || crate::apply::ops::range(&ctx.mvcc.read(), &r))?;
     Ok((resp.kvs.into_iter().next(), resp.header.map_or(0, |h| h.revision)))
 }
 
 /// The key created first under `prefix` (the leader, the lock holder), and the revision read at.
-pub async fn first_created(ctx: &Common, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
-    by_creation(ctx, prefix, SortOrder::Ascend, 0).await
+pub async fn first_created(ctx: &Common, who: &AuthInfo, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+    by_creation(ctx, who, prefix, SortOrder::Ascend, 0).await
 }
 
 /// Waits until no key under `prefix` has a create revision below `my_rev`.
 pub async fn wait_for_predecessors(
     ctx: &Arc<Common>,
+    who: &AuthInfo,
     hub: &WatchHub,
     prefix: &[u8],
     my_rev: i64,
 ) -> Result<(), EtcdError> {
     loop {
-        let (newest, rev) = by_creation(ctx, prefix, SortOrder::Descend, my_rev - 1).await?;
+        let (newest, rev) = by_creation(ctx, who, prefix, SortOrder::Descend, my_rev - 1).await?;
         let Some(last) = newest else { return Ok(()) };
         // Waiting on the newest predecessor alone: when it goes, look again.
         wait_for_change(ctx, hub, KeyRange::Single(last.key), rev, true).await?;

@@ -9,15 +9,22 @@ pub fn code(e: &EtcdError) -> Code {
     use EtcdError::*;
     match e {
         EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
-        | BadMemberUrls => Code::InvalidArgument,
+        | BadMemberUrls | UserEmpty | RoleEmpty | AuthFailed | InvalidAuthMgmt | AuthOldRevision => {
+            Code::InvalidArgument
+        }
         Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
         LeaseExists | NotLeader | MemberExists | PeerUrlExists | NotEnoughStarted | MemberNotLearner
-        | LearnerNotReady | TooManyLearners | BadLeaderTransferee => Code::FailedPrecondition,
+        | LearnerNotReady | TooManyLearners | BadLeaderTransferee | RootUserNotExist | RootRoleNotExist
+        | UserAlreadyExist | UserNotFound | RoleAlreadyExist | RoleNotFound | RoleNotGranted | PermissionNotGranted
+        | AuthNotEnabled => Code::FailedPrecondition,
+        PermissionDenied => Code::PermissionDenied,
+        InvalidAuthToken => Code::Unauthenticated,
         LeaseNotFound | MemberNotFound => Code::NotFound,
         TooManyRequests | NoSpace => Code::ResourceExhausted,
         NoLeader | Timeout | Stopped | NotSupportedForLearner | Unhealthy | LeaderTransferTimeout => Code::Unavailable,
         // etcd's election errors are plain Go errors: gRPC reports them as Unknown.
-        Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey => Code::Unknown,
+        Internal(_) | ElectionNoLeader | ElectionNotLeader | MissingLeaderKey | NoPasswordUser | VerifyOnly
+        | AuthUnconverted(_) => Code::Unknown,
         Forwarded { code, .. } => Code::from_i32(*code),
     }
 }

@@ -3,7 +3,9 @@
 //! and a client that stops reading only fills its own queue (its watchers then catch up from
 //! history, see `storage::mvcc::watch`).
 
-use super::Common;
+use super::{credentials, Common};
+use crate::auth::{Credentials, Need};
+use crate::error::EtcdError;
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
@@ -56,15 +58,48 @@ struct StreamState {
     ctx: Arc<Common>,
     progress_interval: Duration,
     tx: QueueSender,
+    /// What the stream's client sent to identify itself: each watcher is checked at creation.
+    creds: Credentials,
 }
 
 impl StreamState {
+    /// Whether the client may watch what `c` asks for (read on it, as etcd checks it).
+    async fn permitted(&self, c: &WatchCreateRequest) -> Result<(), EtcdError> {
+        let who = self.ctx.identify(&self.creds).await?;
+        // An empty key is the smallest key, "\0" (etcd's reading).
+        let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
+        self.ctx.auth.check(&who, Need::Read(key, &c.range_end))
+    }
+
     async fn send(&self, r: WatchResponse) -> bool {
         self.tx.send(r).await
     }
 
+    /// etcd's answer to a creation it refuses: a watcher created and canceled at once.
+    async fn refuse(&self, head: i64, cancel_reason: String) -> bool {
+        let r = WatchResponse {
+            header: header(head),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason,
+            ..Default::default()
+        };
+        self.send(r).await
+    }
+
     async fn create(&mut self, c: WatchCreateRequest) -> bool {
         let head = self.hub.revision();
+        if let Err(e) = self.permitted(&c).await {
+            // etcd answers with a canceled watcher and one of these errors, as Go's gRPC
+            // prints them.
+            let e = match e {
+                EtcdError::InvalidAuthToken | EtcdError::AuthOldRevision | EtcdError::UserEmpty => e,
+                _ => EtcdError::PermissionDenied,
+            };
+            let reason = format!("rpc error: code = {:?} desc = {e}", super::status::code(&e));
+            return self.refuse(head, reason).await;
+        }
         let id = if c.watch_id != 0 {
             c.watch_id
         } else {
@@ -75,16 +110,7 @@ impl StreamState {
             self.next_watch_id - 1
         };
         if self.hub.contains((self.id, id)) {
-            return self
-                .send(WatchResponse {
-                    header: header(head),
-                    watch_id: -1,
-                    created: true,
-                    canceled: true,
-                    cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
-                    ..Default::default()
-                })
-                .await;
+            return self.refuse(head, "mvcc: duplicate watch ID provided on the WatchStream".into()).await;
         }
         if !self.send(WatchResponse { header: header(head), watch_id: id, created: true, ..Default::default() }).await {
             return false;
@@ -207,6 +233,7 @@ impl Watch for WatchService {
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let (tx, rx) = stream_queue(STREAM_QUEUE, STREAM_QUEUE_BYTES);
         let fragment = Arc::new(Mutex::new(HashSet::new()));
+        let creds = credentials(&request);
         let state = StreamState {
             id: self.next_stream.fetch_add(1, Ordering::Relaxed),
             next_watch_id: 0,
@@ -216,6 +243,7 @@ impl Watch for WatchService {
             ctx: self.ctx.clone(),
             progress_interval: self.progress_interval,
             tx,
+            creds,
         };
         tokio::spawn(state.serve(request.into_inner()));
         let (ctx, max_request_bytes) = (self.ctx.clone(), self.max_request_bytes);

@@ -3,7 +3,7 @@
 //! "too many requests" instead of growing.
 
 use super::{ConfChangeKind, RaftStatus};
-use crate::apply::ApplyResult;
+use crate::apply::{ApplyResult, Origin};
 use crate::error::EtcdError;
 use crate::proto::cairnpb::{internal_request::Request, ConfChangeContext, InternalRequest, MemberRecord};
 use crate::wait::Waiters;
@@ -95,10 +95,14 @@ impl RaftHandle {
         let _ = self.tx.try_send(Msg::SnapshotStatus(member, delivered));
     }
 
-    /// Replicates `request` and returns what applying it produced.
-    pub async fn propose(&self, request: Request) -> ApplyResult {
+    /// Replicates `request`, made for `origin`, and returns what applying it produced.
+    pub async fn propose(&self, origin: &Origin, request: Request) -> ApplyResult {
         let (id, rx) = self.waiters.register();
-        let data = InternalRequest { id, request: Some(request) }.encode_to_vec();
+        let (user, auth_revision, by_member) = match origin {
+            Origin::Client(who) => (who.user.clone(), who.revision, false),
+            Origin::Member => (String::new(), 0, true),
+        };
+        let data = InternalRequest { id, request: Some(request), user, auth_revision, by_member }.encode_to_vec();
         if data.len() > self.max_request_bytes {
             self.waiters.forget(id);
             return Err(EtcdError::RequestTooLarge);
@@ -161,6 +165,11 @@ impl RaftHandle {
     /// The last entry this member applied.
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// The last entry applied, to wait on.
+    pub fn applied_watch(&self) -> &watch::Receiver<u64> {
+        &self.applied
     }
 
     /// Returns once this member has applied everything committed when the call was made

@@ -2,6 +2,7 @@
 //! client URLs to the cluster, following membership changes, and (on the leader) expiring
 //! leases.
 
+use crate::apply::Origin;
 use crate::grpc::Common;
 use crate::lease::Lessor;
 use crate::proto::cairnpb::internal_request::Request;
@@ -21,7 +22,7 @@ pub async fn publish(ctx: Arc<Common>, name: String, client_urls: Vec<String>) {
     loop {
         let attrs = MemberAttrs { id: me, name: name.clone(), client_urls: client_urls.clone() };
         let done = tokio::select! {
-            r = ctx.raft.propose(Request::MemberAttrs(attrs)) => r.is_ok(),
+            r = ctx.raft.propose(&Origin::Member, Request::MemberAttrs(attrs)) => r.is_ok(),
             _ = ctx.stopped() => return,
         };
         if done {
@@ -90,7 +91,9 @@ pub async fn expire_leases(ctx: Arc<Common>, lessor: Arc<Lessor>, election_timeo
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id });
-                if let Err(e) = ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(revoke).await {
+                if let Err(e) =
+                    ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(&Origin::Member, revoke).await
+                {
                     tracing::debug!(lease = id, error = %e, "revoking an expired lease failed; will retry");
                 }
             });

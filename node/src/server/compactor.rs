@@ -69,7 +69,7 @@ pub async fn run(ctx: Arc<Common>, policy: Policy) {
         last_run = now;
         tracing::info!(revision = rev, ?policy, "starting auto-compaction");
         let req = Request::Compaction(CompactionRequest { revision: rev, physical: false });
-        if let Err(e) = ctx.propose::<CompactionResponse>(req).await {
+        if let Err(e) = ctx.propose::<CompactionResponse>(&crate::apply::Origin::Member, req).await {
             tracing::warn!(revision = rev, error = %e, "auto-compaction failed; will retry");
         }
     }

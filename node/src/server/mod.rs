@@ -15,15 +15,17 @@ mod serve;
 
 use crate::alarm::Alarms;
 use crate::apply::{Applier, ApplierHandle};
+use crate::auth::{AuthStore, Tokens};
 use crate::config::{ClusterState, Config, ListenAddr, ListenUrl};
 use crate::grpc::quota::Quota;
 use crate::grpc::{
-    cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService, lock::LockService,
-    maintenance::MaintenanceService, watch::WatchService, Common,
+    auth::AuthService, cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService,
+    lock::LockService, maintenance::MaintenanceService, watch::WatchService, Common,
 };
 use crate::lease::{LeaseIdGenerator, Lessor};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::peer_server::PeerServer;
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -75,6 +77,8 @@ pub enum MemberError {
     Io { what: String, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("--auth-token: {0}")]
+    AuthToken(String),
 }
 
 /// etcd's allowance for gRPC framing on top of --max-request-bytes.
@@ -173,6 +177,7 @@ impl Member {
         // under the data dir, which only a foreign data dir could refuse: it already has).
         let client_tls = Tls::load(&cfg.client_tls, &cfg.data_dir)?;
         let peer_tls = Tls::load(&cfg.peer_tls, &cfg.data_dir)?;
+        let tokens = Tokens::from_flag(&cfg.auth_token, cfg.auth_token_ttl).map_err(MemberError::AuthToken)?;
         let local_ip = match cfg.listen_peer.first().map(|l| &l.addr) {
             Some(ListenAddr::Tcp(a)) if !a.ip().is_unspecified() => Some(a.ip()),
             _ => None,
@@ -200,15 +205,15 @@ impl Member {
         let (applied_tx, applied_rx) = watch::channel(applied);
         let hub = Arc::new(WatchHub::new(mvcc.current_revision()));
         let alarms = Arc::new(Alarms::load(&backend)?);
-        let applier = Applier::new(
-            opened.state,
-            opened.membership.clone(),
-            alarms.clone(),
-            hub.clone(),
-            lessor.clone(),
-            waiters.clone(),
-            applied_tx,
-        );
+        let auth = Arc::new(AuthStore::load(&backend, tokens, cfg.bcrypt_cost)?);
+        let services = crate::apply::Services {
+            membership: opened.membership.clone(),
+            alarms: alarms.clone(),
+            hub: hub.clone(),
+            lessor: lessor.clone(),
+            auth: auth.clone(),
+        };
+        let applier = Applier::new(opened.state, services, waiters.clone(), applied_tx);
         let applier = crate::apply::spawn(applier, backend.clone(), cfg.snapshot_count, opened.snap_dir.clone())
             .map_err(|source| MemberError::Io { what: "starting the applier".into(), source })?;
         let node_cfg = NodeConfig {
@@ -257,6 +262,7 @@ impl Member {
             membership: opened.membership,
             stopping,
             dial: client_dial,
+            auth,
         });
         Ok(Member {
             cfg,
@@ -398,12 +404,14 @@ impl Member {
             let cluster =
                 ClusterServer::new(ClusterService::new(common.clone(), transport.clone(), cfg.strict_reconfig_check))
                     .max_decoding_message_size(limit);
+            let auth = AuthServer::new(AuthService::new(common.clone())).max_decoding_message_size(limit);
             let grpc = tonic::service::Routes::new(kv)
                 .add_service(InterceptedService::new(lease, gate.clone()))
                 .add_service(InterceptedService::new(watch, gate.clone()))
                 .add_service(InterceptedService::new(lock, gate.clone()))
                 .add_service(InterceptedService::new(election, gate.clone()))
                 .add_service(InterceptedService::new(cluster, gate.clone()))
+                .add_service(InterceptedService::new(auth, gate.clone()))
                 .add_service(maintenance)
                 .into_axum_router()
                 .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));

@@ -3,6 +3,7 @@
 //! services; any other to the plain HTTP routes, where an unknown path answers 404 as Go's
 //! http.NotFound does (never an empty 200 that `curl -f` would take for success).
 
+use crate::auth::CertName;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,17 +15,19 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 use tokio::sync::watch;
 
-/// The two halves of a port's routes.
+/// The two halves of a port's routes, and what a connection's requests carry to them.
 #[derive(Clone)]
 pub struct Dispatch {
     pub grpc: Router,
     pub http: Router,
+    /// The name on the client certificate this connection's TLS handshake verified.
+    cert_name: Option<CertName>,
 }
 
 impl Dispatch {
     /// `http` with Go's 404 for every path it does not route.
     pub fn new(grpc: Router, http: Router) -> Dispatch {
-        Dispatch { grpc, http: http.fallback(not_found) }
+        Dispatch { grpc, http: http.fallback(not_found), cert_name: None }
     }
 }
 
@@ -60,7 +63,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let req = req.map(Body::new);
+        let mut req = req.map(Body::new);
+        if let Some(name) = &self.cert_name {
+            req.extensions_mut().insert(name.clone());
+        }
         if is_grpc(&req) {
             tower::Service::call(&mut self.grpc, req)
         } else {
@@ -116,11 +122,17 @@ where
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let (builder, routes, layers, watcher) = (builder.clone(), routes.clone(), layers.clone(), graceful.watcher());
+        let (builder, mut routes, layers, watcher) =
+            (builder.clone(), routes.clone(), layers.clone(), graceful.watcher());
         tokio::spawn(async move {
             let io: Box<dyn Io> = match &layers.tls {
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Ok(tls)) => {
+                        // Present only when the server asked for a certificate and verified it.
+                        let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                        routes.cert_name = cert.and_then(crate::tls::common_name).map(|n| CertName(n.into()));
+                        Box::new(tls)
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         return;

@@ -5,6 +5,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::RootCertStore;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -34,12 +35,21 @@ pub fn key(flag: &str, file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
     PrivateKeyDer::from_pem_file(file).map_err(|e| bad(flag, file, pem_error(e)))
 }
 
-pub fn roots(flag: &str, file: &Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs(flag, file)? {
-        roots.add(cert).map_err(|e| bad(flag, file, e))?;
+pub fn roots(flag: &str, file: &Path) -> Result<Trusted, TlsError> {
+    let mut store = RootCertStore::empty();
+    let certs = certs(flag, file)?;
+    for cert in &certs {
+        store.add(cert.clone()).map_err(|e| bad(flag, file, e))?;
     }
-    Ok(roots)
+    Ok(Trusted { store: Arc::new(store), certs: Arc::new(certs) })
+}
+
+/// A trusted-CA file: webpki's trust anchors, and the certificates themselves (a peer may
+/// present one of them as its own, which Go accepts and webpki does not).
+#[derive(Clone, Debug)]
+pub struct Trusted {
+    pub store: Arc<RootCertStore>,
+    pub certs: Arc<Vec<CertificateDer<'static>>>,
 }
 
 /// CRLs, PEM or DER (etcd reads either).

@@ -6,13 +6,16 @@
 //! member's own clients (to its peers, and to the leader it forwards to) take their
 //! configuration from here too.
 
+pub mod alerts;
 mod ciphers;
 mod files;
 mod reload;
 mod self_signed;
+pub mod tool;
 mod verify;
 
 pub use files::TlsError;
+pub use verify::common_name;
 
 use rustls::crypto::CryptoProvider;
 use std::path::{Path, PathBuf};
@@ -147,7 +150,7 @@ impl Tls {
         let pair = reload::Reloading::new(info.side, cert_file, key_file, provider.clone())?;
         let pair = Arc::new(pair);
         let roots = match &info.trusted_ca_file {
-            Some(ca) => Some(Arc::new(files::roots(&info.side.flag("trusted-ca-file"), ca)?)),
+            Some(ca) => Some(files::roots(&info.side.flag("trusted-ca-file"), ca)?),
             None => None,
         };
         let crls = match &info.crl_file {
@@ -178,7 +181,9 @@ impl Tls {
         // Whom to trust when dialing: the CA given, or (auto TLS: self-signed everywhere)
         // anyone, as etcd's members trust each other's auto-TLS certificates.
         let client_builder = match roots {
-            Some(roots) if !(info.auto_tls && info.cert_file.is_none()) => client_builder.with_root_certificates(roots),
+            Some(roots) if !(info.auto_tls && info.cert_file.is_none()) => {
+                client_builder.dangerous().with_custom_certificate_verifier(verify::server_verifier(roots, provider)?)
+            }
             _ => client_builder.dangerous().with_custom_certificate_verifier(Arc::new(verify::AcceptAny(provider))),
         };
         let mut client = client_builder.with_client_cert_resolver(pair);

@@ -33,6 +33,7 @@ pub async fn connect(url: &str, dial: &DialOptions) -> Result<Channel, cairn_api
 pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut backoff = Duration::from_millis(50);
     let mut attempt = 0usize;
+    let mut refused: Option<String> = None;
     // Connected even when raft is quiet: keep-alives tell the peer this member is up.
     while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
@@ -52,8 +53,10 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
             }
         };
         let started = std::time::Instant::now();
-        if let Ended::Closed = stream(&t, id, channel, &mut rx).await {
-            return;
+        match stream(&t, id, channel, &mut rx).await {
+            Ended::Closed => return,
+            Ended::Broken(Some(status)) => note_refusal(id, &mut refused, &status),
+            Ended::Broken(None) => {}
         }
         // A stream refused at once (a peer shutting down, or of another cluster) is retried
         // with backoff; one that ran a while is retried at once.
@@ -66,8 +69,19 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
     }
 }
 
+/// A peer refusing this member's certificate is logged in Go's words, as etcd logs it, once
+/// per reason.
+fn note_refusal(id: u64, last: &mut Option<String>, status: &tonic::Status) {
+    let Some(why) = crate::tls::alerts::remote_error(status) else { return };
+    if last.as_deref() != Some(why.as_str()) {
+        tracing::warn!(peer = %format!("{id:x}"), "the peer refused the connection: {why}");
+        *last = Some(why);
+    }
+}
+
 enum Ended {
-    Broken,
+    /// With the call's error, if it ended with one.
+    Broken(Option<tonic::Status>),
     /// The peer left the peer set.
     Closed,
 }
@@ -110,7 +124,7 @@ async fn stream(t: &Arc<Transport>, id: u64, channel: Channel, rx: &mut mpsc::Re
     if let Some(raft) = t.raft() {
         raft.report_unreachable(id);
     }
-    Ended::Broken
+    Ended::Broken(ended.err())
 }
 
 async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing, image: std::path::PathBuf) {

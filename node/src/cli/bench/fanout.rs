@@ -2,6 +2,7 @@
 
 use super::report::Report;
 use super::BenchArgs;
+use crate::cli::connect::Conn;
 use cairn_api::proto::etcdserverpb::kv_client::KvClient;
 use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
 use cairn_api::proto::etcdserverpb::watch_client::WatchClient;
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 /// The server's resident memory, from its Prometheus endpoint (etcd and Cairn both export it).
 async fn server_rss(endpoint: &str) -> Option<f64> {
@@ -27,7 +27,7 @@ async fn server_rss(endpoint: &str) -> Option<f64> {
 
 /// N watchers on one key over `conns` streams; one writer puts `total` values; reports events
 /// delivered per second (N × total events) and the server's memory per watcher.
-pub async fn watch(args: &BenchArgs, chans: &[Channel], endpoint: &str) -> anyhow::Result<()> {
+pub async fn watch(args: &BenchArgs, chans: &[Conn], endpoint: &str) -> anyhow::Result<()> {
     let key = b"bench/watch".to_vec();
     let delivered = Arc::new(AtomicUsize::new(0));
     let rss_before = server_rss(endpoint).await;
@@ -87,7 +87,7 @@ pub async fn watch(args: &BenchArgs, chans: &[Channel], endpoint: &str) -> anyho
 
 /// Keep-alives: each client grants one lease and sends keep-alives on its own stream, one in
 /// flight at a time.
-pub async fn lease_keepalive(args: &BenchArgs, chans: &[Channel]) -> anyhow::Result<Report> {
+pub async fn lease_keepalive(args: &BenchArgs, chans: &[Conn]) -> anyhow::Result<Report> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();

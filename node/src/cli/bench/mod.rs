@@ -5,6 +5,7 @@
 mod fanout;
 mod report;
 
+use crate::cli::connect::{ClientFlags, Conn};
 use cairn_api::proto::etcdserverpb::kv_client::KvClient;
 use cairn_api::proto::etcdserverpb::lease_client::LeaseClient;
 use cairn_api::proto::etcdserverpb::{LeaseGrantRequest, PutRequest, RangeRequest};
@@ -13,7 +14,6 @@ use report::Report;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tonic::transport::Channel;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -48,6 +48,8 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,13 +68,13 @@ fn key(i: usize, size: usize) -> Vec<u8> {
     format!("{i:0>size$}").into_bytes()
 }
 
-async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Channel>> {
+async fn connect(args: &BenchArgs) -> anyhow::Result<Vec<Conn>> {
     let endpoints: Vec<&str> = args.endpoints.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     anyhow::ensure!(!endpoints.is_empty(), "--endpoints is empty");
     let mut chans = Vec::new();
     for i in 0..args.conns.max(1) {
         let ep = endpoints[i % endpoints.len()];
-        chans.push(cairn_api::dial::dial(ep).await?);
+        chans.push(args.client.connect(ep).await?);
     }
     Ok(chans)
 }
@@ -131,9 +133,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Runs `total` requests from `clients` concurrent clients spread over the connections; each
 /// client's `request(i)` sends request number `i` and says whether it succeeded.
-async fn per_request<F, R, RFut>(args: &BenchArgs, chans: &[Channel], make: F) -> anyhow::Result<Report>
+async fn per_request<F, R, RFut>(args: &BenchArgs, chans: &[Conn], make: F) -> anyhow::Result<Report>
 where
-    F: Fn(Channel) -> R,
+    F: Fn(Conn) -> R,
     R: FnMut(usize) -> RFut + Send + 'static,
     RFut: std::future::Future<Output = bool> + Send,
 {

@@ -3,6 +3,7 @@
 //! (bytes, share, rate) on a terminal, which etcdctl 3.4 does not show.
 
 use super::progress::Progress;
+use crate::cli::connect::ClientFlags;
 use anyhow::{bail, Context};
 use cairn_api::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cairn_api::proto::etcdserverpb::SnapshotRequest;
@@ -16,6 +17,8 @@ pub struct SaveArgs {
     /// The one member to ask (host:port or URL).
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub endpoints: String,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 pub async fn run(a: &SaveArgs) -> anyhow::Result<()> {
@@ -25,7 +28,7 @@ pub async fn run(a: &SaveArgs) -> anyhow::Result<()> {
         bail!("snapshot must be requested to one selected node, not multiple [{}]", endpoints.join(" "));
     }
     let part = PathBuf::from(format!("{}.part", a.file.display()));
-    let result = save(endpoints[0], &part).await;
+    let result = save(&a.client, endpoints[0], &part).await;
     let result = result.and_then(|()| {
         super::verify(&part, false)?;
         std::fs::rename(&part, &a.file).with_context(|| format!("rename to {}", a.file.display()))
@@ -38,8 +41,8 @@ pub async fn run(a: &SaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn save(endpoint: &str, part: &Path) -> anyhow::Result<()> {
-    let mut maintenance = MaintenanceClient::new(cairn_api::dial::dial(endpoint).await?);
+async fn save(client: &ClientFlags, endpoint: &str, part: &Path) -> anyhow::Result<()> {
+    let mut maintenance = MaintenanceClient::new(client.connect(endpoint).await?);
     let mut stream = maintenance.snapshot(SnapshotRequest {}).await?.into_inner();
     // Only its owner may read it: a snapshot holds every secret the cluster stores (etcdctl's mode too).
     let file = tokio::fs::OpenOptions::new()
