@@ -201,3 +201,34 @@ async fn grpc_kv_requests_answer_as_etcd_does() {
     assert!(diffs.is_empty(), "{} request(s) differ:\n{}", diffs.len(), diffs.join("\n"));
     assert!(errors * 3 < ops.len(), "too many requests failed on etcd ({errors} of {})", ops.len());
 }
+
+/// What a gRPC health probe sees: Check and the first answer of Watch, for the whole server
+/// and for a name no one serves.
+async fn health(addr: &str) -> Vec<String> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut h = HealthClient::new(channel);
+    let mut out = Vec::new();
+    for service in ["", "etcdserverpb.KV", "nosuch"] {
+        let req = || HealthCheckRequest { service: service.into() };
+        out.push(match h.check(req()).await {
+            Ok(r) => format!("check {service:?}: {:?}", r.into_inner().status()),
+            Err(s) => format!("check {service:?}: {:?} {}", s.code(), s.message()),
+        });
+        let mut stream = h.watch(req()).await.unwrap().into_inner();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await;
+        out.push(format!("watch {service:?}: {:?}", first.expect("an answer").unwrap().unwrap().status()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_health_service_answers_as_etcd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Member::start(Kind::Etcd, &dir.path().join("etcd"), &[]);
+    let cairn = Member::start(Kind::Cairn, &dir.path().join("cairn"), &[]);
+    let want = health(&etcd.client_addr).await;
+    assert_eq!(want[0], "check \"\": Serving", "etcd itself: {want:?}");
+    assert_eq!(health(&cairn.client_addr).await, want);
+}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cluster;
 pub mod election;
 mod forward;
+pub mod health;
 pub mod kv;
 pub mod lease;
 pub mod lock;

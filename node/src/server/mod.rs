@@ -17,6 +17,7 @@ use crate::alarm::Alarms;
 use crate::apply::{Applier, ApplierHandle};
 use crate::auth::{AuthStore, Tokens};
 use crate::config::{ClusterState, Config, ListenAddr, ListenUrl};
+use crate::grpc::health::HealthService;
 use crate::grpc::quota::Quota;
 use crate::grpc::{
     auth::AuthService, cluster::ClusterService, election::ElectionService, kv::KvService, lease::LeaseService,
@@ -413,6 +414,8 @@ impl Member {
                 .add_service(InterceptedService::new(cluster, gate.clone()))
                 .add_service(InterceptedService::new(auth, gate.clone()))
                 .add_service(maintenance)
+                // Learners are alive too: probes ask every member.
+                .add_service(tonic_health::pb::health_server::HealthServer::new(HealthService))
                 .into_axum_router()
                 .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
             let routes = serve::Dispatch::new(grpc, http::routes(http_state.clone()));
