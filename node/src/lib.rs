@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fatal;
+pub mod gateway;
 pub mod grpc;
 pub mod lease;
 pub mod membership;

@@ -17,6 +17,7 @@ use crate::alarm::Alarms;
 use crate::apply::{Applier, ApplierHandle};
 use crate::auth::{AuthStore, Tokens};
 use crate::config::{ClusterState, Config, ListenAddr, ListenUrl};
+use crate::gateway;
 use crate::grpc::health::HealthService;
 use crate::grpc::quota::Quota;
 use crate::grpc::{
@@ -379,46 +380,54 @@ impl Member {
             // Every service takes requests as large as KV does, as etcd's one gRPC server does.
             let limit = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
             let gate = common.learner_gate();
-            let kv = KvServer::new(KvService::new(common.clone(), lessor.clone(), quota.clone(), cfg.max_txn_ops))
-                .max_decoding_message_size(limit);
-            let lease =
-                LeaseServer::new(LeaseService::new(common.clone(), lessor.clone(), lease_ids.clone(), quota.clone()))
-                    .max_decoding_message_size(limit);
-            let watch = WatchServer::new(WatchService::new(
-                common.clone(),
-                hub.clone(),
-                cfg.max_request_bytes,
-                cfg.watch_progress_interval,
-            ))
-            .max_decoding_message_size(limit);
-            let lock = LockServer::new(LockService::new(common.clone(), hub.clone())).max_decoding_message_size(limit);
-            let election =
-                ElectionServer::new(ElectionService::new(common.clone(), hub.clone())).max_decoding_message_size(limit);
-            let maintenance = MaintenanceServer::new(MaintenanceService::new(
-                common.clone(),
-                alarms.clone(),
-                backend.clone(),
-                applier.clone(),
-                snap_dir.clone(),
-            ))
-            .max_decoding_message_size(limit);
-            let cluster =
-                ClusterServer::new(ClusterService::new(common.clone(), transport.clone(), cfg.strict_reconfig_check))
-                    .max_decoding_message_size(limit);
-            let auth = AuthServer::new(AuthService::new(common.clone())).max_decoding_message_size(limit);
-            let grpc = tonic::service::Routes::new(kv)
-                .add_service(InterceptedService::new(lease, gate.clone()))
-                .add_service(InterceptedService::new(watch, gate.clone()))
-                .add_service(InterceptedService::new(lock, gate.clone()))
-                .add_service(InterceptedService::new(election, gate.clone()))
-                .add_service(InterceptedService::new(cluster, gate.clone()))
-                .add_service(InterceptedService::new(auth, gate.clone()))
-                .add_service(maintenance)
+            let services = Arc::new(gateway::Services {
+                common: common.clone(),
+                kv: Arc::new(KvService::new(common.clone(), lessor.clone(), quota.clone(), cfg.max_txn_ops)),
+                lease: Arc::new(LeaseService::new(common.clone(), lessor.clone(), lease_ids.clone(), quota.clone())),
+                watch: Arc::new(WatchService::new(
+                    common.clone(),
+                    hub.clone(),
+                    cfg.max_request_bytes,
+                    cfg.watch_progress_interval,
+                )),
+                cluster: Arc::new(ClusterService::new(common.clone(), transport.clone(), cfg.strict_reconfig_check)),
+                maintenance: Arc::new(MaintenanceService::new(
+                    common.clone(),
+                    alarms.clone(),
+                    backend.clone(),
+                    applier.clone(),
+                    snap_dir.clone(),
+                )),
+                auth: Arc::new(AuthService::new(common.clone())),
+                election: Arc::new(ElectionService::new(common.clone(), hub.clone())),
+                lock: Arc::new(LockService::new(common.clone(), hub.clone())),
+            });
+            let s = &services;
+            // A service as gRPC serves it: its size limit, and refused on a learner.
+            macro_rules! gated {
+                ($server:ident, $svc:ident) => {
+                    InterceptedService::new(
+                        $server::from_arc(s.$svc.clone()).max_decoding_message_size(limit),
+                        gate.clone(),
+                    )
+                };
+            }
+            let grpc = tonic::service::Routes::new(KvServer::from_arc(s.kv.clone()).max_decoding_message_size(limit))
+                .add_service(gated!(LeaseServer, lease))
+                .add_service(gated!(WatchServer, watch))
+                .add_service(gated!(LockServer, lock))
+                .add_service(gated!(ElectionServer, election))
+                .add_service(gated!(ClusterServer, cluster))
+                .add_service(gated!(AuthServer, auth))
+                .add_service(MaintenanceServer::from_arc(s.maintenance.clone()).max_decoding_message_size(limit))
                 // Learners are alive too: probes ask every member.
                 .add_service(tonic_health::pb::health_server::HealthServer::new(HealthService))
                 .into_axum_router()
                 .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
-            let routes = serve::Dispatch::new(grpc, http::routes(http_state.clone()));
+            // JSON carries bytes in base64: a third larger than the request it stands for.
+            let gateway = gateway::routes(services.clone(), 2 * limit);
+            let http = http::routes(http_state.clone()).merge(gateway).layer(axum::middleware::from_fn(gateway::cors));
+            let routes = serve::Dispatch::new(grpc, http);
             tracing::info!(addr = %listener.describe(), "serving client requests");
             // The :authority repair on every client connection (see `authority`).
             let layers = layers(&client_tls, &listener, true);
