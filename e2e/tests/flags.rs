@@ -118,3 +118,87 @@ fn every_listen_url_serves_and_limits_follow_their_flags() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// etcd's local-cluster Procfile, three members, each configured either by its flags or by
+/// the same settings as ETCD_* variables alone: both start, and form the same cluster (same
+/// member ids); a flag given both ways is refused with etcd's message.
+#[test]
+fn the_procfile_runs_by_flags_and_by_etcd_variables_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster: Vec<String> =
+        ports.iter().enumerate().map(|(i, (_, p))| format!("infra{}=http://127.0.0.1:{p}", i + 1)).collect();
+    let settings = |i: usize, run: &str| -> Vec<(String, String)> {
+        let (c, p) = ports[i];
+        [
+            ("name", format!("infra{}", i + 1)),
+            ("data-dir", dir.path().join(format!("{run}{i}")).display().to_string()),
+            ("listen-client-urls", format!("http://127.0.0.1:{c}")),
+            ("advertise-client-urls", format!("http://127.0.0.1:{c}")),
+            ("listen-peer-urls", format!("http://127.0.0.1:{p}")),
+            ("initial-advertise-peer-urls", format!("http://127.0.0.1:{p}")),
+            ("initial-cluster-token", "etcd-cluster-1".into()),
+            ("initial-cluster", cluster.join(",")),
+            ("initial-cluster-state", "new".into()),
+            ("enable-pprof", "true".into()),
+            ("logger", "zap".into()),
+            ("log-outputs", "stderr".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    let mut ids = Vec::new();
+    for run in ["flags", "env"] {
+        let mut children = Vec::new();
+        for i in 0..3 {
+            let mut cmd = Command::new(cairn_bin());
+            for (k, v) in settings(i, run) {
+                if run == "flags" {
+                    cmd.arg(format!("--{k}={v}"));
+                } else {
+                    cmd.env(format!("ETCD_{}", k.to_uppercase().replace('-', "_")), v);
+                }
+            }
+            let log = std::fs::File::create(dir.path().join(format!("{run}{i}.log"))).unwrap();
+            children.push(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap());
+        }
+        let endpoints: Vec<String> = ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !endpoints.iter().all(|e| matches!(http_get(e, "/health"), Some((200, _)))) {
+            assert!(Instant::now() < deadline, "{run}: the cluster never became healthy");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let list = etcdctl(&endpoints[0], &["member".into(), "list".into()], None).stdout;
+        let mut members: Vec<&str> = list.lines().collect();
+        members.sort_unstable();
+        assert_eq!(members.len(), 3, "{run}: {list}");
+        ids.push(members.join("\n"));
+        let log = std::fs::read_to_string(dir.path().join(format!("{run}0.log"))).unwrap();
+        assert!(log.contains("--enable-pprof has no effect"), "{run}: not reported:\n{log}");
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    assert_eq!(ids[1], ids[0], "the variables made another cluster than the flags");
+    let out = Command::new(cairn_bin()).arg("--name=y").env("ETCD_NAME", "x").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(
+                "conflicting environment variable \"ETCD_NAME\" is shadowed by corresponding command-line flag"
+            ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn etcd_flags_without_meaning_here_are_reported_and_unsafe_ones_refused() {
+    fails_with(&["--enable-v2"], "--enable-v2: Cairn does not serve the v2 API");
+    fails_with(&["--force-new-cluster"], "--force-new-cluster is not supported");
+    fails_with(&["--cors", "https://example.com"], "--cors: only \"*\"");
+    fails_with(&["--discovery", "https://discovery.etcd.io/abc"], "--discovery and --discovery-srv are not supported");
+    fails_with(&["--wal-dir", "/tmp/wal"], "--wal-dir is not supported");
+    fails_with(&["--log-outputs", "stderr,stdout"], "one output");
+}

@@ -9,15 +9,32 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-pub fn init(logger: &str, level: &str) {
+/// Where the log goes (`--log-outputs`).
+pub enum Output {
+    Stderr,
+    Stdout,
+    File(std::fs::File),
+}
+
+pub fn init(logger: &str, level: &str, output: Output) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,h2=warn,hyper=warn,tower=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = match output {
+        Output::Stderr => std::io::stderr().is_terminal(),
+        Output::Stdout => std::io::stdout().is_terminal(),
+        Output::File(_) => false,
+    };
+    let writer = match output {
+        Output::Stderr => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+        Output::Stdout => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+        Output::File(f) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f)),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if logger == "zap" {
         builder.event_format(ZapJson).init();
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
+        builder.with_ansi(ansi).init();
     }
 }
 

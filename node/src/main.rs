@@ -77,7 +77,26 @@ fn main() -> std::process::ExitCode {
     // dirs 0700): Cairn's own files are created with those modes, and sled's follow the mask.
     // SAFETY: umask(2) only sets this process's file mode creation mask.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    // etcd's ETCD_* variables are flags too, for a member (not for the tools).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let tool = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| !a.starts_with('-'));
+    let (args, env_warnings) = if tool {
+        (args, Vec::new())
+    } else {
+        let flags: Vec<String> = <Cli as clap::CommandFactory>::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(String::from))
+            .filter(|f| !matches!(f.as_str(), "help" | "version"))
+            .collect();
+        match config::env::merge(args, std::env::vars(), &flags) {
+            Ok(merged) => merged,
+            Err(msg) => {
+                eprintln!("cairn: {msg}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    };
+    let cli = Cli::parse_from(args);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match cli.command {
         Some(Command::Bench(args)) => rt.block_on(bench::run(args)),
@@ -91,7 +110,21 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            logging::init(&cfg.logger, &cfg.log_level);
+            let output = match (&cfg.log_file, cfg.log_to_stdout) {
+                (Some(path), _) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                    Ok(f) => logging::Output::File(f),
+                    Err(e) => {
+                        eprintln!("cairn: --log-outputs {}: {e}", path.display());
+                        return std::process::ExitCode::from(2);
+                    }
+                },
+                (None, true) => logging::Output::Stdout,
+                (None, false) => logging::Output::Stderr,
+            };
+            logging::init(&cfg.logger, &cfg.log_level, output);
+            for w in env_warnings.iter().chain(&cfg.ignored_flags) {
+                tracing::warn!("{w}");
+            }
             rt.block_on(async {
                 // Bound before the data dir is touched: a port in use stops the start first.
                 let listeners = server::Listeners::bind(&cfg).await?;

@@ -2,8 +2,11 @@
 //! written for etcd runs Cairn by changing only the binary name. Flags are the only source of
 //! configuration: nothing overrides them silently.
 
+pub mod env;
+mod etcd_only;
 mod tls;
 
+pub use etcd_only::EtcdOnlyArgs;
 pub use tls::TlsArgs;
 
 use crate::tls::TlsInfo;
@@ -97,6 +100,15 @@ pub struct ServerArgs {
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Where logs go: 'default' or 'stderr', 'stdout', or a file's path.
+    #[arg(long, default_value = "default")]
+    pub log_outputs: String,
+    /// Log at debug level (etcd 3.4's older flag for --log-level debug).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub debug: bool,
+    #[command(flatten)]
+    pub etcd_only: EtcdOnlyArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -137,6 +149,11 @@ pub struct Config {
     pub auth_token: String,
     pub auth_token_ttl: Duration,
     pub bcrypt_cost: u32,
+    /// Where logs go: None for stderr, or a file.
+    pub log_file: Option<PathBuf>,
+    pub log_to_stdout: bool,
+    /// etcd's flags given that change nothing here, each with why (reported at start).
+    pub ignored_flags: Vec<String>,
 }
 
 /// --auto-compaction-mode and -retention, read.
@@ -297,6 +314,13 @@ impl ServerArgs {
         if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error") {
             return Err(format!("--log-level: {:?} is not one of debug, info, warn, error", self.log_level));
         }
+        let ignored_flags = self.etcd_only.check()?;
+        let (log_file, log_to_stdout) = match self.log_outputs.as_str() {
+            "default" | "stderr" => (None, false),
+            "stdout" => (None, true),
+            o if o.contains(',') => return Err(format!("--log-outputs {o:?}: Cairn writes its log to one output")),
+            path => (Some(PathBuf::from(path)), false),
+        };
         if self.snapshot_count == 0 {
             return Err("--snapshot-count must be greater than 0".into());
         }
@@ -381,13 +405,16 @@ impl ServerArgs {
             strict_reconfig_check: self.strict_reconfig_check,
             initial_corrupt_check: self.experimental_initial_corrupt_check,
             watch_progress_interval,
-            log_level: self.log_level.clone(),
+            log_level: if self.debug { "debug".into() } else { self.log_level.clone() },
             logger: self.logger.clone(),
             auto_compaction,
             quota_bytes,
             auth_token: self.auth_token.clone(),
             auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
             bcrypt_cost: self.bcrypt_cost,
+            log_file,
+            log_to_stdout,
+            ignored_flags,
         })
     }
 }

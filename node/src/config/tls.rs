@@ -49,6 +49,9 @@ pub struct TlsArgs {
     /// Allowed TLS hostname for inter peer authentication.
     #[arg(long)]
     pub peer_cert_allowed_hostname: Option<String>,
+    /// Allowed TLS hostname for client cert authentication.
+    #[arg(long)]
+    pub client_cert_allowed_hostname: Option<String>,
     /// Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.
     #[arg(long, default_value_t = false, action = go_bool!(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub peer_auto_tls: bool,
@@ -73,6 +76,7 @@ impl TlsArgs {
             client_cert_auth: self.client_cert_auth,
             crl_file: self.client_crl_file.clone(),
             auto_tls: self.auto_tls,
+            allowed_hostname: self.client_cert_allowed_hostname.clone(),
             cipher_suites: self.suites(),
             ..TlsInfo::new(Side::Client)
         }

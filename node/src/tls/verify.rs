@@ -86,7 +86,7 @@ fn is_trusted_root(
 /// and answered with the alert Go sends ("bad certificate").
 fn refused(why: String) -> rustls::Error {
     // etcd's words for it, which tools look for.
-    tracing::warn!("rejected a peer connection: client certificate authentication failed ({why})");
+    tracing::warn!("rejected a connection: client certificate authentication failed ({why})");
     rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
 }
 

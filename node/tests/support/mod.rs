@@ -186,6 +186,9 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             auth_token: "simple".into(),
             auth_token_ttl: Duration::from_secs(300),
             bcrypt_cost: 4,
+            log_file: None,
+            log_to_stdout: false,
+            ignored_flags: Vec::new(),
         };
         // The member's id, derived from its flags as etcd derives it: what the link cuts by.
         let from = cairn_node::membership::ids::member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
