@@ -202,3 +202,33 @@ fn etcd_flags_without_meaning_here_are_reported_and_unsafe_ones_refused() {
     fails_with(&["--wal-dir", "/tmp/wal"], "--wal-dir is not supported");
     fails_with(&["--log-outputs", "stderr,stdout"], "one output");
 }
+
+/// --listen-metrics-urls serves /metrics and /health on its own port, and nothing else there,
+/// on etcd and on cairn alike (kubeadm's static pods probe etcd this way).
+#[test]
+fn listen_metrics_urls_serve_metrics_and_health_only() {
+    use cairn_e2e::harness::{Kind, Member};
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [Kind::Etcd, Kind::Cairn] {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let _m = Member::start(kind, &dir.path().join(format!("{kind:?}")), &["--listen-metrics-urls", &url]);
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let health = loop {
+            match http_get(&addr, "/health") {
+                Some(h) => break h,
+                None => assert!(Instant::now() < deadline, "{kind:?}: nothing on {url}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(health, (200, "{\"health\":\"true\"}".to_string()), "{kind:?}");
+        let (status, body) = http_get(&addr, "/metrics").unwrap();
+        assert!(status == 200 && body.contains("etcd_server_has_leader 1"), "{kind:?}: {status}");
+        assert_eq!(
+            http_get(&addr, "/v3/kv/range").map(|(s, _)| s),
+            Some(404),
+            "{kind:?}: the gateway is not served there"
+        );
+    }
+}

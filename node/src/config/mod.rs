@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// List of this member's client URLs to advertise to the public.
     #[arg(long, default_value = "http://localhost:2379")]
     pub advertise_client_urls: String,
+    /// Additional URLs to serve /metrics and /health on (as etcd's --listen-metrics-urls).
+    #[arg(long, default_value = "")]
+    pub listen_metrics_urls: String,
     /// List of URLs to listen on for peer traffic.
     #[arg(long, default_value = "http://localhost:2380")]
     pub listen_peer_urls: String,
@@ -123,6 +126,8 @@ pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
     pub listen_client: Vec<ListenUrl>,
+    /// Where /metrics and /health are also served (plain, or with the client side's TLS).
+    pub listen_metrics: Vec<ListenUrl>,
     pub listen_peer: Vec<ListenUrl>,
     pub client_tls: TlsInfo,
     pub peer_tls: TlsInfo,
@@ -337,6 +342,11 @@ impl ServerArgs {
         };
         let listen_client_urls = split_urls("listen-client-urls", &self.listen_client_urls)?;
         let listen_client = listen_client_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
+        let listen_metrics_urls = match self.listen_metrics_urls.trim() {
+            "" => Vec::new(),
+            urls => split_urls("listen-metrics-urls", urls)?,
+        };
+        let listen_metrics = listen_metrics_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
         let advertise_client_urls = split_urls("advertise-client-urls", &self.advertise_client_urls)?;
         let listen_peer_urls = split_urls("listen-peer-urls", &self.listen_peer_urls)?;
         let listen_peer = listen_peer_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
@@ -371,6 +381,11 @@ impl ServerArgs {
         let client_https: Vec<String> =
             listen_client_urls.iter().chain(&advertise_client_urls).filter(|u| is_tls_url(u)).cloned().collect();
         client_tls.check(&client_https).map_err(|e| e.to_string())?;
+        if let Some(u) = listen_metrics_urls.iter().find(|u| is_tls_url(u)).filter(|_| !client_tls.enabled()) {
+            return Err(format!(
+                "--listen-metrics-urls {u}: https needs the client TLS flags (--cert-file, --key-file)"
+            ));
+        }
         let mut peer_tls = self.tls.peer();
         peer_tls.hosts = hosts_of(&listen_peer_urls);
         let peer_https: Vec<String> =
@@ -388,6 +403,7 @@ impl ServerArgs {
             name: self.name.clone(),
             data_dir: self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name))),
             listen_client,
+            listen_metrics,
             listen_peer,
             client_tls,
             peer_tls,

@@ -91,6 +91,8 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct Listeners {
     pub client: Vec<Listener>,
     pub peer: Vec<Listener>,
+    /// --listen-metrics-urls: /metrics and /health only.
+    pub metrics: Vec<Listener>,
 }
 
 /// A bound listener, and whether it serves TLS (an https or unixs URL).
@@ -118,7 +120,11 @@ impl Listeners {
             }
             Ok::<_, MemberError>(out)
         };
-        Ok(Listeners { client: bind_all(&cfg.listen_client).await?, peer: bind_all(&cfg.listen_peer).await? })
+        Ok(Listeners {
+            client: bind_all(&cfg.listen_client).await?,
+            peer: bind_all(&cfg.listen_peer).await?,
+            metrics: bind_all(&cfg.listen_metrics).await?,
+        })
     }
 }
 
@@ -442,6 +448,16 @@ impl Member {
                     });
                     tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone()))
                 }
+                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
+            });
+        }
+        for listener in listeners.metrics {
+            // No gRPC here: a gRPC request meets the 404 every unknown path gets.
+            let routes = serve::Dispatch::new(axum::Router::new(), http::routes(http_state.clone()));
+            tracing::info!(addr = %listener.describe(), "serving /metrics and /health");
+            let layers = layers(&client_tls, &listener, false);
+            servers.push(match listener {
+                Listener::Tcp(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
                 Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
             });
         }

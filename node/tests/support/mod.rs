@@ -159,6 +159,7 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             name: format!("m{}", i + 1),
             data_dir: dir.path().join("data"),
             listen_client: Vec::new(),
+            listen_metrics: Vec::new(),
             listen_peer: vec![cairn_node::config::ListenUrl {
                 addr: cairn_node::config::ListenAddr::Tcp(listener.local_addr().unwrap()),
                 tls: false,
@@ -198,7 +199,8 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
         assert_eq!(member.id(), from);
         let (id, raft, mvcc) = (member.id(), member.raft().clone(), member.mvcc().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners = Listeners { client: Vec::new(), peer: vec![Listener::Tcp(listener, false)] };
+        let listeners =
+            Listeners { client: Vec::new(), peer: vec![Listener::Tcp(listener, false)], metrics: Vec::new() };
         tokio::spawn(member.serve(listeners, async move {
             let _ = stopped.await;
         }));
