@@ -232,3 +232,43 @@ fn listen_metrics_urls_serve_metrics_and_health_only() {
         );
     }
 }
+
+/// etcd's YAML configuration file: its keys are the flags (TLS in transport-security maps),
+/// and it replaces the other flags and the environment, as in etcd.
+#[test]
+fn a_config_file_configures_the_member_and_replaces_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = (free_port(), free_port());
+    let file = dir.path().join("etcd.conf.yml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &file,
+        format!(
+            "name: 'infra9'\ndata-dir: {}\nlisten-client-urls: http://127.0.0.1:{c}\nadvertise-client-urls: http://127.0.0.1:{c}\n\
+             listen-peer-urls: http://127.0.0.1:{p}\ninitial-advertise-peer-urls: http://127.0.0.1:{p}\n\
+             initial-cluster: infra9=http://127.0.0.1:{p}\nclient-transport-security:\n  client-cert-auth: false\n\
+             log-outputs: [stderr]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(cairn_bin())
+        .args(["--config-file", file.to_str().unwrap(), "--name", "ignored"])
+        .env("ETCD_SNAPSHOT_COUNT", "not-a-number")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{c}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(http_get(&addr, "/health"), Some((200, _))) {
+        assert!(Instant::now() < deadline, "the member of the config file never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = etcdctl(&addr, &["member".into(), "list".into()], None).stdout;
+    assert!(list.contains(", started, infra9, "), "{list}");
+    assert!(data.join("member").exists(), "the data dir is the file's");
+    let _ = child.kill();
+    let _ = child.wait();
+    fails_with(&["--config-file", "/nonexistent/etcd.yml"], "--config-file /nonexistent/etcd.yml");
+}

@@ -62,9 +62,21 @@ impl Client {
         Client { rt, kv }
     }
 
+    /// A put, retried while the cluster is between leaders (the operator's defragmentation
+    /// moves leadership): "no leader" is answered before anything is proposed, so a retry
+    /// never writes twice.
     fn put(&self, key: &str, value: Vec<u8>) -> i64 {
         let req = PutRequest { key: key.into(), value, ..Default::default() };
-        self.rt.block_on(self.kv.clone().put(req)).unwrap().into_inner().header.unwrap().revision
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.rt.block_on(self.kv.clone().put(req.clone())) {
+                Ok(r) => return r.into_inner().header.unwrap().revision,
+                Err(s) if s.message() == "etcdserver: no leader" && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(s) => panic!("put {key}: {s:?}"),
+            }
+        }
     }
 
     fn all(&self, rev: i64) -> (Vec<KeyValue>, i64) {

@@ -4,6 +4,7 @@
 
 pub mod env;
 mod etcd_only;
+pub mod file;
 mod tls;
 
 pub use etcd_only::EtcdOnlyArgs;
@@ -29,6 +30,10 @@ pub struct ServerArgs {
     /// List of this member's client URLs to advertise to the public.
     #[arg(long, default_value = "http://localhost:2379")]
     pub advertise_client_urls: String,
+    /// Path to etcd's YAML configuration file; when given, the other flags and ETCD_*
+    /// variables are ignored, as in etcd.
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
     /// Additional URLs to serve /metrics and /health on (as etcd's --listen-metrics-urls).
     #[arg(long, default_value = "")]
     pub listen_metrics_urls: String,
