@@ -141,7 +141,8 @@ fn three_members_on_peer_mutual_tls_elect_replicate_take_a_learner_and_survive_s
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(added.contains("added"), "{added}");
-    let id = added.split_whitespace().find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit())).unwrap();
+    // "Member <id> added to cluster <id>": ids are printed without leading zeros.
+    let id = added.split_whitespace().skip_while(|w| *w != "Member").nth(1).expect("the new member's id");
     let learner = Member::join_with(Kind::Cairn, dir.path(), "m3", ports, &ms, &peer);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
