@@ -100,6 +100,13 @@ fn learner_lifecycle(kind: Kind) -> String {
         eprintln!("{kind:?}: the removed member is still running:\n{}", learner.log_tail());
     }
     out += &format!("removed member exited: {exited}\n");
+    // The removed member may have led: wait for the next leader (a linearizable read goes
+    // through), so that removing it again meets the cluster, not its election.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctl(&ms[0], &["get", "no-such-key"]).contains("Error") {
+        assert!(Instant::now() < deadline, "{kind:?}: no leader after the removal");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     out += &ctl(&ms[0], &["member", "remove", &id]);
     out += &member_list(&ms[1]);
     out += &ctl(&ms[2], &["put", "after-remove", "1"]);
