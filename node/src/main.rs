@@ -97,35 +97,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     // etcd's --config-file replaces the other flags and the environment.
-    let config_file = args.iter().enumerate().find_map(|(i, a)| {
-        let a = a.to_str()?;
-        match a.strip_prefix("--config-file") {
-            Some("") => args.get(i + 1).map(std::path::PathBuf::from),
-            Some(rest) => rest.strip_prefix('=').map(std::path::PathBuf::from),
-            None => None,
-        }
-    });
-    let (args, env_warnings) = match config_file.filter(|_| !tool) {
+    let (args, env_warnings) = match (!tool).then(|| config::file::replacing(&args)).flatten() {
         None => (args, env_warnings),
-        Some(path) => {
-            let flags = std::fs::read_to_string(&path)
-                .map_err(|e| format!("--config-file {}: {e}", path.display()))
-                .and_then(|text| config::file::args(&text));
-            match flags {
-                Ok(flags) => {
-                    let mut from_file = vec![args[0].clone()];
-                    from_file.extend(flags.into_iter().map(std::ffi::OsString::from));
-                    let note = format!(
-                        "loaded server configuration from {}: other command line flags and environment variables are ignored",
-                        path.display()
-                    );
-                    (from_file, vec![note])
-                }
-                Err(msg) => {
-                    eprintln!("cairn: {msg}");
-                    return std::process::ExitCode::from(2);
-                }
-            }
+        Some(Ok((args, note))) => (args, vec![note]),
+        Some(Err(msg)) => {
+            eprintln!("cairn: {msg}");
+            return std::process::ExitCode::from(2);
         }
     };
     let cli = Cli::parse_from(args);

@@ -3,6 +3,8 @@
 //! a configuration file replaces the command line's other flags and the environment.
 
 use serde_yaml::Value;
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 fn scalar(key: &str, v: &Value) -> Result<Option<String>, String> {
     Ok(match v {
@@ -57,6 +59,27 @@ pub fn args(text: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// With `--config-file` among `args`: the command line the file makes (the program's name,
+/// then the file's flags), and a note saying the rest was ignored.
+pub fn replacing(args: &[OsString]) -> Option<Result<(Vec<OsString>, String), String>> {
+    let path = args.iter().enumerate().find_map(|(i, a)| match a.to_str()?.strip_prefix("--config-file")? {
+        "" => args.get(i + 1).map(PathBuf::from),
+        rest => rest.strip_prefix('=').map(PathBuf::from),
+    })?;
+    let flags = std::fs::read_to_string(&path)
+        .map_err(|e| format!("--config-file {}: {e}", path.display()))
+        .and_then(|text| self::args(&text));
+    Some(flags.map(|flags| {
+        let mut line: Vec<OsString> = args.iter().take(1).cloned().collect();
+        line.extend(flags.into_iter().map(OsString::from));
+        let note = format!(
+            "loaded server configuration from {}: other command line flags and environment variables are ignored",
+            path.display()
+        );
+        (line, note)
+    }))
 }
 
 #[cfg(test)]

@@ -144,6 +144,30 @@ impl Listener {
         }
     }
 
+    /// Serves `routes` on this listener until `stopping` turns true.
+    fn serve(
+        self,
+        routes: serve::Dispatch,
+        http2: serve::Http2Settings,
+        layers: serve::Layers,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        match self {
+            Listener::Tcp(l, _) => {
+                // Small messages (raft's, a put's answer) must not wait for the ACK of earlier
+                // data (Nagle's algorithm against delayed ACKs: ~40 ms each); etcd's Go
+                // runtime sets TCP_NODELAY too.
+                let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "setting TCP_NODELAY");
+                    }
+                });
+                tokio::spawn(serve::serve(l, routes, http2, layers, stopping))
+            }
+            Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping)),
+        }
+    }
+
     fn tls(&self) -> bool {
         matches!(self, Listener::Tcp(_, true) | Listener::Unix(_, true))
     }
@@ -350,19 +374,7 @@ impl Member {
                 serve::Dispatch::new(tonic::service::Routes::new(peer).into_axum_router(), axum::Router::new());
             tracing::info!(addr = %listener.describe(), "serving peer traffic");
             let layers = layers(&peer_tls, &listener, false);
-            servers.push(match listener {
-                Listener::Tcp(l, _) => {
-                    let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-                        // Raft's small messages must not wait for the ACK of earlier data
-                        // (Nagle's algorithm against delayed ACKs: ~40 ms each).
-                        if let Err(e) = tcp.set_nodelay(true) {
-                            tracing::debug!(error = %e, "setting TCP_NODELAY");
-                        }
-                    });
-                    tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone()))
-                }
-                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
-            });
+            servers.push(listener.serve(routes, http2, layers, stopping.clone()));
         }
         let quota = Arc::new(Quota {
             member_id: common.member_id,
@@ -437,29 +449,14 @@ impl Member {
             tracing::info!(addr = %listener.describe(), "serving client requests");
             // The :authority repair on every client connection (see `authority`).
             let layers = layers(&client_tls, &listener, true);
-            servers.push(match listener {
-                Listener::Tcp(l, _) => {
-                    // Small answers (a put's) must not wait: etcd's Go runtime sets
-                    // TCP_NODELAY too.
-                    let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-                        if let Err(e) = tcp.set_nodelay(true) {
-                            tracing::debug!(error = %e, "setting TCP_NODELAY");
-                        }
-                    });
-                    tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone()))
-                }
-                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
-            });
+            servers.push(listener.serve(routes, http2, layers, stopping.clone()));
         }
         for listener in listeners.metrics {
             // No gRPC here: a gRPC request meets the 404 every unknown path gets.
             let routes = serve::Dispatch::new(axum::Router::new(), http::routes(http_state.clone()));
             tracing::info!(addr = %listener.describe(), "serving /metrics and /health");
             let layers = layers(&client_tls, &listener, false);
-            servers.push(match listener {
-                Listener::Tcp(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
-                Listener::Unix(l, _) => tokio::spawn(serve::serve(l, routes, http2, layers, stopping.clone())),
-            });
+            servers.push(listener.serve(routes, http2, layers, stopping.clone()));
         }
         tracing::info!(name = %cfg.name, member_id = %format!("{:x}", common.member_id), "ready to serve");
         let mut result = Ok(());
