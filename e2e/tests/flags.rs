@@ -174,8 +174,15 @@ fn the_procfile_runs_by_flags_and_by_etcd_variables_alike() {
         members.sort_unstable();
         assert_eq!(members.len(), 3, "{run}: {list}");
         ids.push(members.join("\n"));
+        // --enable-pprof serves /debug/pprof/; --logger zap writes etcd's JSON lines.
+        assert!(matches!(http_get(&endpoints[0], "/debug/pprof/heap"), Some((200, b)) if b.contains("in_use_bytes")));
+        if run == "flags" {
+            cpu_profile_opens_in_go_tool_pprof(&endpoints[1], dir.path());
+        }
         let log = std::fs::read_to_string(dir.path().join(format!("{run}0.log"))).unwrap();
-        assert!(log.contains("--enable-pprof has no effect"), "{run}: not reported:\n{log}");
+        let first: serde_json::Value =
+            serde_json::from_str(log.lines().next().unwrap_or_default()).expect("a zap line");
+        assert!(first["level"].is_string() && first["ts"].is_string() && first["msg"].is_string(), "{log}");
         for mut c in children {
             let _ = c.kill();
             let _ = c.wait();
@@ -271,4 +278,30 @@ fn a_config_file_configures_the_member_and_replaces_the_flags() {
     let _ = child.kill();
     let _ = child.wait();
     fails_with(&["--config-file", "/nonexistent/etcd.yml"], "--config-file /nonexistent/etcd.yml");
+}
+
+/// GET /debug/pprof/profile?seconds=1: a CPU profile in pprof's format, which Go's own
+/// `go tool pprof` reads.
+fn cpu_profile_opens_in_go_tool_pprof(endpoint: &str, dir: &std::path::Path) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /debug/pprof/profile?seconds=1 HTTP/1.0\r\nHost: {endpoint}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+    assert!(raw.starts_with(b"HTTP/1.0 200"), "{}", String::from_utf8_lossy(&raw[..split]));
+    let file = dir.join("cpu.pprof");
+    std::fs::write(&file, &raw[split..]).unwrap();
+    let go = cairn_e2e::harness::require_tool("go");
+    let out = Command::new(go).args(["tool", "pprof", "-raw"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("PeriodType: cpu"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn pprof_is_off_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = cairn_e2e::harness::Member::start(cairn_e2e::harness::Kind::Cairn, dir.path(), &[]);
+    assert_eq!(http_get(&m.client_addr, "/debug/pprof/").map(|(s, _)| s), Some(404));
 }

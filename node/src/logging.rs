@@ -50,21 +50,24 @@ where
         let meta = event.metadata();
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let mut line = serde_json::Map::new();
-        line.insert("level".into(), meta.level().as_str().to_ascii_lowercase().into());
+        let level = meta.level().as_str().to_ascii_lowercase();
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        line.insert("ts".into(), ts.into());
         let file = meta.file().map(|f| f.trim_start_matches("node/src/")).unwrap_or(meta.target());
         let caller = match meta.line() {
             Some(l) => format!("{file}:{l}"),
             None => file.to_string(),
         };
-        line.insert("caller".into(), caller.into());
-        line.insert("msg".into(), fields.message.unwrap_or_default().into());
-        for (k, v) in fields.rest {
-            line.insert(k, v);
+        let msg = fields.message.unwrap_or_default();
+        // zap's key order: level, ts, caller, msg, then the fields as given.
+        let mut line: Vec<(&str, serde_json::Value)> =
+            vec![("level", level.into()), ("ts", ts.into()), ("caller", caller.into()), ("msg", msg.into())];
+        line.extend(fields.rest.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        write!(writer, "{{")?;
+        for (i, (k, v)) in line.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(writer, "{sep}{}:{v}", serde_json::Value::from(*k))?;
         }
-        writeln!(writer, "{}", serde_json::Value::Object(line))
+        writeln!(writer, "}}")
     }
 }
 
@@ -105,6 +108,44 @@ impl Fields {
             });
         } else {
             self.rest.push((field.name().to_string(), value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn zap_lines_lead_with_level_ts_caller_msg() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let make = move || SharedBuf(sink.clone());
+        let subscriber = tracing_subscriber::fmt().event_format(ZapJson).with_writer(make).finish();
+        tracing::subscriber::with_default(subscriber, || tracing::warn!(peer = "a1", term = 3u64, "lost the leader"));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let keys: Vec<&str> =
+            text.trim().split(',').map(|kv| kv.trim_start_matches('{').split(':').next().unwrap()).collect();
+        assert_eq!(keys, ["\"level\"", "\"ts\"", "\"caller\"", "\"msg\"", "\"peer\"", "\"term\""], "{text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            (v["level"].as_str(), v["msg"].as_str(), v["term"].as_u64()),
+            (Some("warn"), Some("lost the leader"), Some(3))
+        );
+        assert!(v["caller"].as_str().unwrap().starts_with("logging.rs:"), "{text}");
+    }
+
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }

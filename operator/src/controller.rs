@@ -58,7 +58,7 @@ where
 }
 
 async fn reconcile(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.metrics.inc("cairn_operator_reconciles_total", "");
+    ctx.metrics.reconciles.inc();
     let api = Api::<CairnCluster>::namespaced(ctx.client.clone(), &resources::namespace(&c));
     let ctx2 = ctx.clone();
     let r = finalizer(&api, FINALIZER, c, |event| async move {
@@ -108,10 +108,10 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     if matches!(step, plan::Step::Done) {
         events.extend(crate::defrag::reconcile(&ctx.metrics, &c, &seen, &mut st).await);
     }
-    let labels = format!(r#"namespace="{ns}",cluster="{}""#, resources::name(&c));
-    ctx.metrics.set("cairn_cluster_ready_members", &labels, st["readyMembers"].as_f64().unwrap_or(0.0));
+    let labels = crate::metrics::cluster(&c);
+    ctx.metrics.ready_members.get_or_create(&labels).set(st["readyMembers"].as_i64().unwrap_or(0));
     let available = st["conditions"][0]["status"] == "True";
-    ctx.metrics.set("cairn_cluster_available", &labels, f64::from(u8::from(available)));
+    ctx.metrics.available.get_or_create(&labels).set(i64::from(available));
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
     api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
         .await?;
@@ -120,7 +120,7 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     }
     match outcome? {
         act::Outcome::Changed { reason, note } => {
-            ctx.metrics.inc("cairn_operator_membership_changes_total", &format!(r#"reason="{reason}""#));
+            ctx.metrics.membership_changed(reason);
             let event = Event {
                 type_: EventType::Normal,
                 reason: reason.into(),
@@ -148,7 +148,7 @@ async fn publish(ctx: &Ctx, c: &CairnCluster, event: &Event) {
 }
 
 fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
-    ctx.metrics.inc("cairn_operator_reconcile_errors_total", &format!(r#"kind="{}""#, e.kind()));
+    ctx.metrics.reconcile_error(e.kind());
     tracing::warn!(error = %e, "reconcile failed");
     Action::requeue(Duration::from_secs(2))
 }

@@ -176,18 +176,12 @@ pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status:
     let now = cairn_backup::time::now_ms();
     let Some(due) = due(spec, &voters, since, now) else { return Vec::new() };
     tracing::info!(cluster = %crate::resources::name(c), reason = %due.reason, "defragmenting");
-    let labels = |outcome: &str| {
-        format!(
-            r#"namespace="{}",cluster="{}",outcome="{outcome}""#,
-            crate::resources::namespace(c),
-            crate::resources::name(c)
-        )
-    };
+    let labels = crate::metrics::cluster(c);
     let (out, failure) = match run(&due, &voters).await {
         Ok(out) => (out, None),
         Err((out, e)) => (out, Some(e)),
     };
-    metrics.add("cairn_defrag_reclaimed_bytes", &labels("ok"), out.reclaimed as f64);
+    metrics.defrag_reclaimed_bytes.get_or_create(&labels).inc_by(out.reclaimed.max(0) as u64);
     let done = out.defragmented.join(", ");
     status["lastDefrag"] = serde_json::json!({
         "time": cairn_backup::time::format_ms(now),
@@ -195,7 +189,7 @@ pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status:
     });
     match failure {
         None => {
-            metrics.inc("cairn_defrag_runs_total", &labels("ok"));
+            metrics.defragmented(&labels, "ok");
             let disarmed =
                 if out.disarmed > 0 { format!("; {} NOSPACE alarm(s) disarmed", out.disarmed) } else { String::new() };
             vec![event(
@@ -205,7 +199,7 @@ pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status:
             )]
         }
         Some(e) => {
-            metrics.inc("cairn_defrag_runs_total", &labels("failed"));
+            metrics.defragmented(&labels, "failed");
             vec![event(EventType::Warning, "DefragFailed", format!("{e} (defragmented before it: {done})"))]
         }
     }

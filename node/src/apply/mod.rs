@@ -250,7 +250,10 @@ impl Applier {
         if last == self.last_applied {
             return Ok(());
         }
+        // Cairn's backend commit: the applied batch written into the backend at once.
+        let started = std::time::Instant::now();
         let events = w.commit(last).map_err(|err| err.to_string())?;
+        crate::metrics::get().disk.backend_commit.observe(started.elapsed().as_secs_f64());
         self.last_applied = last;
         let mvcc = &self.mvcc;
         self.hub.notify(mvcc.current_revision(), &events, |e| {

@@ -92,6 +92,7 @@ pub fn check_put(view: &impl KvTarget, lessor: &Lessor, p: &PutRequest) -> Resul
 }
 
 pub fn range(view: &impl RangeView, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+    crate::metrics::get().mvcc.range.inc();
     Ok(range_request(view, r)?)
 }
 
@@ -114,6 +115,9 @@ pub fn put(target: &mut impl KvTarget, p: &PutRequest) -> Result<PutResponse, Et
         // Reachable inside a txn that deleted the key before this put.
         return Err(EtcdError::KeyNotFound);
     }
+    let mvcc = &crate::metrics::get().mvcc;
+    mvcc.put.inc();
+    mvcc.put_size.inc_by((p.key.len() + value.len()) as i64);
     let revision = target.put(&p.key, value, lease);
     Ok(PutResponse {
         header: Some(ResponseHeader { revision, ..Default::default() }),
@@ -124,6 +128,7 @@ pub fn put(target: &mut impl KvTarget, p: &PutRequest) -> Result<PutResponse, Et
 pub fn delete_range(target: &mut impl KvTarget, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
     let range = KeyRange::from_request(&d.key, &d.range_end);
     let prev_kvs = if d.prev_kv { target.range(&range, RangeOptions::default())?.kvs } else { Vec::new() };
+    crate::metrics::get().mvcc.delete.inc();
     let deleted = target.delete_range(&range);
     let revision = if deleted > 0 || target.has_changes() { target.begin_rev() + 1 } else { target.begin_rev() };
     Ok(DeleteRangeResponse {

@@ -147,6 +147,7 @@ pub fn is_read_only(t: &TxnRequest) -> bool {
 }
 
 pub fn txn(target: &mut impl KvTarget, lessor: &Lessor, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+    crate::metrics::get().mvcc.txn.inc();
     let path = decide(target, t)?;
     check(target, lessor, t, &path)?;
     let mut resp = execute(target, t, &path)?;

@@ -47,10 +47,6 @@ pub struct EtcdOnlyArgs {
     #[arg(long, hide = true)]
     pub grpc_keepalive_timeout: Option<String>,
     #[arg(long, hide = true)]
-    pub metrics: Option<String>,
-    #[arg(long, hide = true, action = go_bool_text!(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub enable_pprof: Option<String>,
-    #[arg(long, hide = true)]
     pub experimental_enable_v2v3: Option<String>,
     #[arg(long, hide = true, action = go_bool_text!(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub enable_v2: Option<String>,
@@ -134,8 +130,6 @@ impl EtcdOnlyArgs {
         note("grpc-keepalive-min-time", &self.grpc_keepalive_min_time, keepalive);
         note("grpc-keepalive-interval", &self.grpc_keepalive_interval, keepalive);
         note("grpc-keepalive-timeout", &self.grpc_keepalive_timeout, keepalive);
-        note("metrics", &self.metrics, "the same metrics are exported either way");
-        note("enable-pprof", &self.enable_pprof, "no /debug/pprof/ endpoint yet");
         note("experimental-enable-v2v3", &self.experimental_enable_v2v3, "the v2 API is not served");
         let discovery = "discovery is not used (give --initial-cluster)";
         note("discovery-srv-name", &self.discovery_srv_name, discovery);
@@ -152,7 +146,6 @@ impl EtcdOnlyArgs {
             ("pre-vote", &self.pre_vote),
             ("experimental-enable-lease-checkpoint", &self.experimental_enable_lease_checkpoint),
             ("experimental-peer-skip-client-san-verification", &self.experimental_peer_skip_client_san_verification),
-            ("enable-pprof", &self.enable_pprof),
         ] {
             if let Some(v) = v {
                 go_bool(flag, v)?;
@@ -197,7 +190,7 @@ mod tests {
 
     #[test]
     fn harmless_flags_are_reported_and_unsafe_ones_refused() {
-        let a = EtcdOnlyArgs { max_wals: Some("5".into()), enable_pprof: Some("true".into()), ..Default::default() };
+        let a = EtcdOnlyArgs { max_wals: Some("5".into()), pre_vote: Some("true".into()), ..Default::default() };
         let ignored = a.check().unwrap();
         assert_eq!(ignored.len(), 2, "{ignored:?}");
         assert!(ignored[0].starts_with("--max-wals has no effect"));

@@ -87,6 +87,13 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub experimental_initial_corrupt_check: bool,
+    /// Metrics: 'basic', or 'extensive' to add gRPC handling time histograms.
+    #[arg(long, default_value = "basic")]
+    pub metrics: String,
+    /// Serve runtime profiling data (a CPU profile, a heap summary) at /debug/pprof/.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub enable_pprof: bool,
     /// Logger: 'capnslog' (text lines) or 'zap' (JSON lines, as etcd's zap logger writes them).
     #[arg(long, default_value = "capnslog")]
     pub logger: String,
@@ -153,6 +160,9 @@ pub struct Config {
     pub watch_progress_interval: Duration,
     pub log_level: String,
     pub logger: String,
+    /// --metrics extensive: gRPC handling time histograms too.
+    pub metrics_extensive: bool,
+    pub enable_pprof: bool,
     pub auto_compaction: Option<Policy>,
     pub quota_bytes: Option<u64>,
     /// --auth-token as given (its key files are read when the member opens).
@@ -318,6 +328,11 @@ impl ServerArgs {
                 self.election_timeout, self.heartbeat_interval
             ));
         }
+        let metrics_extensive = match self.metrics.as_str() {
+            "basic" => false,
+            "extensive" => true,
+            other => return Err(format!("unknown metrics option {other:?} (use 'basic' or 'extensive')")),
+        };
         if !matches!(self.logger.as_str(), "capnslog" | "zap") {
             return Err(format!("unknown logger type {:?} (use 'capnslog' or 'zap')", self.logger));
         }
@@ -428,6 +443,8 @@ impl ServerArgs {
             watch_progress_interval,
             log_level: if self.debug { "debug".into() } else { self.log_level.clone() },
             logger: self.logger.clone(),
+            metrics_extensive,
+            enable_pprof: self.enable_pprof,
             auto_compaction,
             quota_bytes,
             auth_token: self.auth_token.clone(),

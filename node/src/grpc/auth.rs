@@ -34,8 +34,6 @@ crate::headed!(
     AuthRoleRevokePermissionResponse
 );
 
-const SERVICE: &str = "etcdserverpb.Auth";
-
 pub struct AuthService {
     ctx: Arc<Common>,
 }
@@ -107,12 +105,12 @@ impl AuthService {
 impl Auth for AuthService {
     async fn auth_enable(&self, r: GrpcRequest<AuthEnableRequest>) -> Result<Response<AuthEnableResponse>, Status> {
         let result = self.change(r, Request::AuthEnable).await;
-        self.ctx.answer(SERVICE, "AuthEnable", result)
+        self.ctx.answer(result)
     }
 
     async fn auth_disable(&self, r: GrpcRequest<AuthDisableRequest>) -> Result<Response<AuthDisableResponse>, Status> {
         let result = self.change(r, Request::AuthDisable).await;
-        self.ctx.answer(SERVICE, "AuthDisable", result)
+        self.ctx.answer(result)
     }
 
     async fn auth_status(&self, _: GrpcRequest<AuthStatusRequest>) -> Result<Response<AuthStatusResponse>, Status> {
@@ -122,7 +120,7 @@ impl Auth for AuthService {
             Ok(AuthStatusResponse { header: None, enabled: auth.enabled(), auth_revision: auth.revision() })
         }
         .await;
-        self.ctx.answer(SERVICE, "AuthStatus", result)
+        self.ctx.answer(result)
     }
 
     async fn authenticate(
@@ -130,7 +128,7 @@ impl Auth for AuthService {
         request: GrpcRequest<AuthenticateRequest>,
     ) -> Result<Response<AuthenticateResponse>, Status> {
         let result = self.authenticate(request.into_inner()).await;
-        self.ctx.answer(SERVICE, "Authenticate", result)
+        self.ctx.answer(result)
     }
 
     async fn user_add(
@@ -150,7 +148,7 @@ impl Auth for AuthService {
             self.ctx.propose(&who, Request::UserAdd(r)).await
         }
         .await;
-        self.ctx.answer(SERVICE, "UserAdd", result)
+        self.ctx.answer(result)
     }
 
     async fn user_get(
@@ -169,7 +167,7 @@ impl Auth for AuthService {
             Ok(AuthUserGetResponse { header: None, roles: self.ctx.auth.user_roles(&r.name)? })
         }
         .await;
-        self.ctx.answer(SERVICE, "UserGet", result)
+        self.ctx.answer(result)
     }
 
     async fn user_list(
@@ -182,7 +180,7 @@ impl Auth for AuthService {
             Ok(AuthUserListResponse { header: None, users: self.ctx.auth.users() })
         }
         .await;
-        self.ctx.answer(SERVICE, "UserList", result)
+        self.ctx.answer(result)
     }
 
     async fn user_delete(
@@ -190,7 +188,7 @@ impl Auth for AuthService {
         r: GrpcRequest<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
         let result = self.change(r, Request::UserDelete).await;
-        self.ctx.answer(SERVICE, "UserDelete", result)
+        self.ctx.answer(result)
     }
 
     async fn user_change_password(
@@ -204,7 +202,7 @@ impl Auth for AuthService {
             self.ctx.propose(&who, Request::UserChangePassword(r)).await
         }
         .await;
-        self.ctx.answer(SERVICE, "UserChangePassword", result)
+        self.ctx.answer(result)
     }
 
     async fn user_grant_role(
@@ -212,7 +210,7 @@ impl Auth for AuthService {
         r: GrpcRequest<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
         let result = self.change(r, Request::UserGrantRole).await;
-        self.ctx.answer(SERVICE, "UserGrantRole", result)
+        self.ctx.answer(result)
     }
 
     async fn user_revoke_role(
@@ -220,12 +218,12 @@ impl Auth for AuthService {
         r: GrpcRequest<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
         let result = self.change(r, Request::UserRevokeRole).await;
-        self.ctx.answer(SERVICE, "UserRevokeRole", result)
+        self.ctx.answer(result)
     }
 
     async fn role_add(&self, r: GrpcRequest<AuthRoleAddRequest>) -> Result<Response<AuthRoleAddResponse>, Status> {
         let result = self.change(r, Request::RoleAdd).await;
-        self.ctx.answer(SERVICE, "RoleAdd", result)
+        self.ctx.answer(result)
     }
 
     async fn role_get(
@@ -244,7 +242,7 @@ impl Auth for AuthService {
             Ok(AuthRoleGetResponse { header: None, perm: self.ctx.auth.role_permissions(&r.role)? })
         }
         .await;
-        self.ctx.answer(SERVICE, "RoleGet", result)
+        self.ctx.answer(result)
     }
 
     async fn role_list(
@@ -257,7 +255,7 @@ impl Auth for AuthService {
             Ok(AuthRoleListResponse { header: None, roles: self.ctx.auth.roles() })
         }
         .await;
-        self.ctx.answer(SERVICE, "RoleList", result)
+        self.ctx.answer(result)
     }
 
     async fn role_delete(
@@ -265,7 +263,7 @@ impl Auth for AuthService {
         r: GrpcRequest<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
         let result = self.change(r, Request::RoleDelete).await;
-        self.ctx.answer(SERVICE, "RoleDelete", result)
+        self.ctx.answer(result)
     }
 
     async fn role_grant_permission(
@@ -279,7 +277,7 @@ impl Auth for AuthService {
             self.change(r, Request::RoleGrantPermission).await
         }
         .await;
-        self.ctx.answer(SERVICE, "RoleGrantPermission", result)
+        self.ctx.answer(result)
     }
 
     async fn role_revoke_permission(
@@ -287,6 +285,6 @@ impl Auth for AuthService {
         r: GrpcRequest<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
         let result = self.change(r, Request::RoleRevokePermission).await;
-        self.ctx.answer(SERVICE, "RoleRevokePermission", result)
+        self.ctx.answer(result)
     }
 }

@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
-const SERVICE: &str = "etcdserverpb.Cluster";
-
 crate::headed!(
     MemberListResponse,
     MemberAddResponse,
@@ -168,7 +166,7 @@ impl Cluster for ClusterService {
             Ok(MemberAddResponse { header: None, member: Some(member(rec)), members })
         }
         .await;
-        self.ctx.answer_unrevised(SERVICE, "MemberAdd", r)
+        self.ctx.answer_unrevised(r)
     }
 
     async fn member_remove(
@@ -186,7 +184,7 @@ impl Cluster for ClusterService {
             Ok(MemberRemoveResponse { header: None, members })
         }
         .await;
-        self.ctx.answer_unrevised(SERVICE, "MemberRemove", r)
+        self.ctx.answer_unrevised(r)
     }
 
     async fn member_update(
@@ -203,7 +201,7 @@ impl Cluster for ClusterService {
             Ok(MemberUpdateResponse { header: None, members })
         }
         .await;
-        self.ctx.answer_unrevised(SERVICE, "MemberUpdate", r)
+        self.ctx.answer_unrevised(r)
     }
 
     async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -216,7 +214,7 @@ impl Cluster for ClusterService {
             Ok(MemberListResponse { header: None, members })
         }
         .await;
-        self.ctx.answer_unrevised(SERVICE, "MemberList", r)
+        self.ctx.answer_unrevised(r)
     }
 
     async fn member_promote(
@@ -238,9 +236,10 @@ impl Cluster for ClusterService {
                 self.ctx.membership.ready_to_promote()?;
             }
             let members = self.change(ConfChangeKind::Promote, MemberRecord { id, ..Default::default() }).await?;
+            crate::metrics::get().server.learner_promote_successes.inc();
             Ok(MemberPromoteResponse { header: None, members })
         }
         .await;
-        self.ctx.answer_unrevised(SERVICE, "MemberPromote", r)
+        self.ctx.answer_unrevised(r)
     }
 }

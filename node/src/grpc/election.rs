@@ -24,8 +24,6 @@ use tonic::{Request, Response, Status};
 
 crate::headed!(CampaignResponse, ProclaimResponse, LeaderResponse, ResignResponse);
 
-const SERVICE: &str = "v3electionpb.Election";
-
 pub struct ElectionService {
     ctx: Arc<Common>,
     hub: Arc<WatchHub>,
@@ -83,7 +81,7 @@ impl Election for ElectionService {
             Ok(CampaignResponse { header, leader: Some(leader) })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Campaign", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 
     async fn proclaim(&self, request: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
@@ -96,7 +94,7 @@ impl Election for ElectionService {
             Ok(ProclaimResponse { header: None })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Proclaim", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
@@ -109,7 +107,7 @@ impl Election for ElectionService {
             Ok(LeaderResponse { header: None, kv: Some(kv) })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Leader", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 
     type ObserveStream = ObserveStream;
@@ -173,6 +171,6 @@ impl Election for ElectionService {
             Ok(ResignResponse { header: resp.header })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Resign", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 }

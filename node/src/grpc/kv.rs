@@ -16,8 +16,6 @@ use tonic::{Request as GrpcRequest, Response, Status};
 
 crate::headed!(RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, CompactionResponse);
 
-const SERVICE: &str = "etcdserverpb.KV";
-
 pub struct KvService {
     ctx: Arc<Common>,
     lessor: Arc<crate::lease::Lessor>,
@@ -76,7 +74,7 @@ impl Kv for KvService {
             self.ctx.serve_read(&who, &auth::range_needs(&r), || ops::range(&self.ctx.mvcc.read(), &r))
         }
         .await;
-        self.ctx.answer(SERVICE, "Range", result)
+        self.ctx.answer(result)
     }
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
@@ -90,7 +88,7 @@ impl Kv for KvService {
             self.ctx.propose(&who, Request::Put(r)).await
         }
         .await;
-        self.ctx.answer(SERVICE, "Put", result)
+        self.ctx.answer(result)
     }
 
     async fn delete_range(
@@ -106,7 +104,7 @@ impl Kv for KvService {
             self.ctx.propose(&who, Request::DeleteRange(r)).await
         }
         .await;
-        self.ctx.answer(SERVICE, "DeleteRange", result)
+        self.ctx.answer(result)
     }
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -130,7 +128,7 @@ impl Kv for KvService {
             self.ctx.serve_read(&who, &auth::txn_needs(&r), || txn::txn(&mut self.ctx.mvcc.read(), &self.lessor, &r))
         }
         .await;
-        self.ctx.answer(SERVICE, "Txn", result)
+        self.ctx.answer(result)
     }
 
     async fn compact(&self, request: GrpcRequest<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
@@ -142,6 +140,6 @@ impl Kv for KvService {
             self.ctx.propose(&who, Request::Compaction(request.into_inner())).await
         }
         .await;
-        self.ctx.answer(SERVICE, "Compact", result)
+        self.ctx.answer(result)
     }
 }

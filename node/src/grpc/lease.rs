@@ -26,8 +26,6 @@ crate::headed!(
     LeaseLeasesResponse
 );
 
-const SERVICE: &str = "etcdserverpb.Lease";
-
 /// A keep-alive stream to the leader, kept for the client's stream; rebuilt when it breaks.
 type ToLeader = Option<(tokio::sync::mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>)>;
 
@@ -105,7 +103,7 @@ impl Lease for LeaseService {
             self.ctx.propose(&who, Request::LeaseGrant(r)).await
         }
         .await;
-        self.ctx.answer(SERVICE, "LeaseGrant", result)
+        self.ctx.answer(result)
     }
 
     async fn lease_revoke(
@@ -118,7 +116,7 @@ impl Lease for LeaseService {
             self.ctx.propose(&who, Request::LeaseRevoke(request.into_inner())).await
         }
         .await;
-        self.ctx.answer(SERVICE, "LeaseRevoke", result)
+        self.ctx.answer(result)
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -201,7 +199,7 @@ impl Lease for LeaseService {
             })
         }
         .await;
-        self.ctx.answer(SERVICE, "LeaseTimeToLive", result)
+        self.ctx.answer(result)
     }
 
     async fn lease_leases(&self, _: GrpcRequest<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
@@ -211,6 +209,6 @@ impl Lease for LeaseService {
             Ok(LeaseLeasesResponse { header: None, leases })
         }
         .await;
-        self.ctx.answer(SERVICE, "LeaseLeases", result)
+        self.ctx.answer(result)
     }
 }

@@ -14,8 +14,6 @@ use tonic::{Request, Response, Status};
 
 crate::headed!(LockResponse, UnlockResponse);
 
-const SERVICE: &str = "v3lockpb.Lock";
-
 pub struct LockService {
     ctx: Arc<Common>,
     hub: Arc<WatchHub>,
@@ -73,7 +71,7 @@ impl Lock for LockService {
             Ok(LockResponse { header: None, key })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Lock", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
@@ -85,6 +83,6 @@ impl Lock for LockService {
             Ok(UnlockResponse { header: None })
         }
         .await;
-        recipes::as_client_error(self.ctx.answer(SERVICE, "Unlock", result))
+        recipes::as_client_error(self.ctx.answer(result))
     }
 }

@@ -25,8 +25,6 @@ use tonic::{Request, Response, Status};
 
 crate::headed!(HashResponse, StatusResponse, HashKvResponse, SnapshotResponse, AlarmResponse);
 
-const SERVICE: &str = "etcdserverpb.Maintenance";
-
 pub struct MaintenanceService {
     ctx: Arc<Common>,
     alarms: Arc<Alarms>,
@@ -140,7 +138,7 @@ impl Maintenance for MaintenanceService {
         }
         .await;
         // etcd 3.4 answers alarms without a header (its server fills none for them).
-        self.ctx.answer_bare(SERVICE, "Alarm", result)
+        self.ctx.answer_bare(result)
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -160,7 +158,7 @@ impl Maintenance for MaintenanceService {
             db_size_in_use: in_use.min(size),
             is_learner: self.ctx.membership.me_is_learner(),
         };
-        self.ctx.answer(SERVICE, "Status", Ok(resp))
+        self.ctx.answer(Ok(resp))
     }
 
     /// This member only, as in etcd (etcdctl asks each endpoint in turn).
@@ -169,11 +167,17 @@ impl Maintenance for MaintenanceService {
         let r = async {
             self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
-            self.applier.defragment().await?;
+            let disk = &crate::metrics::get().disk;
+            disk.defrag_inflight.set(1);
+            let started = std::time::Instant::now();
+            let done = self.applier.defragment().await;
+            disk.defrag_inflight.set(0);
+            disk.backend_defrag.observe(started.elapsed().as_secs_f64());
+            done?;
             Ok(DefragmentResponse { header: None })
         }
         .await;
-        self.ctx.answer_bare(SERVICE, "Defragment", r)
+        self.ctx.answer_bare(r)
     }
 
     /// This member's backend as it is now, without a ReadIndex, as in etcd: members agree
@@ -183,11 +187,13 @@ impl Maintenance for MaintenanceService {
         let r = async {
             self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
+            let started = std::time::Instant::now();
             let hash = self.applier.hash().await?;
+            crate::metrics::get().mvcc.hash.observe(started.elapsed().as_secs_f64());
             Ok(HashResponse { header: None, hash })
         }
         .await;
-        self.ctx.answer(SERVICE, "Hash", r)
+        self.ctx.answer(r)
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
@@ -196,7 +202,9 @@ impl Maintenance for MaintenanceService {
         let r = async {
             self.ctx.maintenance_admin(&creds).await?;
             self.ctx.not_learner()?;
+            let started = std::time::Instant::now();
             let h = self.ctx.mvcc.hash_kv(rev)?;
+            crate::metrics::get().mvcc.hash_rev.observe(started.elapsed().as_secs_f64());
             Ok(HashKvResponse {
                 header: None,
                 hash: h.hash,
@@ -205,7 +213,7 @@ impl Maintenance for MaintenanceService {
             })
         }
         .await;
-        self.ctx.answer(SERVICE, "HashKV", r)
+        self.ctx.answer(r)
     }
 
     type SnapshotStream = ReceiverStream<Result<SnapshotResponse, Status>>;
@@ -216,7 +224,9 @@ impl Maintenance for MaintenanceService {
         self.ctx.maintenance_admin(&credentials(&request)).await?;
         self.ctx.not_learner()?;
         let path = self.snap_dir.join(format!("client-{:016x}.snapshot", rand::random::<u64>()));
+        let started = std::time::Instant::now();
         let index = self.applier.write_image(path.clone()).await?;
+        crate::metrics::get().disk.backend_snapshot.observe(started.elapsed().as_secs_f64());
         let file = tokio::fs::File::open(&path).await;
         // Open (or failed): its name goes now, so nothing stays behind whatever the client does.
         let _ = std::fs::remove_file(&path);
@@ -227,13 +237,12 @@ impl Maintenance for MaintenanceService {
         self.ctx.fill(&mut header);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(stream_snapshot(file, len, header.header, tx));
-        self.ctx.metrics.grpc_handled(SERVICE, "Snapshot", tonic::Code::Ok);
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
         let r = self.move_leader(request.into_inner().target_id, self.ctx.raft.request_timeout()).await;
-        self.ctx.answer_bare(SERVICE, "MoveLeader", r)
+        self.ctx.answer_bare(r)
     }
 
     async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

@@ -20,7 +20,6 @@ pub mod watch;
 use crate::apply::{FromApplied, Origin};
 use crate::auth::{AuthInfo, AuthStore, CertName, Credentials, Need};
 use crate::error::EtcdError;
-use crate::metrics::Metrics;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::raft::RaftHandle;
@@ -51,7 +50,6 @@ pub struct Common {
     pub member_id: u64,
     pub raft: RaftHandle,
     pub mvcc: Arc<MvccStore>,
-    pub metrics: Arc<Metrics>,
     pub membership: Arc<crate::membership::Membership>,
     /// Turns true when the server stops: long-lived streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -159,15 +157,8 @@ impl Common {
         }
     }
 
-    /// A handler's last step: fill the header, count the call, map the error.
-    pub fn answer<T: Headed>(
-        &self,
-        service: &'static str,
-        method: &'static str,
-        r: Result<T, EtcdError>,
-    ) -> Result<tonic::Response<T>, tonic::Status> {
-        let code = r.as_ref().err().map_or(tonic::Code::Ok, status::code);
-        self.metrics.grpc_handled(service, method, code);
+    /// A handler's last step: fill the header, map the error.
+    pub fn answer<T: Headed>(&self, r: Result<T, EtcdError>) -> Result<tonic::Response<T>, tonic::Status> {
         r.map(|mut resp| {
             self.fill(&mut resp);
             tonic::Response::new(resp)
@@ -176,13 +167,8 @@ impl Common {
     }
 
     /// `answer` for the Cluster service: etcd's headers there carry no revision.
-    pub fn answer_unrevised<T: Headed>(
-        &self,
-        service: &'static str,
-        method: &'static str,
-        r: Result<T, EtcdError>,
-    ) -> Result<tonic::Response<T>, tonic::Status> {
-        self.answer(service, method, r).map(|mut resp| {
+    pub fn answer_unrevised<T: Headed>(&self, r: Result<T, EtcdError>) -> Result<tonic::Response<T>, tonic::Status> {
+        self.answer(r).map(|mut resp| {
             if let Some(h) = resp.get_mut().header_mut() {
                 h.revision = 0;
             }
@@ -192,14 +178,7 @@ impl Common {
 
     /// `answer` for the calls etcd answers without a header (Defragment, MoveLeader: etcd
     /// 3.4 returns them empty, and client libraries' tests check it).
-    pub fn answer_bare<T>(
-        &self,
-        service: &'static str,
-        method: &'static str,
-        r: Result<T, EtcdError>,
-    ) -> Result<tonic::Response<T>, tonic::Status> {
-        let code = r.as_ref().err().map_or(tonic::Code::Ok, status::code);
-        self.metrics.grpc_handled(service, method, code);
+    pub fn answer_bare<T>(&self, r: Result<T, EtcdError>) -> Result<tonic::Response<T>, tonic::Status> {
         r.map(tonic::Response::new).map_err(tonic::Status::from)
     }
 

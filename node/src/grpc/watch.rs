@@ -153,6 +153,8 @@ impl StreamState {
     }
 
     async fn serve(mut self, mut incoming: Streaming<WatchRequest>) {
+        let streams = &crate::metrics::get().mvcc.watch_streams;
+        streams.inc();
         let ctx = self.ctx.clone();
         let mut progress = tokio::time::interval(self.progress_interval);
         progress.tick().await;
@@ -197,6 +199,7 @@ impl StreamState {
             }
         }
         self.hub.remove_stream(self.id);
+        streams.dec();
     }
 }
 
@@ -249,6 +252,7 @@ impl Watch for WatchService {
         let (ctx, max_request_bytes) = (self.ctx.clone(), self.max_request_bytes);
         let out = futures::StreamExt::flat_map(rx.into_stream(), move |mut r| {
             ctx.fill(&mut r);
+            crate::metrics::get().mvcc.events.inc_by(r.events.len() as u64);
             let split = fragment.lock().unwrap_or_else(|e| e.into_inner()).contains(&r.watch_id);
             let parts = if split { fragments(r, max_request_bytes) } else { vec![r] };
             futures::stream::iter(parts.into_iter().map(Ok))

@@ -105,6 +105,9 @@ impl Lessor {
         }
         let expiry = inner.primary.then(|| Instant::now() + Duration::from_secs(ttl as u64));
         inner.leases.insert(id, Lease { ttl, expiry, keys: BTreeSet::new() });
+        let metrics = &crate::metrics::get().lease;
+        metrics.granted.inc();
+        metrics.ttl.observe(ttl as f64);
         Ok(ttl)
     }
 
@@ -116,6 +119,7 @@ impl Lessor {
     pub fn remove(&self, id: i64) {
         let mut inner = self.lock();
         if let Some(l) = inner.leases.remove(&id) {
+            crate::metrics::get().lease.revoked.inc();
             for k in l.keys {
                 inner.key_lease.remove(&k);
             }
@@ -143,6 +147,7 @@ impl Lessor {
         }
         if primary {
             l.expiry = Some(now + Duration::from_secs(l.ttl as u64));
+            crate::metrics::get().lease.renewed.inc();
         }
         Some(l.ttl)
     }

@@ -107,12 +107,15 @@ impl RaftHandle {
             self.waiters.forget(id);
             return Err(EtcdError::RequestTooLarge);
         }
+        let failed = &crate::metrics::get().server.proposals_failed;
         if !self.status.has_leader() {
             self.waiters.forget(id);
+            failed.inc();
             return Err(EtcdError::NoLeader);
         }
         if let Err(e) = self.send(Msg::Propose { id, data }) {
             self.waiters.forget(id);
+            failed.inc();
             return Err(e);
         }
         self.wait(id, rx).await
@@ -144,6 +147,7 @@ impl RaftHandle {
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => {
                 self.waiters.forget(id);
+                crate::metrics::get().server.proposals_failed.inc();
                 Err(EtcdError::Timeout)
             }
         }
@@ -183,6 +187,14 @@ impl RaftHandle {
             applied.wait_for(|a| *a >= index).await.map_err(|_| EtcdError::Stopped)?;
             Ok(())
         };
-        tokio::time::timeout(self.request_timeout, wait).await.unwrap_or(Err(EtcdError::Timeout))
+        let read = tokio::time::timeout(self.request_timeout, wait).await.unwrap_or(Err(EtcdError::Timeout));
+        if let Err(e) = &read {
+            let server = &crate::metrics::get().server;
+            server.read_indexes_failed.inc();
+            if *e == EtcdError::Timeout {
+                server.slow_read_indexes.inc();
+            }
+        }
+        read
     }
 }

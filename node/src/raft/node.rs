@@ -15,7 +15,6 @@ use super::{Network, Outgoing, RaftStatus};
 use crate::apply::{ApplierEvent, ApplierHandle, ApplyResult, Committed, Payload};
 use crate::error::EtcdError;
 use crate::membership::Change;
-use crate::metrics::Histogram;
 use crate::proto::cairnpb::{ConfChangeContext, MemberRecord};
 use crate::wait::Waiters;
 use prost::Message as _;
@@ -42,7 +41,6 @@ pub struct NodeConfig {
     pub snapshot_count: u64,
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
-    pub wal_fsync: Arc<Histogram>,
     /// Where backend images for snapshots are kept.
     pub snap_dir: PathBuf,
 }
@@ -112,7 +110,6 @@ pub fn spawn(cfg: NodeConfig, parts: Parts) -> Result<Started, super::RaftError>
         snapshot_index,
         snapshot_count: cfg.snapshot_count,
         tick: cfg.tick,
-        wal_fsync: cfg.wal_fsync.clone(),
         network,
         snap_dir: cfg.snap_dir.clone(),
         deferred_conf: Default::default(),
@@ -211,7 +208,6 @@ struct RaftNode {
     snapshot_index: u64,
     snapshot_count: u64,
     tick: Duration,
-    wal_fsync: Arc<Histogram>,
     network: Arc<dyn Network>,
     snap_dir: PathBuf,
     /// Conf changes proposed here, waiting for the one before them to be applied.
@@ -457,12 +453,17 @@ impl RaftNode {
     fn sync_log(&mut self) -> Result<(), super::RaftError> {
         let t = Instant::now();
         self.log.sync()?;
-        self.wal_fsync.observe(t.elapsed());
+        crate::metrics::get().disk.wal_fsync.observe(t.elapsed().as_secs_f64());
         Ok(())
     }
 
     fn publish_status(&self) {
         let r = &self.raw.raft;
+        let was = self.status.leader.load(std::sync::atomic::Ordering::Relaxed);
+        if r.leader_id != was && r.leader_id != 0 {
+            // etcd counts each new leader it comes to know of.
+            crate::metrics::get().server.leader_changes_seen.inc();
+        }
         self.status.term.store(r.term, std::sync::atomic::Ordering::Relaxed);
         self.status.leader.store(r.leader_id, std::sync::atomic::Ordering::Relaxed);
         self.status.commit.store(r.raft_log.committed, std::sync::atomic::Ordering::Relaxed);

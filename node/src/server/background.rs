@@ -91,10 +91,11 @@ pub async fn expire_leases(ctx: Arc<Common>, lessor: Arc<Lessor>, election_timeo
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id });
-                if let Err(e) =
-                    ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(&Origin::Member, revoke).await
-                {
-                    tracing::debug!(lease = id, error = %e, "revoking an expired lease failed; will retry");
+                match ctx.propose::<crate::proto::etcdserverpb::LeaseRevokeResponse>(&Origin::Member, revoke).await {
+                    Ok(_) => {
+                        crate::metrics::get().lease.expired.inc();
+                    }
+                    Err(e) => tracing::debug!(lease = id, error = %e, "revoking an expired lease failed; will retry"),
                 }
             });
         }

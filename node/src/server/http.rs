@@ -2,12 +2,12 @@
 
 use crate::alarm::Alarms;
 use crate::grpc::Common;
-use crate::metrics::Gauges;
+use crate::metrics::Sample;
 use crate::storage::backend::Backend;
 use crate::storage::mvcc::watch::WatchHub;
 use crate::version::{CLUSTER_VERSION, ETCD_API_VERSION};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -19,6 +19,7 @@ pub struct HttpState {
     pub alarms: Arc<Alarms>,
     pub backend: Arc<Backend>,
     pub hub: Arc<WatchHub>,
+    pub quota_bytes: Option<u64>,
 }
 
 pub fn routes(ctx: Arc<HttpState>) -> Router {
@@ -39,6 +40,8 @@ async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
         && state.alarms.all().is_empty()
         && ctx.raft.status().has_leader()
         && ctx.raft.linearizable_read().await.is_ok();
+    let server = &crate::metrics::get().server;
+    if ok { &server.health_success } else { &server.health_failures }.inc();
     // etcd answers failure through Go's http.Error: plain text, a newline after the JSON.
     if ok {
         (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"health\":\"true\"}")
@@ -60,26 +63,35 @@ async fn version() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> impl IntoResponse {
     let ctx = &state.common;
     let s = ctx.raft.status();
-    let (watchers, slow_watchers, watchers_fell_behind) = state.hub.stats();
+    let (watchers, slow_watchers) = state.hub.stats();
     let backend = state.backend.clone();
     let db_size_in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0);
-    let g = Gauges {
-        watchers,
-        slow_watchers,
-        watchers_fell_behind,
+    let sample = Sample {
+        member_id: ctx.member_id,
         has_leader: s.has_leader(),
         is_leader: s.is_leader(),
-        term: s.term(),
+        is_learner: ctx.membership.me_is_learner(),
         committed: s.commit_index(),
         applied: ctx.raft.applied_index(),
         pending: ctx.raft.pending_proposals(),
+        quota_bytes: state.quota_bytes.unwrap_or(0),
         db_size: state.backend.size_on_disk(),
         db_size_in_use,
         keys: ctx.mvcc.key_count(),
         revision: ctx.mvcc.current_revision(),
+        // etcd's -1: never compacted.
+        compact_revision: match ctx.mvcc.compact_revision() {
+            0 => -1,
+            r => r,
+        },
+        watchers,
+        slow_watchers,
+        auth_revision: ctx.auth.revision(),
     };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render(&g))
+    let openmetrics = crate::metrics::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let kind = if openmetrics { crate::metrics::OPENMETRICS } else { crate::metrics::TEXT };
+    ([(header::CONTENT_TYPE, kind)], crate::metrics::get().render(&sample, openmetrics))
 }

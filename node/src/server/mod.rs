@@ -11,6 +11,7 @@ mod corrupt;
 mod http;
 mod join;
 mod oversize;
+mod pprof;
 mod serve;
 
 use crate::alarm::Alarms;
@@ -25,7 +26,6 @@ use crate::grpc::{
     lock::LockService, maintenance::MaintenanceService, watch::WatchService, Common,
 };
 use crate::lease::{LeaseIdGenerator, Lessor};
-use crate::metrics::Metrics;
 use crate::proto::cairnpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
@@ -203,6 +203,8 @@ impl Member {
 
     /// `open`, with raft's outgoing messages going through `interpose`'s network first.
     pub async fn open_with(cfg: Config, interpose: Option<Interpose>) -> Result<Member, MemberError> {
+        // Before anything counts: the first use of the metrics fixes their set.
+        crate::metrics::init(cfg.metrics_extensive);
         // Before anything is written anywhere: a data dir Cairn did not make is refused as it is.
         let found = datadir::inspect(&cfg.data_dir)?;
         // TLS first: a joining member dials its peers with it (auto TLS keeps its certificates
@@ -227,7 +229,6 @@ impl Member {
         if cfg.initial_corrupt_check && found != Found::Empty {
             corrupt::check(&opened.state.mvcc, &opened.membership, &client_dial).await?;
         }
-        let metrics = Arc::new(Metrics::default());
         let waiters = Arc::new(Waiters::default());
         // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
         let min_ttl = (election_timeout(&cfg).as_secs_f64() * 1.5).ceil() as i64;
@@ -257,7 +258,6 @@ impl Member {
             // etcd: 5s plus twice the election timeout.
             request_timeout: Duration::from_secs(5) + 2 * election_timeout(&cfg),
             max_request_bytes: cfg.max_request_bytes,
-            wal_fsync: metrics.wal_fsync.clone(),
             snap_dir: opened.snap_dir.clone(),
         };
         let transport = Transport::new(
@@ -290,7 +290,6 @@ impl Member {
             member_id: opened.identity.member_id,
             raft: started.handle,
             mvcc,
-            metrics,
             membership: opened.membership,
             stopping,
             dial: client_dial,
@@ -393,6 +392,7 @@ impl Member {
             alarms: alarms.clone(),
             backend: backend.clone(),
             hub: hub.clone(),
+            quota_bytes: cfg.quota_bytes,
         });
         for listener in listeners.client {
             // Every service takes requests as large as KV does, as etcd's one gRPC server does.
@@ -441,10 +441,15 @@ impl Member {
                 // Learners are alive too: probes ask every member.
                 .add_service(tonic_health::pb::health_server::HealthServer::new(HealthService))
                 .into_axum_router()
-                .layer(axum::middleware::map_response(oversize::answer_as_grpc_go));
+                .layer(axum::middleware::map_response(oversize::answer_as_grpc_go))
+                .layer(axum::middleware::from_fn(crate::metrics::observe_grpc));
             // JSON carries bytes in base64: a third larger than the request it stands for.
             let gateway = gateway::routes(services.clone(), 2 * limit);
-            let http = http::routes(http_state.clone()).merge(gateway).layer(axum::middleware::from_fn(gateway::cors));
+            let mut http = http::routes(http_state.clone()).merge(gateway);
+            if cfg.enable_pprof {
+                http = http.merge(pprof::routes());
+            }
+            let http = http.layer(axum::middleware::from_fn(gateway::cors));
             let routes = serve::Dispatch::new(grpc, http);
             tracing::info!(addr = %listener.describe(), "serving client requests");
             // The :authority repair on every client connection (see `authority`).

@@ -138,6 +138,8 @@ impl Network for Transport {
             let to = m.to;
             let Some(p) = peers.get(&to) else { continue };
             if p.queue.try_send(m).is_err() {
+                let label = [("To", format!("{to:x}"))];
+                crate::metrics::get().network.peer_sent_failures.get_or_create(&label).inc();
                 if let Some(raft) = self.raft() {
                     raft.report_unreachable(to);
                 }

@@ -7,6 +7,9 @@ use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::{RaftFrame, SnapshotChunk};
 use crate::raft::Outgoing;
 use cairn_api::dial::DialOptions;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// How often the round trip to a connected peer is measured (etcd probes every few seconds).
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A connection to a peer URL (http or https, or a unix socket), as `dial` says: connections
@@ -34,6 +39,7 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
     let mut backoff = Duration::from_millis(50);
     let mut attempt = 0usize;
     let mut refused: Option<String> = None;
+    let series = PeerSeries::new(t.member_id, id);
     // Connected even when raft is quiet: keep-alives tell the peer this member is up.
     while !rx.is_closed() {
         let url = &urls[attempt % urls.len()];
@@ -48,12 +54,20 @@ pub async fn run(t: Arc<Transport>, id: u64, urls: Vec<String>, mut rx: mpsc::Re
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 // What queued meanwhile is stale; raft resends what it still needs.
-                while rx.try_recv().is_ok() {}
+                while rx.try_recv().is_ok() {
+                    series.sent_failures.inc();
+                }
                 continue;
             }
         };
         let started = std::time::Instant::now();
-        match stream(&t, id, channel, &mut rx).await {
+        let probe = tokio::spawn(probe(channel.clone(), series.rtt.clone()));
+        series.active.set(1);
+        let ended = stream(&t, id, channel, &mut rx, &series).await;
+        series.active.set(0);
+        series.disconnected.inc();
+        probe.abort();
+        match ended {
             Ended::Closed => return,
             Ended::Broken(Some(status)) => note_refusal(id, &mut refused, &status),
             Ended::Broken(None) => {}
@@ -88,7 +102,13 @@ enum Ended {
 
 /// Sends on one stream until it breaks, with a keep-alive frame whenever raft was quiet for
 /// a while.
-async fn stream(t: &Arc<Transport>, id: u64, channel: Channel, rx: &mut mpsc::Receiver<Outgoing>) -> Ended {
+async fn stream(
+    t: &Arc<Transport>,
+    id: u64,
+    channel: Channel,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    series: &PeerSeries,
+) -> Ended {
     let (tx, frames) = mpsc::channel(256);
     let mut client = PeerClient::new(channel.clone());
     let mut keepalive = tokio::time::interval(super::KEEPALIVE);
@@ -108,6 +128,7 @@ async fn stream(t: &Arc<Transport>, id: u64, channel: Channel, rx: &mut mpsc::Re
             tokio::spawn(send_snapshot(t.clone(), id, channel.clone(), m, image));
             continue;
         }
+        series.sent.inc_by(m.message.len() as u64);
         let frame = RaftFrame { cluster_id: t.cluster_id, message: m.message, from: t.member_id };
         tokio::select! {
             // The frames stream is gone only once the call is over.
@@ -125,6 +146,43 @@ async fn stream(t: &Arc<Transport>, id: u64, channel: Channel, rx: &mut mpsc::Re
         raft.report_unreachable(id);
     }
     Ended::Broken(ended.err())
+}
+
+/// This member's etcd_network_* series for one peer it sends to.
+struct PeerSeries {
+    sent: Counter,
+    sent_failures: Counter,
+    rtt: Histogram,
+    active: Gauge,
+    disconnected: Counter,
+}
+
+impl PeerSeries {
+    fn new(local: u64, peer: u64) -> PeerSeries {
+        let n = &crate::metrics::get().network;
+        let to = [("To", format!("{peer:x}"))];
+        let pair = [("Local", format!("{local:x}")), ("Remote", format!("{peer:x}"))];
+        PeerSeries {
+            sent: n.peer_sent_bytes.get_or_create_owned(&to),
+            sent_failures: n.peer_sent_failures.get_or_create_owned(&to),
+            rtt: n.peer_round_trip_time.get_or_create_owned(&to),
+            active: n.active_peers.get_or_create_owned(&pair),
+            disconnected: n.disconnected_peers.get_or_create_owned(&pair),
+        }
+    }
+}
+
+/// Measures the round trip to the peer with a small unary call, until aborted.
+async fn probe(channel: Channel, rtt: Histogram) {
+    let mut client = PeerClient::new(channel);
+    let mut every = tokio::time::interval(PROBE_INTERVAL);
+    loop {
+        every.tick().await;
+        let started = std::time::Instant::now();
+        if client.members(crate::proto::cairnpb::MembersRequest {}).await.is_ok() {
+            rtt.observe(started.elapsed().as_secs_f64());
+        }
+    }
 }
 
 async fn send_snapshot(t: Arc<Transport>, id: u64, channel: Channel, m: Outgoing, image: std::path::PathBuf) {

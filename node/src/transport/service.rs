@@ -4,6 +4,7 @@
 use super::Transport;
 use crate::proto::cairnpb::peer_server::Peer;
 use crate::proto::cairnpb::{MembersReply, MembersRequest, PeerAck, RaftFrame, SnapshotChunk};
+use prometheus_client::metrics::counter::Counter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -40,11 +41,20 @@ impl Peer for PeerService {
     async fn raft(&self, request: Request<Streaming<RaftFrame>>) -> Result<Response<PeerAck>, Status> {
         let mut frames = request.into_inner();
         let mut stopping = self.stopping.clone();
+        // This stream's sender's series, once its first frame names it.
+        let mut series: Option<(u64, Counter)> = None;
+        let network = &crate::metrics::get().network;
         loop {
             let f = tokio::select! {
-                f = frames.message() => match f? {
-                    Some(f) => f,
-                    None => break,
+                f = frames.message() => match f {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        if let Some((from, _)) = &series {
+                            network.peer_received_failures.get_or_create(&[("From", format!("{from:x}"))]).inc();
+                        }
+                        return Err(e);
+                    }
                 },
                 _ = stopping.wait_for(|s| *s) => return Err(Status::unavailable("the member is stopping")),
             };
@@ -53,6 +63,13 @@ impl Peer for PeerService {
                 return Err(Status::failed_precondition(super::REMOVED));
             }
             self.transport.heard_from(f.from);
+            if series.as_ref().is_none_or(|(from, _)| *from != f.from) {
+                let received = network.peer_received_bytes.get_or_create_owned(&[("From", format!("{:x}", f.from))]);
+                series = Some((f.from, received));
+            }
+            if let Some((_, received)) = &series {
+                received.inc_by(f.message.len() as u64);
+            }
             if f.message.is_empty() {
                 // A keep-alive: the peer is up, raft has nothing to say.
                 continue;

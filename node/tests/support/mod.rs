@@ -182,6 +182,8 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             watch_progress_interval: Duration::from_secs(600),
             log_level: "info".into(),
             logger: "capnslog".into(),
+            metrics_extensive: false,
+            enable_pprof: false,
             auto_compaction: None,
             quota_bytes: None,
             auth_token: "simple".into(),

@@ -56,19 +56,19 @@ pub async fn reconcile(
     push_condition(status, condition(c, "BackupHealthy", h.ok, h.reason, &h.message));
     status["lastBackup"] = serde_json::to_value(last_backup(&progress)).unwrap_or(Value::Null);
 
-    let labels = format!(r#"namespace="{ns}",cluster="{}""#, crate::resources::name(c));
+    let labels = crate::metrics::cluster(c);
     let m = metrics;
     if let Some(ms) = progress.full_unix_ms {
-        m.set("cairn_backup_last_full_timestamp_seconds", &labels, ms as f64 / 1000.0);
+        m.backup_last_full.get_or_create(&labels).set(ms as f64 / 1000.0);
     }
     if let Some(ms) = progress.current_unix_ms {
-        m.set("cairn_backup_last_current_timestamp_seconds", &labels, ms as f64 / 1000.0);
+        m.backup_last_current.get_or_create(&labels).set(ms as f64 / 1000.0);
     }
     if let Some(lag) = progress.lag_ms {
-        m.set("cairn_backup_delta_lag_seconds", &labels, lag as f64 / 1000.0);
+        m.backup_delta_lag.get_or_create(&labels).set(lag as f64 / 1000.0);
     }
-    m.set("cairn_backup_uploaded_bytes", &labels, progress.bytes_uploaded as f64);
-    m.set("cairn_backup_healthy", &labels, f64::from(u8::from(h.ok)));
+    m.backup_uploaded_bytes.get_or_create(&labels).set(progress.bytes_uploaded as i64);
+    m.backup_healthy.get_or_create(&labels).set(i64::from(h.ok));
 
     progress
         .notes

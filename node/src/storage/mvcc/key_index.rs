@@ -64,6 +64,8 @@ impl History {
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     keys: BTreeMap<Vec<u8>, History>,
+    /// Keys whose newest change is a put (etcd_debugging_mvcc_keys_total).
+    live: usize,
 }
 
 impl KeyIndex {
@@ -76,6 +78,7 @@ impl KeyIndex {
         } else {
             h.created = rev.main;
             h.version = 1;
+            self.live += 1;
         }
         h.changes.push(Change { rev, tombstone: false });
         (h.created, h.version)
@@ -83,6 +86,7 @@ impl KeyIndex {
 
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) {
         if let Some(h) = self.keys.get_mut(key) {
+            self.live -= usize::from(h.live());
             h.changes.push(Change { rev, tombstone: true });
         }
     }
@@ -90,7 +94,9 @@ impl KeyIndex {
     /// Used while rebuilding from the backend, in revision order.
     pub fn restore(&mut self, key: &[u8], rev: Revision, tombstone: bool, created: i64, version: i64, lease: i64) {
         let h = self.keys.entry(key.to_vec()).or_default();
+        let was = h.live();
         h.changes.push(Change { rev, tombstone });
+        self.live = self.live + usize::from(h.live()) - usize::from(was);
         if !tombstone {
             h.created = created;
             h.version = version;
@@ -163,7 +169,9 @@ impl KeyIndex {
         self.keys.get(key).is_some_and(|h| h.changes.iter().any(|c| c.rev == rev))
     }
 
+    /// Keys that exist now (not deleted). Compaction never changes it: it keeps each key's
+    /// newest change unless that is a tombstone.
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.live
     }
 }

@@ -72,9 +72,11 @@ fn delete_ends_a_generation_and_recreate_starts_a_new_one() {
     let (_, s) = open(dir.path());
     put(&s, &s.w, 1, "k", "1");
     put(&s, &s.w, 2, "k", "2");
+    assert_eq!(s.key_count(), 1, "two puts of one key");
     let mut w = s.write();
     assert_eq!(w.delete_range(&KeyRange::Single(b"k".to_vec())), 1);
     w.commit(3).unwrap();
+    assert_eq!(s.key_count(), 0, "a deleted key does not count");
     // Deleting nothing changes nothing.
     let mut w = s.write();
     assert_eq!(w.delete_range(&KeyRange::Single(b"k".to_vec())), 0);
@@ -85,6 +87,9 @@ fn delete_ends_a_generation_and_recreate_starts_a_new_one() {
     assert_eq!(put(&s, &s.w, 5, "k", "new"), 5);
     assert_eq!(get(&s, "k", 0).unwrap(), Some(("new".into(), 5, 5, 1)));
     assert_eq!(get(&s, "k", 3).unwrap(), Some(("2".into(), 2, 3, 2)));
+    assert_eq!(s.key_count(), 1);
+    s.reload().unwrap();
+    assert_eq!(s.key_count(), 1, "rebuilt from the backend");
 }
 
 #[test]

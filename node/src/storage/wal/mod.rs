@@ -206,7 +206,9 @@ impl Wal {
     /// Appends a record (durable once `sync` returns).
     pub fn append(&mut self, kind: Kind, body: &[u8]) -> Result<(), WalError> {
         self.crc = record::encode(&mut self.out, self.crc, kind, body)?;
-        self.written += (record::HEADER_LEN + 1 + body.len()) as u64;
+        let bytes = (record::HEADER_LEN + 1 + body.len()) as u64;
+        self.written += bytes;
+        crate::metrics::get().disk.wal_write_bytes.inc_by(bytes as i64);
         Ok(())
     }
 

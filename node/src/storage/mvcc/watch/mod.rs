@@ -55,8 +55,6 @@ struct Inner {
 
 pub struct WatchHub {
     inner: Mutex<Inner>,
-    /// How many times a watcher fell behind its stream (exported as a metric).
-    fell_behind: std::sync::atomic::AtomicU64,
     /// Wakes the catch-up task.
     pub lagging: Notify,
 }
@@ -72,11 +70,7 @@ fn response(watch_id: i64, revision: i64, events: Vec<Event>) -> WatchResponse {
 
 impl WatchHub {
     pub fn new(rev: i64) -> WatchHub {
-        WatchHub {
-            inner: Mutex::new(Inner { rev, ..Default::default() }),
-            fell_behind: Default::default(),
-            lagging: Notify::new(),
-        }
+        WatchHub { inner: Mutex::new(Inner { rev, ..Default::default() }), lagging: Notify::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -87,11 +81,10 @@ impl WatchHub {
         self.lock().rev
     }
 
-    /// (watchers, of which behind, times any fell behind).
-    pub fn stats(&self) -> (usize, usize, u64) {
+    /// (watchers, of which behind).
+    pub fn stats(&self) -> (usize, usize) {
         let inner = self.lock();
-        let behind = self.fell_behind.load(std::sync::atomic::Ordering::Relaxed);
-        (inner.synced.len() + inner.unsynced.len(), inner.unsynced.len(), behind)
+        (inner.synced.len() + inner.unsynced.len(), inner.unsynced.len())
     }
 
     /// Registers a watcher; returns false if its id is taken on its stream.
@@ -177,7 +170,7 @@ impl WatchHub {
             inner.synced.remove(&key);
         }
         let lagging = !fell_behind.is_empty();
-        self.fell_behind.fetch_add(fell_behind.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::get().watchers_fell_behind.inc_by(fell_behind.len() as u64);
         for key in fell_behind {
             if let Some(w) = inner.synced.remove(&key) {
                 inner.unsynced.insert(key, w);
