@@ -30,6 +30,13 @@ impl Certs {
         (self.file("other-client.crt"), self.file("other-client.key"))
     }
 
+    /// A new pair of the CA, `<name>.crt` and `<name>.key`, valid for the loopback hosts,
+    /// with common name `cn` (empty: no common name at all).
+    pub fn issue(&self, name: &str, cn: &str) -> (String, String) {
+        leaf(&self.dir, name, cn, &HOSTS, &self.ca);
+        (self.file(&format!("{name}.crt")), self.file(&format!("{name}.key")))
+    }
+
     /// Writes a new server pair of the CA with common name `cn` over the old one (a rotation).
     pub fn reissue_server(&self, cn: &str) {
         let tmp = self.dir.join("new");
@@ -60,7 +67,11 @@ fn ca(name: &str) -> Ca {
 /// A certificate of `issuer` for `names`, with common name `cn`; writes `<name>.crt/.key`.
 pub fn leaf(dir: &Path, name: &str, cn: &str, names: &[&str], issuer: &(rcgen::Certificate, KeyPair)) {
     let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
+    // rcgen's default name has a CN of its own: start from an empty one.
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    if !cn.is_empty() {
+        p.distinguished_name.push(DnType::CommonName, cn);
+    }
     p.extended_key_usages =
         vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let key = KeyPair::generate().unwrap();

@@ -5,7 +5,7 @@ mod logging;
 
 use cairn_node::{config, server};
 use clap::{Parser, Subcommand};
-use cli::{backup, bench, snapshot};
+use cli::{backup, bench, gateway, grpc_proxy, snapshot};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +33,12 @@ enum Command {
     /// Make a member's data dir of a new cluster from a backup in S3 (full snapshot + deltas,
     /// replayed at their original revisions), to the latest revision, a revision or a time.
     Restore(backup::restore::RestoreArgs),
+    /// etcd's gateway: a TCP proxy in front of a cluster's client endpoints.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// etcd's gRPC proxy: passes every gRPC call on to the cluster's members.
+    #[command(subcommand, name = "grpc-proxy")]
+    GrpcProxy(grpc_proxy::GrpcProxyCommand),
 }
 
 #[derive(Subcommand)]
@@ -60,6 +66,17 @@ fn snapshot_command(c: SnapshotCommand, rt: &tokio::runtime::Runtime) -> anyhow:
         SnapshotCommand::Restore(args) => snapshot::restore::run(&args),
         SnapshotCommand::Save(args) => rt.block_on(snapshot::save::run(&args)),
     }
+}
+
+/// etcd's proxies take their flags before `start` too (`etcd gateway --endpoints=… start`):
+/// `start` is moved right after the proxy's name, where clap looks for it.
+fn start_first(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let proxy = args.get(1).is_some_and(|a| a == "gateway" || a == "grpc-proxy");
+    if let Some(at) = args.iter().position(|a| a == "start").filter(|at| proxy && *at > 2) {
+        let start = args.remove(at);
+        args.insert(2, start);
+    }
+    args
 }
 
 async fn shutdown_signal() {
@@ -105,12 +122,20 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse_from(start_first(args));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match cli.command {
         Some(Command::Bench(args)) => rt.block_on(bench::run(args)),
         Some(Command::Snapshot(c)) => snapshot_command(c, &rt),
         Some(Command::Restore(args)) => rt.block_on(backup::restore::run(&args)),
+        Some(Command::Gateway(c)) => {
+            logging::init("capnslog", "info", logging::Output::Stderr);
+            rt.block_on(gateway::run(c))
+        }
+        Some(Command::GrpcProxy(c)) => {
+            logging::init("capnslog", "info", logging::Output::Stderr);
+            rt.block_on(grpc_proxy::run(c))
+        }
         None => {
             let cfg = match cli.server.validate() {
                 Ok(c) => c,

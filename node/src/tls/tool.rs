@@ -39,3 +39,13 @@ pub fn client_config(
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// etcd's rule for the certificate its gRPC proxy shows the members: no Common Name, for the
+/// members' auth would take a CN for the user of every call the proxy passes on.
+pub fn require_empty_cn(cert: &Path) -> Result<(), TlsError> {
+    let certs = files::certs("--cert", cert)?;
+    match certs.first().and_then(verify::common_name).filter(|cn| !cn.is_empty()) {
+        Some(cn) => Err(TlsError::Flags(format!("cert has non empty Common Name ({cn})"))),
+        None => Ok(()),
+    }
+}
