@@ -130,6 +130,28 @@ const ALERTS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// The queries of the etcd mixin's Grafana dashboard (`$cluster` is the job).
+const DASHBOARD: &[&str] = &[
+    r#"sum(etcd_server_has_leader{job="etcd"})"#,
+    r#"sum(rate(grpc_server_started_total{job="etcd",grpc_type="unary"}[5m]))"#,
+    r#"sum(rate(grpc_server_handled_total{job="etcd",grpc_type="unary",grpc_code!="OK"}[5m]))"#,
+    r#"sum(grpc_server_started_total{job="etcd",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}) - sum(grpc_server_handled_total{job="etcd",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"})"#,
+    r#"sum(grpc_server_started_total{job="etcd",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"}) - sum(grpc_server_handled_total{job="etcd",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"})"#,
+    r#"etcd_debugging_mvcc_db_total_size_in_bytes{job="etcd"}"#,
+    r#"histogram_quantile(0.99, sum(rate(etcd_disk_wal_fsync_duration_seconds_bucket{job="etcd"}[5m])) by (instance, le))"#,
+    r#"histogram_quantile(0.99, sum(rate(etcd_disk_backend_commit_duration_seconds_bucket{job="etcd"}[5m])) by (instance, le))"#,
+    r#"process_resident_memory_bytes{job="etcd"}"#,
+    r#"rate(etcd_network_client_grpc_received_bytes_total{job="etcd"}[5m])"#,
+    r#"rate(etcd_network_client_grpc_sent_bytes_total{job="etcd"}[5m])"#,
+    r#"sum(rate(etcd_network_peer_received_bytes_total{job="etcd"}[5m])) by (instance)"#,
+    r#"sum(rate(etcd_network_peer_sent_bytes_total{job="etcd"}[5m])) by (instance)"#,
+    r#"sum(rate(etcd_server_proposals_failed_total{job="etcd"}[5m]))"#,
+    r#"sum(etcd_server_proposals_pending{job="etcd"})"#,
+    r#"sum(rate(etcd_server_proposals_committed_total{job="etcd"}[5m]))"#,
+    r#"sum(rate(etcd_server_proposals_applied_total{job="etcd"}[5m]))"#,
+    r#"changes(etcd_server_leader_changes_seen_total{job="etcd"}[1d])"#,
+];
+
 #[test]
 fn etcd_alerts_evaluate_against_cairn_and_members_down_fires() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,6 +175,21 @@ fn etcd_alerts_evaluate_against_cairn_and_members_down_fires() {
             assert_eq!(series.len(), 1, "{alert}: {series:?}");
             assert_eq!(series[0]["value"][1], "0", "{alert} with every member up: {series:?}");
         }
+    }
+
+    for query in DASHBOARD {
+        prometheus.wait_for(query, &BTreeSet::new(), Duration::from_secs(60));
+    }
+    // Each of the 60 puts was counted where it was served, and Prometheus has them all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = prometheus.query(r#"sum(grpc_server_handled_total{job="etcd",grpc_method="Put",grpc_code="OK"})"#);
+        let puts: f64 = q.first().and_then(|s| s["value"][1].as_str()).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        if puts == 60.0 {
+            break;
+        }
+        assert!(puts < 60.0 && Instant::now() < deadline, "puts counted: {q:?}");
+        std::thread::sleep(Duration::from_millis(500));
     }
 
     // A member killed: up == 0 for it, and the alert's own expression (no `bool`) fires.
