@@ -387,6 +387,25 @@ impl Member {
         self.spawn();
     }
 
+    /// Restarts, this once with `extra` flags added to its own (`--force-new-cluster`, say),
+    /// and waits until it is healthy. Later restarts are without them.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        let own = self.args.clone();
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.kill9();
+        self.spawn_process();
+        self.args = own;
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// `relaunch`, this once with `extra` flags added to its own.
+    pub fn relaunch_with(&mut self, extra: &[&str]) {
+        let own = self.args.clone();
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.relaunch();
+        self.args = own;
+    }
+
     /// Restarts and waits until /health answers at all: healthy or not (with an alarm
     /// raised it never says healthy).
     pub fn restart_answering(&mut self) {

@@ -6,3 +6,4 @@ pub mod operator;
 pub mod s3;
 pub mod script;
 pub mod sim;
+pub mod transcript;

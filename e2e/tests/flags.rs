@@ -203,7 +203,6 @@ fn the_procfile_runs_by_flags_and_by_etcd_variables_alike() {
 #[test]
 fn etcd_flags_without_meaning_here_are_reported_and_unsafe_ones_refused() {
     fails_with(&["--enable-v2"], "--enable-v2: Cairn does not serve the v2 API");
-    fails_with(&["--force-new-cluster"], "--force-new-cluster is not supported");
     fails_with(&["--cors", "https://example.com"], "--cors: only \"*\"");
     fails_with(&["--discovery", "https://discovery.etcd.io/abc"], "--discovery and --discovery-srv are not supported");
     fails_with(&["--wal-dir", "/tmp/wal"], "--wal-dir is not supported");

@@ -4,47 +4,15 @@
 //! each command on the way.
 
 use cairn_e2e::harness::{etcdctl, free_port, Kind, Member};
+use cairn_e2e::transcript::{ctl, ctl_until, normalize};
 use regex::Regex;
 use std::time::{Duration, Instant};
-
-fn ctl(m: &Member, args: &[&str]) -> String {
-    m.ctl(args) + "\n"
-}
-
-/// Ports and ids differ from run to run; what is left must not. The member list of
-/// `ETCD_INITIAL_CLUSTER` and `member list` lines are sorted (they come in id order).
-fn normalize(s: &str) -> String {
-    let s = Regex::new(r"http://127\.0\.0\.1:\d+").unwrap().replace_all(s, "URL");
-    // etcdctl prints ids unpadded in lists, space-padded to 16 in "Member <id> ... cluster <id>".
-    let s = Regex::new(r"(Member|cluster) +[0-9a-f]+").unwrap().replace_all(&s, "$1 ID");
-    let s = Regex::new(r"\b[0-9a-f]{10,16}\b").unwrap().replace_all(&s, "ID");
-    let s = Regex::new(r#"ETCD_INITIAL_CLUSTER="([^"]*)""#).unwrap().replace_all(&s, |c: &regex::Captures| {
-        let mut parts: Vec<&str> = c[1].split(',').collect();
-        parts.sort();
-        format!("ETCD_INITIAL_CLUSTER=\"{}\"", parts.join(","))
-    });
-    s.into_owned()
-}
 
 fn member_list(m: &Member) -> String {
     let list = normalize(&ctl(m, &["member", "list"]));
     let mut lines: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
     lines.sort();
     lines.join("\n") + "\n"
-}
-
-/// Retries `args` on `m` until the output contains `want` (the learner catches up at its
-/// own pace); returns that output.
-fn ctl_until(m: &Member, args: &[&str], want: &str, within: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let out = ctl(m, args);
-        if out.contains(want) {
-            return out;
-        }
-        assert!(start.elapsed() < within, "{args:?} never answered {want:?}; last answer:\n{out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn new_id(add_output: &str) -> String {

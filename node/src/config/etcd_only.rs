@@ -76,8 +76,6 @@ pub struct EtcdOnlyArgs {
     pub proxy_write_timeout: Option<String>,
     #[arg(long, hide = true)]
     pub proxy_read_timeout: Option<String>,
-    #[arg(long, hide = true, action = go_bool_text!(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub force_new_cluster: Option<String>,
     #[arg(long, hide = true)]
     pub wal_dir: Option<String>,
 }
@@ -158,14 +156,6 @@ impl EtcdOnlyArgs {
                 return Err("--enable-v2: Cairn does not serve the v2 API (off by default in etcd 3.4)".into());
             }
         }
-        if let Some(v) = &self.force_new_cluster {
-            if go_bool("force-new-cluster", v)? {
-                return Err(
-                    "--force-new-cluster is not supported: restore the member from a snapshot (cairn snapshot restore)"
-                        .into(),
-                );
-            }
-        }
         for (flag, v) in [("cors", &self.cors), ("host-whitelist", &self.host_whitelist)] {
             if v.as_deref().is_some_and(|v| v.split(',').any(|h| h.trim() != "*")) {
                 return Err(format!("--{flag}: only \"*\" (etcd's default) is supported"));
@@ -198,7 +188,6 @@ mod tests {
         assert_eq!(a.check().unwrap(), Vec::<String>::new());
         for unsafe_one in [
             EtcdOnlyArgs { enable_v2: Some("true".into()), ..Default::default() },
-            EtcdOnlyArgs { force_new_cluster: Some("true".into()), ..Default::default() },
             EtcdOnlyArgs { cors: Some("https://example.com".into()), ..Default::default() },
             EtcdOnlyArgs { host_whitelist: Some("example.com".into()), ..Default::default() },
             EtcdOnlyArgs { discovery: Some("https://discovery.etcd.io/x".into()), ..Default::default() },

@@ -87,6 +87,12 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub experimental_initial_corrupt_check: bool,
+    /// Start from this member's data as a one-member cluster: the other members are removed
+    /// (the data, the cluster id and this member's id stay). For recovering from the loss of
+    /// a majority; add the others back as new members afterwards.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub force_new_cluster: bool,
     /// Metrics: 'basic', or 'extensive' to add gRPC handling time histograms.
     #[arg(long, default_value = "basic")]
     pub metrics: String,
@@ -157,6 +163,7 @@ pub struct Config {
     pub max_concurrent_streams: u32,
     pub strict_reconfig_check: bool,
     pub initial_corrupt_check: bool,
+    pub force_new_cluster: bool,
     pub watch_progress_interval: Duration,
     pub log_level: String,
     pub logger: String,
@@ -440,6 +447,7 @@ impl ServerArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             strict_reconfig_check: self.strict_reconfig_check,
             initial_corrupt_check: self.experimental_initial_corrupt_check,
+            force_new_cluster: self.force_new_cluster,
             watch_progress_interval,
             log_level: if self.debug { "debug".into() } else { self.log_level.clone() },
             logger: self.logger.clone(),

@@ -2,11 +2,13 @@
 //! and runs the Ready loop; everyone else talks to it through a `RaftHandle`, and the raft
 //! log on disk through `read_log` and `create_log`, in Cairn's terms.
 
+mod force;
 mod handle;
 mod log;
 mod node;
 mod storage;
 
+pub use force::force_new_cluster;
 pub use handle::RaftHandle;
 pub use node::{spawn, NodeConfig, Parts, Started};
 

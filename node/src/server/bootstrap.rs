@@ -83,7 +83,25 @@ pub fn open(cfg: &Config, found: Found, joining: Option<Joining>) -> Result<Open
         )));
     }
     let membership = Arc::new(Membership::load(&state.backend, log.identity.member_id)?);
+    // etcd ignores the flag for a member it bootstraps now: there is nothing to force.
+    if cfg.force_new_cluster && found == Found::Cairn {
+        force_new_cluster(&log_dir, applied, &membership, log.identity.member_id)?;
+    }
     Ok(Opened { identity: log.identity, membership, snap_dir, log_dir, state })
+}
+
+/// --force-new-cluster: every other member (learners too) removed by committed entries at
+/// the log's end, applied when raft starts. A learner has no say in the cluster's history and
+/// may lag it: a new cluster is forced from a voter.
+fn force_new_cluster(log_dir: &std::path::Path, applied: u64, m: &Membership, me: u64) -> Result<(), MemberError> {
+    if m.get(me).is_some_and(|r| r.is_learner) {
+        return Err(refuse(
+            "--force-new-cluster: this member is a learner; force a new cluster from a voting member".into(),
+        ));
+    }
+    let others: Vec<u64> = m.list().into_iter().map(|r| r.id).filter(|id| *id != me).collect();
+    crate::raft::force_new_cluster(log_dir, applied, &others)?;
+    Ok(())
 }
 
 /// A new member's log; returns the founding members, to be written to the new backend.

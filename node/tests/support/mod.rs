@@ -184,6 +184,7 @@ pub async fn start_cluster(net: &Arc<FaultyNet>, n: usize, snapshot_count: u64) 
             logger: "capnslog".into(),
             metrics_extensive: false,
             enable_pprof: false,
+            force_new_cluster: false,
             auto_compaction: None,
             quota_bytes: None,
             auth_token: "simple".into(),
