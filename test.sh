@@ -2,7 +2,8 @@
 # Runs every test of the workspace. Installs what the tests need first:
 #   Debian's etcd-server and etcd-client 3.4 (the reference server and the real client),
 #   iptables (network partitions between members on 127.0.0.x), Prometheus 2.42 with promtool
-#   (etcd's alerts evaluated against Cairn), and a Python venv with
+#   (etcd's alerts evaluated against Cairn), Go (its pprof reads Cairn's CPU profiles; etcd's
+#   suite is built with it), and a Python venv with
 #   helm-python-sdk and kubernetes-validate (the Helm chart's check) and moto's S3 server
 #   (the backup tests).
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   sudo_if_needed apt-get update -qq
