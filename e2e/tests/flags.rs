@@ -176,6 +176,8 @@ fn the_procfile_runs_by_flags_and_by_etcd_variables_alike() {
         ids.push(members.join("\n"));
         // --enable-pprof serves /debug/pprof/; --logger zap writes etcd's JSON lines.
         assert!(matches!(http_get(&endpoints[0], "/debug/pprof/heap"), Some((200, b)) if b.contains("in_use_bytes")));
+        let too_long = http_get(&endpoints[0], "/debug/pprof/profile?seconds=4000");
+        assert!(matches!(&too_long, Some((400, b)) if b.contains("exceeds the server's limit")), "{too_long:?}");
         if run == "flags" {
             cpu_profile_opens_in_go_tool_pprof(&endpoints[1], dir.path());
         }

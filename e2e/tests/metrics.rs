@@ -55,5 +55,11 @@ fn metrics_count_as_etcds_own_test_reads_them() {
             .and_then(|v| v.parse::<u64>().ok());
         assert!(sent.is_some_and(|n| n >= 12), "{addr}: watch messages sent: {sent:?}");
     }
+    // Compacting at the last revision drops every revision the deleted keys and "k" left.
+    assert!(ctl(&["compaction", "14"]).contains("compacted revision 14"));
+    let text = http_get(&m.client_addr, "/metrics").expect("metrics").1;
+    let compacted = text.lines().find_map(|l| l.strip_prefix("etcd_debugging_mvcc_db_compaction_keys_total "));
+    assert!(compacted.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{compacted:?}");
+    assert!(text.lines().any(|l| l == "etcd_debugging_mvcc_compact_revision 14"), "{text}");
     assert_eq!(http_get(&metrics_addr, "/health"), Some((200, r#"{"health":"true"}"#.into())));
 }

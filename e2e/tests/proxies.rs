@@ -158,3 +158,22 @@ fn the_grpc_proxy_reaches_tls_members_with_a_certificate_without_common_name() {
     assert_eq!(proxy.ctl(&["put", "k", "v"]).trim(), "OK");
     assert_eq!(direct(&["get", "k", "--print-value-only"]).trim(), "v");
 }
+
+#[test]
+fn the_proxies_refuse_what_they_cannot_do_as_asked() {
+    let fails = |args: &[&str], needle: &str| {
+        let out = Command::new(cairn_bin()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(needle), "cairn {args:?}: expected {needle:?} in:\n{stderr}");
+    };
+    let addr = format!("127.0.0.1:{}", free_port());
+    fails(
+        &["grpc-proxy", "start", "--namespace=/tenant/", &format!("--listen-addr={addr}")],
+        "--namespace is not supported",
+    );
+    fails(&["gateway", "start", "--endpoints=no-port", &format!("--listen-addr={addr}")], "error parsing endpoint");
+    fails(
+        &["gateway", &format!("--endpoints={addr}"), "start", &format!("--listen-addr={addr}")],
+        "should not be the gateway listen addr",
+    );
+}

@@ -327,7 +327,8 @@ impl Applier {
             Request::DeleteRange(d) => ops::delete_range(w, &d).map(Applied::DeleteRange),
             Request::Txn(t) => txn::txn(w, &self.lessor, &t).map(Applied::Txn),
             Request::Compaction(c) => {
-                w.compact(c.revision)?;
+                let compacted = w.compact(c.revision)?;
+                crate::metrics::get().mvcc.compaction_keys.inc_by(compacted as u64);
                 Ok(Applied::Compaction(CompactionResponse { header: None }))
             }
             Request::LeaseGrant(g) => {

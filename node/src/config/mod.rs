@@ -292,6 +292,10 @@ fn listen_url(u: &str) -> Result<ListenUrl, String> {
     Ok(ListenUrl { addr: listen_addr(u)?, tls: is_tls_url(u) })
 }
 
+fn listen_urls(urls: &[String]) -> Result<Vec<ListenUrl>, String> {
+    urls.iter().map(|u| listen_url(u)).collect()
+}
+
 /// Resolves a listen URL to one address; `localhost` binds loopback IPv4 as etcd does.
 fn listen_addr(u: &str) -> Result<ListenAddr, String> {
     // `unix://etcd.unix:1` is the socket file `etcd.unix:1`, as etcd reads it.
@@ -368,15 +372,15 @@ impl ServerArgs {
             q => Some(q as u64),
         };
         let listen_client_urls = split_urls("listen-client-urls", &self.listen_client_urls)?;
-        let listen_client = listen_client_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
+        let listen_client = listen_urls(&listen_client_urls)?;
         let listen_metrics_urls = match self.listen_metrics_urls.trim() {
             "" => Vec::new(),
             urls => split_urls("listen-metrics-urls", urls)?,
         };
-        let listen_metrics = listen_metrics_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
+        let listen_metrics = listen_urls(&listen_metrics_urls)?;
         let advertise_client_urls = split_urls("advertise-client-urls", &self.advertise_client_urls)?;
         let listen_peer_urls = split_urls("listen-peer-urls", &self.listen_peer_urls)?;
-        let listen_peer = listen_peer_urls.iter().map(|u| listen_url(u)).collect::<Result<Vec<_>, _>>()?;
+        let listen_peer = listen_urls(&listen_peer_urls)?;
         let apurls = split_urls("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?;
         let initial_cluster = match &self.initial_cluster {
             Some(s) => parse_initial_cluster(s)?,

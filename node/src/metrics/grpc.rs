@@ -178,14 +178,12 @@ impl Grpc {
             for &(method, kind) in list.iter() {
                 let call: Call = [("grpc_method", method), ("grpc_service", service), ("grpc_type", kind)];
                 let code_counter = |code: &'static str| {
-                    handled
-                        .get_or_create_owned(&[
-                            ("grpc_code", code),
-                            ("grpc_method", method),
-                            ("grpc_service", service),
-                            ("grpc_type", kind),
-                        ])
-                        .clone()
+                    handled.get_or_create_owned(&[
+                        ("grpc_code", code),
+                        ("grpc_method", method),
+                        ("grpc_service", service),
+                        ("grpc_type", kind),
+                    ])
                 };
                 let m = Method {
                     kind,

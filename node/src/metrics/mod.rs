@@ -43,14 +43,12 @@ pub fn get() -> &'static Metrics {
 
 /// What a scrape reads from the member serving it.
 pub struct Sample {
-    pub member_id: u64,
     pub has_leader: bool,
     pub is_leader: bool,
     pub is_learner: bool,
     pub committed: u64,
     pub applied: u64,
     pub pending: usize,
-    pub quota_bytes: u64,
     pub db_size: u64,
     pub db_size_in_use: u64,
     pub keys: usize,
@@ -65,8 +63,7 @@ impl Metrics {
     fn new(extensive: bool) -> Metrics {
         let mut r = Registry::default();
         let server = families::Server::register(&mut r);
-        let version = |v: &str| [("server_version", v.to_string())];
-        server.version.get_or_create(&version(crate::version::ETCD_API_VERSION)).set(1);
+        server.version.get_or_create(&[("server_version", crate::version::ETCD_API_VERSION.into())]).set(1);
         server
             .cluster_version
             .get_or_create(&[("cluster_version", crate::version::CLUSTER_VERSION_MINOR.into())])
@@ -90,17 +87,21 @@ impl Metrics {
         }
     }
 
+    /// What stays as it is for the member's life: its id, its backend quota (none: 0).
+    pub fn identify(&self, member_id: u64, quota_bytes: Option<u64>) {
+        self.server.id.get_or_create(&[("server_id", format!("{member_id:x}"))]).set(1);
+        self.server.quota_backend_bytes.set(quota_bytes.unwrap_or(0) as f64);
+    }
+
     /// The exposition: OpenMetrics when the scraper asks for it, else Prometheus text 0.0.4.
     pub fn render(&self, s: &Sample, openmetrics: bool) -> String {
         let g = &self.server;
-        g.id.get_or_create(&[("server_id", format!("{:x}", s.member_id))]).set(1);
         g.has_leader.set(s.has_leader as i64);
         g.is_leader.set(s.is_leader as i64);
         g.is_learner.set(s.is_learner as i64);
         g.proposals_committed.set(s.committed as i64);
         g.proposals_applied.set(s.applied as i64);
         g.proposals_pending.set(s.pending as i64);
-        g.quota_backend_bytes.set(s.quota_bytes as f64);
         let m = &self.mvcc;
         m.db_total_size.set(s.db_size as i64);
         m.db_in_use_size.set(s.db_size_in_use as i64);

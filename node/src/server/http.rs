@@ -19,7 +19,6 @@ pub struct HttpState {
     pub alarms: Arc<Alarms>,
     pub backend: Arc<Backend>,
     pub hub: Arc<WatchHub>,
-    pub quota_bytes: Option<u64>,
 }
 
 pub fn routes(ctx: Arc<HttpState>) -> Router {
@@ -70,14 +69,12 @@ async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> imp
     let backend = state.backend.clone();
     let db_size_in_use = tokio::task::spawn_blocking(move || backend.bytes_in_use()).await.unwrap_or(0);
     let sample = Sample {
-        member_id: ctx.member_id,
         has_leader: s.has_leader(),
         is_leader: s.is_leader(),
         is_learner: ctx.membership.me_is_learner(),
         committed: s.commit_index(),
         applied: ctx.raft.applied_index(),
         pending: ctx.raft.pending_proposals(),
-        quota_bytes: state.quota_bytes.unwrap_or(0),
         db_size: state.backend.size_on_disk(),
         db_size_in_use,
         keys: ctx.mvcc.key_count(),

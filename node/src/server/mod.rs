@@ -229,6 +229,7 @@ impl Member {
         if cfg.initial_corrupt_check && found != Found::Empty {
             corrupt::check(&opened.state.mvcc, &opened.membership, &client_dial).await?;
         }
+        crate::metrics::get().identify(opened.identity.member_id, cfg.quota_bytes);
         let waiters = Arc::new(Waiters::default());
         // etcd's minimum TTL: one and a half election timeouts, in whole seconds, rounded up.
         let min_ttl = (election_timeout(&cfg).as_secs_f64() * 1.5).ceil() as i64;
@@ -392,7 +393,6 @@ impl Member {
             alarms: alarms.clone(),
             backend: backend.clone(),
             hub: hub.clone(),
-            quota_bytes: cfg.quota_bytes,
         });
         for listener in listeners.client {
             // Every service takes requests as large as KV does, as etcd's one gRPC server does.
