@@ -281,7 +281,9 @@ mod property {
                 Damage::Zero { at, len } => {
                     let p = pos(*at);
                     let end = (p + len).min(bytes.len());
-                    if bytes[p..end].iter().any(|b| *b != 0) { changed_at = Some(p); }
+                    // Zeros written over zeros change nothing: the first byte that was not one is
+                    // where the damage begins.
+                    changed_at = bytes[p..end].iter().position(|b| *b != 0).map(|i| p + i);
                     bytes[p..end].fill(0);
                 }
                 Damage::Overwrite { at, bytes: b } => {
