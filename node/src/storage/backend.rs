@@ -40,8 +40,9 @@ pub struct Backend {
     /// The size on disk and when it was measured: measuring stats every file of the copy,
     /// too much for each put the quota checks.
     size: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
-    /// The bytes of live records and when they were counted (a scan of every record).
-    in_use: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+    /// The bytes of live records, when they were counted (a scan of every record) and the
+    /// size on disk at that moment.
+    in_use: std::sync::Mutex<Option<LiveCount>>,
     /// How much larger than its live records a freshly written copy is (sled's page headers,
     /// index nodes and segment slack: 1.6 for 1 KiB values), learned at each defragmentation
     /// and kept in `path.overhead`, so that the size in use estimates what a defragmented
@@ -60,6 +61,13 @@ const IN_USE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How old a measured size may be when it is answered.
 const SIZE_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[derive(Clone, Copy)]
+struct LiveCount {
+    at: std::time::Instant,
+    live: u64,
+    size: u64,
+}
 
 struct Inner {
     db: sled::Db,
@@ -208,21 +216,29 @@ impl Backend {
     /// etcd's dbSizeInUse: the size a copy without garbage would take, estimated as the
     /// bytes of the live records (keys and values) times the overhead the last
     /// defragmentation found, and never more than the size on disk. Counted at most
-    /// IN_USE_MAX_AGE ago; a count reads every record, so callers on an async runtime run
-    /// it as blocking work.
+    /// IN_USE_MAX_AGE ago; what the backend grew since that count is taken as in use, so
+    /// that a fast fill never looks fragmented (an operator would defragment live data; a
+    /// run on a stale count found 50% "fragmentation" in a backend being filled). A count
+    /// reads every record, so callers on an async runtime run it as blocking work.
     pub fn bytes_in_use(&self) -> u64 {
         let overhead = *self.overhead.lock().unwrap_or_else(|e| e.into_inner());
-        ((self.live_bytes() as f64 * overhead) as u64).min(self.size_on_disk())
+        let count = self.live_count();
+        let now = self.size_on_disk();
+        ((count.live as f64 * overhead) as u64 + now.saturating_sub(count.size)).min(now)
     }
 
-    fn live_bytes(&self) -> u64 {
+    fn live_count(&self) -> LiveCount {
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         match *in_use {
-            Some((at, bytes)) if at.elapsed() < IN_USE_MAX_AGE => bytes,
+            Some(c) if c.at.elapsed() < IN_USE_MAX_AGE => c,
             _ => {
-                let bytes = self.tree().iter().flatten().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-                *in_use = Some((std::time::Instant::now(), bytes));
-                bytes
+                // The size first: what is written during the scan is then growth after it
+                // (counted in use), never garbage.
+                let size = self.inner().db.size_on_disk().unwrap_or(0);
+                let live = self.tree().iter().flatten().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+                let c = LiveCount { at: std::time::Instant::now(), live, size };
+                *in_use = Some(c);
+                c
             }
         }
     }
@@ -299,7 +315,7 @@ impl Backend {
         fresh.flush()?;
         let copy = fresh.measure_size();
         self.in_use.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.learn_overhead(copy, fresh.live_bytes());
+        self.learn_overhead(copy, fresh.live_count().live);
         if copy >= before {
             drop(fresh);
             let _ = std::fs::remove_dir_all(&next_path);
@@ -407,6 +423,23 @@ mod tests {
         drop((b, w));
         assert!(!base.with_extension("1").exists(), "generation 1 is gone");
         assert_eq!(reopen(&base).0.len(), 101);
+    }
+
+    #[test]
+    fn a_backend_filled_after_its_last_count_does_not_look_fragmented() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _w) = Backend::open(&dir.path().join("db")).unwrap();
+        b.tree().insert(b"first", vec![b'x'; 4096]).unwrap();
+        b.flush().unwrap();
+        b.bytes_in_use();
+        // Filled well within the count's age: nothing of it is garbage.
+        for i in 0..3000u32 {
+            b.tree().insert(i.to_be_bytes(), vec![b'x'; 4096]).unwrap();
+        }
+        b.flush().unwrap();
+        let size = b.measure_size();
+        let in_use = b.bytes_in_use();
+        assert!(size > 3000 * 4096 && in_use * 10 >= size * 9, "{in_use} in use of {size}");
     }
 
     #[test]
