@@ -13,6 +13,7 @@
 //! `cairn restore`, in cairn-node, on top of `fetch`.
 
 pub mod catalog;
+pub mod credentials;
 pub mod delta;
 mod error;
 pub mod fetch;

@@ -1,6 +1,7 @@
 //! The S3 calls backups need, over aws-sdk-s3: objects under one prefix, a conditional PUT
 //! for the catalog, listing, and multipart uploads fed from a stream.
 
+use crate::credentials::Credentials;
 use crate::BackupError;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -15,8 +16,7 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub force_path_style: bool,
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    pub credentials: Credentials,
 }
 
 #[derive(Clone)]
@@ -43,12 +43,18 @@ impl Store {
         use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
         let http =
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-        let creds =
-            aws_sdk_s3::config::Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cairn");
+        // As the SDK's own region chain: what is configured, then the environment (EKS injects
+        // AWS_REGION), then us-east-1, where a bucket without a location lives.
+        let region = cfg
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+        let region = aws_sdk_s3::config::Region::new(region.unwrap_or_else(|| "us-east-1".into()));
         let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(cfg.region.clone().unwrap_or_else(|| "us-east-1".into())))
-            .credentials_provider(creds)
+            .credentials_provider(cfg.credentials.provider(&region, &http))
+            .region(region)
             .force_path_style(cfg.force_path_style)
             .http_client(http);
         if let Some(endpoint) = &cfg.endpoint {

@@ -13,12 +13,22 @@ pub struct Operator {
 impl Operator {
     /// Starts the `run`th operator of the test (log `operator-<run>.log`), with a short Lease.
     pub fn start(sim: &KubeSim, run: usize) -> Operator {
+        Operator::start_with_env(sim, run, &[])
+    }
+
+    /// The same, with these environment variables (and none of the test's AWS_ ones).
+    pub fn start_with_env(sim: &KubeSim, run: usize, env: &[(&str, &str)]) -> Operator {
         let log = std::fs::File::create(sim.path().join(format!("operator-{run}.log"))).expect("a log");
         let metrics = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(built_bin("cairn-operator"))
+        let mut cmd = Command::new(built_bin("cairn-operator"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(k);
+        }
+        let child = cmd
             .args(["--lease-duration-seconds", "4", "--metrics-addr", &metrics])
             .env("KUBECONFIG", &sim.kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -62,6 +62,12 @@ impl Client {
         Client { rt, kv }
     }
 
+    /// A client of `name`'s first member once the cluster has `n` healthy voters.
+    fn to_when_settled(sim: &KubeSim, name: &str, n: usize) -> Client {
+        wait_for(sim, name, Duration::from_secs(120), &format!("{n} healthy voters"), |c| settled(c, n));
+        Client::to(sim, &format!("{name}-0"))
+    }
+
     /// A put, retried while the cluster is between leaders (the operator's defragmentation
     /// moves leadership): "no leader" is answered before anything is proposed, so a retry
     /// never writes twice.
@@ -183,5 +189,57 @@ fn a_cluster_backed_up_to_s3_is_restored_at_its_revisions_and_stays_defragmented
             assert_eq!(&got, want, "{name}-{i} restored");
         }
     }
+    drop(operator);
+}
+
+/// EKS's IRSA, played by moto's STS: the operator (its environment) and the restore init
+/// container (the member pod's, through spec.pod.env) hold a web identity token and a role,
+/// no key; moto refuses every S3 call not signed with credentials STS issued for that role.
+#[test]
+fn without_a_secret_backups_and_restores_use_the_default_credential_chain() {
+    let sim = KubeSim::start(&[]);
+    let moto = Moto::start(&sim.path().join("moto.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keyed = rt.block_on(moto.store("backups", "default/irsa"));
+    let role = moto.web_identity_role("cairn-backups", "backups");
+    let refused = rt.block_on(keyed.list("")).expect_err("moto checks credentials now");
+    assert!(refused.to_string().contains("InvalidAccessKeyId"), "{refused}");
+
+    let token = sim.path().join("token");
+    std::fs::write(&token, "a-projected-service-account-token").unwrap();
+    let token = token.to_str().unwrap();
+    let aws = [
+        ("AWS_ROLE_ARN", role.as_str()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token),
+        ("AWS_ENDPOINT_URL_STS", moto.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    sim.apply(CRD);
+    sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
+    let operator = Operator::start_with_env(&sim, 1, &aws);
+    let s3 = format!("{{bucket: backups, prefix: default/irsa, endpoint: '{}', forcePathStyle: true}}", moto.endpoint);
+    sim.apply(&format!(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: irsa}}\nspec:\n  replicas: 1\n  \
+         backup: {{s3: {s3}, fullSchedule: '0 0 30 2 *', deltaInterval: 1s}}\n"
+    ));
+    let client = Client::to_when_settled(&sim, "irsa", 1);
+    let last = (0..20).map(|i| client.put(&format!("k/{i:02}"), format!("v{i}").into())).last().unwrap();
+    let c = wait_for(&sim, "irsa", Duration::from_secs(60), "backed up", |c| {
+        c["status"]["lastBackup"]["deltaRevision"].as_i64().unwrap_or(0) >= last
+    });
+    assert_eq!(condition(&c, "BackupHealthy")["status"], "True", "{}", c["status"]);
+    let want = client.all(last).0;
+    drop(client);
+
+    assert!(sim.kubectl(&["delete", "cc", "irsa", "--wait", "--timeout=60s"]).success);
+    let env: Vec<String> = aws.iter().map(|(k, v)| format!("{{name: {k}, value: '{v}'}}")).collect();
+    sim.apply(&format!(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: back}}\nspec:\n  replicas: 1\n  \
+         bootstrap: {{restore: {{s3: {s3}}}}}\n  pod: {{env: [{}]}}\n",
+        env.join(", ")
+    ));
+    let client = Client::to_when_settled(&sim, "back", 1);
+    let (got, rev) = client.all(0);
+    assert_eq!((rev, &got), (last, &want), "restored through the chain");
     drop(operator);
 }

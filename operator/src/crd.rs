@@ -2,7 +2,7 @@
 //! its own rules (odd replicas through a CEL rule, so the API server refuses 4 before the
 //! operator ever sees it) and defaults; `crdgen` writes it to crds/.
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -107,6 +107,14 @@ pub struct PodOverrides {
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+    /// The member pods' ServiceAccount (for example one EKS's IRSA maps to an IAM role that
+    /// may read the backups a restore starts from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Extra environment of the member containers, the restore container included (for
+    /// example AWS_REGION, or proxy settings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
 }
 
 /// An S3 location (or an S3-compatible store's).
@@ -124,8 +132,12 @@ pub struct S3Location {
     pub region: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
-    /// A Secret with the keys accessKeyId and secretAccessKey.
-    pub credentials_secret: String,
+    /// A Secret with the keys accessKeyId and secretAccessKey. Without one, the AWS SDK's
+    /// default credential chain: the operator's own (its environment, a web identity token
+    /// as EKS's IRSA injects, container or instance metadata) for backups, the member pods'
+    /// (see spec.pod.serviceAccountName and spec.pod.env) for restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -7,6 +7,7 @@
 use super::cron::Schedule;
 use super::writer::{Progress, Writer, WriterConfig};
 use crate::crd::{BackupSpec, CairnCluster, S3Location};
+use cairn_backup::credentials::Credentials;
 use cairn_backup::s3::{S3Config, Store};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -26,19 +27,12 @@ pub struct Runners(Mutex<HashMap<String, Running>>);
 /// Full snapshots kept when the spec says nothing.
 pub const DEFAULT_KEEP: usize = 7;
 
-/// The S3 settings of a location, its credentials read from the Secret it names (in `ns`).
+/// The S3 settings of a location, its credentials read from the Secret it names (in `ns`),
+/// or the operator's default credential chain when it names none.
 pub async fn s3_config(client: &kube::Client, ns: &str, s3: &S3Location) -> Result<S3Config, String> {
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get_opt(&s3.credentials_secret)
-        .await
-        .map_err(|e| format!("reading secret {ns}/{}: {e}", s3.credentials_secret))?
-        .ok_or_else(|| format!("secret {ns}/{} not found", s3.credentials_secret))?;
-    let data = secret.data.unwrap_or_default();
-    let key = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("secret {ns}/{} has no key {k}", s3.credentials_secret))
+    let credentials = match &s3.credentials_secret {
+        Some(name) => secret_keys(client, ns, name).await?,
+        None => Credentials::DefaultChain,
     };
     Ok(S3Config {
         bucket: s3.bucket.clone(),
@@ -46,9 +40,24 @@ pub async fn s3_config(client: &kube::Client, ns: &str, s3: &S3Location) -> Resu
         endpoint: s3.endpoint.clone(),
         region: s3.region.clone(),
         force_path_style: s3.force_path_style,
-        access_key_id: key("accessKeyId")?,
-        secret_access_key: key("secretAccessKey")?,
+        credentials,
     })
+}
+
+async fn secret_keys(client: &kube::Client, ns: &str, name: &str) -> Result<Credentials, String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading secret {ns}/{name}: {e}"))?
+        .ok_or_else(|| format!("secret {ns}/{name} not found"))?;
+    let data = secret.data.unwrap_or_default();
+    let key = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("secret {ns}/{name} has no key {k}"))
+    };
+    Ok(Credentials::Keys { access_key_id: key("accessKeyId")?, secret_access_key: key("secretAccessKey")? })
 }
 
 /// The writer's settings from the spec; a message for the first thing wrong.
@@ -131,7 +140,7 @@ mod tests {
             endpoint: None,
             region: None,
             force_path_style: false,
-            credentials_secret: "creds".into(),
+            credentials_secret: Some("creds".into()),
         };
         BackupSpec { s3, full_schedule: schedule.into(), delta_interval: interval.into(), retention }
     }

@@ -99,16 +99,21 @@ fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreS
         format!("--initial-cluster-token={}", cluster_token(c)),
         format!("--initial-advertise-peer-urls={}", peer_url(c, member)),
     ]);
-    let secret = &r.s3.credentials_secret;
+    let mut env = match &r.s3.credentials_secret {
+        Some(secret) => vec![
+            secret_env("AWS_ACCESS_KEY_ID", secret, "accessKeyId"),
+            secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
+        ],
+        // The default credential chain, from what the pod has.
+        None => Vec::new(),
+    };
+    env.extend(c.spec.pod.iter().flat_map(|p| p.env.iter().cloned()));
     Container {
         name: "restore".into(),
         image: Some(c.spec.image.clone()),
         command: Some(vec!["cairn".into()]),
         args: Some(args),
-        env: Some(vec![
-            secret_env("AWS_ACCESS_KEY_ID", secret, "accessKeyId"),
-            secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
-        ]),
+        env: (!env.is_empty()).then_some(env),
         volume_mounts: Some(data_mount()),
         resources: c.spec.resources.clone(),
         ..Default::default()
@@ -138,12 +143,15 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
     let restore = c.spec.bootstrap.as_ref().and_then(|b| b.restore.as_ref()).filter(|_| join == Join::New);
     let init = restore.map(|r| vec![restore_container(c, member, &cluster.join(","), r)]);
     let port = |name: &str, p: i32| ContainerPort { name: Some(name.into()), container_port: p, ..Default::default() };
+    let overrides = c.spec.pod.clone().unwrap_or_default();
+    let mut env = vec![field_env("POD_IP", "status.podIP"), field_env("POD_NAME", "metadata.name")];
+    env.extend(overrides.env);
     let container = Container {
         name: "cairn".into(),
         image: Some(c.spec.image.clone()),
         command: Some(vec!["cairn".into()]),
         args: Some(args),
-        env: Some(vec![field_env("POD_IP", "status.podIP"), field_env("POD_NAME", "metadata.name")]),
+        env: Some(env),
         ports: Some(vec![port("client", CLIENT_PORT), port("peer", PEER_PORT)]),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
@@ -159,7 +167,6 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
         resources: c.spec.resources.clone(),
         ..Default::default()
     };
-    let overrides = c.spec.pod.clone().unwrap_or_default();
     let mut meta = owned_meta(c, member, member_labels(member));
     meta.labels.get_or_insert_with(BTreeMap::new).extend(overrides.labels);
     if !overrides.annotations.is_empty() {
@@ -213,6 +220,7 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
             affinity,
             priority_class_name: overrides.priority_class_name,
+            service_account_name: overrides.service_account_name,
             termination_grace_period_seconds: Some(30),
             ..Default::default()
         }),
@@ -283,6 +291,20 @@ mod tests {
         // A member added later joins the restored cluster: nothing to restore.
         let added = pod(&c, "demo-3", &founders, Join::Existing);
         assert!(added.spec.unwrap().init_containers.is_none());
+    }
+
+    #[test]
+    fn without_a_secret_the_restore_uses_what_the_pod_has() {
+        let c = sample(
+            "demo",
+            "{bootstrap: {restore: {s3: {bucket: b}}}, pod: {serviceAccountName: backups, env: [{name: AWS_REGION, value: eu-west-1}]}}",
+        );
+        let p = pod(&c, "demo-0", &["demo-0".into()], Join::New);
+        let spec = p.spec.unwrap();
+        assert_eq!(spec.service_account_name.as_deref(), Some("backups"));
+        let names = |c: &Container| c.env.iter().flatten().map(|e| e.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&spec.init_containers.unwrap()[0]), ["AWS_REGION"]);
+        assert_eq!(names(&spec.containers[0]), ["POD_IP", "POD_NAME", "AWS_REGION"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::cli::snapshot::progress::Progress;
 use crate::cli::snapshot::restore::{build, describe, load, MemberArgs};
 use anyhow::{bail, Context};
 use cairn_backup::catalog::{Catalog, Plan, Target};
+use cairn_backup::credentials::Credentials;
 use cairn_backup::s3::{S3Config, Store};
 use cairn_backup::time::format_ms;
 use cairn_node::storage::mvcc::MvccStore;
@@ -49,21 +50,18 @@ pub struct RestoreArgs {
 }
 
 impl RestoreArgs {
-    fn s3(&self) -> anyhow::Result<S3Config> {
-        let env = |name: &str| {
-            std::env::var(name).with_context(|| {
-                format!("{name} is not set (the S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-            })
-        };
-        Ok(S3Config {
+    /// The credentials are the AWS SDK's default chain: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE with
+    /// AWS_ROLE_ARN, as EKS's IRSA sets), the shared files, container or instance metadata.
+    fn s3(&self) -> S3Config {
+        S3Config {
             bucket: self.s3_bucket.clone(),
             prefix: self.s3_prefix.clone(),
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
             force_path_style: self.s3_force_path_style,
-            access_key_id: env("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: env("AWS_SECRET_ACCESS_KEY")?,
-        })
+            credentials: Credentials::DefaultChain,
+        }
     }
 
     fn target(&self) -> anyhow::Result<Target> {
@@ -87,7 +85,7 @@ pub struct Restored {
 
 pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     if a.list {
-        let store = Store::new(&a.s3()?);
+        let store = Store::new(&a.s3());
         print!("{}", describe_backup(&cairn_backup::fetch::catalog(&store).await?));
         return Ok(());
     }
@@ -100,7 +98,7 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
         }
     }
     let member = a.member.check()?;
-    let store = Store::new(&a.s3()?);
+    let store = Store::new(&a.s3());
     let done = restore(&store, target, &member).await?;
     eprintln!(
         "restored revision {} (full snapshot at revision {} and {} deltas, {} changes replayed) into {}: {}",
