@@ -122,6 +122,11 @@ impl KubeSim {
 
 impl Drop for KubeSim {
     fn drop(&mut self) {
+        // A failed test's logs (kube-sim's, the operator's, the pods') are what explains it.
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("kube-sim's dir kept after the failure: {}", self.dir.path().display());
+        }
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

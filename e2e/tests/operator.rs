@@ -165,3 +165,78 @@ fn a_cluster_comes_up_scales_through_learners_recovers_members_and_survives_the_
 fn members_by_id(c: &Value, name: &str) -> Option<String> {
     c["status"]["members"].as_array()?.iter().find(|m| m["name"] == name)?["id"].as_str().map(str::to_string)
 }
+
+/// The keys and their revisions and versions as etcdctl shows them at a member (the header,
+/// which names the member and term, left out).
+fn keys_at(sim: &KubeSim, via: &str) -> Vec<String> {
+    let out = ctl(&format!("{}:2379", pod_ip(sim, via)), &["get", "", "--prefix", "-w", "fields"]);
+    let kept = ["\"Key\"", "\"CreateRevision\"", "\"ModRevision\"", "\"Version\"", "\"Value\""];
+    out.lines().filter(|l| kept.iter().any(|k| l.starts_with(k))).map(str::to_string).collect()
+}
+
+fn condition(c: &Value, kind: &str) -> Value {
+    c["status"]["conditions"].as_array().into_iter().flatten().find(|x| x["type"] == kind).cloned().unwrap_or_default()
+}
+
+/// Two of three members lost with their claims: quorum is gone for good. Under Manual the
+/// operator only says what it would do; switched to Automatic it restarts the member left
+/// with --force-new-cluster, drops the lost ones and grows back through learners, every key
+/// at its revisions.
+#[test]
+fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
+    let sim = KubeSim::start(&[]);
+    sim.apply(CRD);
+    sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
+    let _operator = Operator::start(&sim, 1);
+    sim.apply(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\n\
+         spec: {replicas: 3, recovery: {mode: Manual}}\n",
+    );
+    wait_for(&sim, Duration::from_secs(120), "3 healthy voters", |c| settled(c, 3));
+    let ep = format!("{}:2379", pod_ip(&sim, "demo-0"));
+    for i in 0..20 {
+        assert_eq!(ctl(&ep, &["put", &format!("k{}", i % 7), &format!("v{i}")]), "OK\n");
+    }
+    // Every member has applied them before the majority goes (so that the one left has all).
+    for m in ["demo-1", "demo-2"] {
+        let at = format!("{}:2379", pod_ip(&sim, m));
+        sim.eventually(Duration::from_secs(30), "the writes applied everywhere", || {
+            ctl(&at, &["get", "k6", "--consistency=s", "--print-value-only"]) == "v13\n"
+        });
+    }
+    let before = keys_at(&sim, "demo-0");
+    assert_eq!(before.iter().filter(|l| l.starts_with("\"Key\"")).count(), 7);
+
+    assert!(sim.kubectl(&["delete", "pod,pvc", "demo-1", "demo-2", "--wait=false"]).success);
+    let c = wait_for(&sim, Duration::from_secs(120), "quorum loss reported", |c| {
+        condition(c, "Degraded")["message"].as_str().unwrap_or_default().contains("recovery is Manual")
+    });
+    let message = condition(&c, "Degraded")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("Automatic would restart demo-0"), "{message}");
+    assert!(c["status"]["recovery"].is_null() && c["status"]["lastRecovery"].is_null(), "{}", c["status"]);
+    let args = sim.kubectl(&["get", "pod", "demo-0", "-o", "jsonpath={.spec.containers[0].args}"]).stdout;
+    assert!(!args.contains("--force-new-cluster"), "Manual changes nothing: {args}");
+
+    let out =
+        sim.kubectl(&["patch", "cc", "demo", "--type", "merge", "-p", r#"{"spec":{"recovery":{"mode":"Automatic"}}}"#]);
+    assert!(out.success, "{}", out.all());
+    let c = wait_for(&sim, Duration::from_secs(240), "recovered and grown back to 3", |c| {
+        settled(c, 3) && c["status"]["lastRecovery"]["completed"].is_string()
+    });
+    let last = &c["status"]["lastRecovery"];
+    assert_eq!(last["survivor"], "demo-0", "{last}");
+    let lost: Vec<&str> = last["lost"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!lost.is_empty() && lost.iter().all(|m| ["demo-1", "demo-2"].contains(m)), "{last}");
+    assert!(c["status"]["recovery"].is_null(), "{}", c["status"]);
+    assert_eq!(member_list(&sim, "demo-0").len(), 3);
+    let args = sim.kubectl(&["get", "pod", "demo-0", "-o", "jsonpath={.spec.containers[0].args}"]).stdout;
+    assert!(!args.contains("--force-new-cluster"), "the survivor runs without the flag again: {args}");
+    for m in ["demo-0", "demo-1", "demo-2"] {
+        assert_eq!(keys_at(&sim, m), before, "{m}'s keys and revisions");
+    }
+    let ep = format!("{}:2379", pod_ip(&sim, "demo-2"));
+    assert_eq!(ctl(&ep, &["put", "after", "recovery"]), "OK\n");
+    let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
+    assert!(events.contains("QuorumLost") && events.contains("QuorumRecovered"), "{events}");
+    assert!(events.contains("restarts from its data (revision"), "{events}");
+}

@@ -122,7 +122,7 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
         act::Outcome::Changed { reason, note } => {
             ctx.metrics.membership_changed(reason);
             let event = Event {
-                type_: EventType::Normal,
+                type_: if reason == "QuorumLost" { EventType::Warning } else { EventType::Normal },
                 reason: reason.into(),
                 note: Some(note),
                 action: reason.into(),

@@ -53,6 +53,41 @@ pub struct CairnClusterSpec {
     pub defrag: Option<DefragSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSpec>,
+    #[serde(default)]
+    pub recovery: RecoverySpec,
+}
+
+/// What the operator does when a majority of members is lost for good.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverySpec {
+    #[serde(default)]
+    pub mode: RecoveryMode,
+    /// How long a majority must stay unreachable, with no leader, before quorum is declared
+    /// lost for good (a duration: 5m). Members whose claims are gone count at once.
+    #[serde(default = "default_unreachable_for")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub unreachable_for: String,
+}
+
+impl Default for RecoverySpec {
+    fn default() -> Self {
+        RecoverySpec { mode: RecoveryMode::default(), unreachable_for: default_unreachable_for() }
+    }
+}
+
+fn default_unreachable_for() -> String {
+    "5m".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum RecoveryMode {
+    /// The member with the highest applied index restarts as a one-member cluster with its
+    /// data (--force-new-cluster); the others are removed and added back as learners.
+    #[default]
+    Automatic,
+    /// Only reported (the Degraded condition and an Event say what Automatic would do).
+    Manual,
 }
 
 fn default_replicas() -> i32 {
@@ -233,6 +268,43 @@ pub struct CairnClusterStatus {
     /// operator finishes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<RecordedChange>,
+    /// A recovery from quorum loss in progress, recorded before its first step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecordedRecovery>,
+    /// The last recovery from quorum loss, once complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recovery: Option<RecordedRecovery>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedRecovery {
+    /// The member that restarts as a one-member cluster with its data.
+    pub survivor: String,
+    /// The members discarded (removed with their claims, replaced by new learners).
+    pub lost: Vec<String>,
+    pub stage: RecoveryStage,
+    /// The survivor's revision when it was chosen.
+    pub revision: i64,
+    /// The newest revision the operator had seen before quorum was lost: writes between
+    /// `revision` and this one may be lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_revision: Option<i64>,
+    /// RFC 3339: when recovery started.
+    pub started: String,
+    /// RFC 3339: when it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RecoveryStage {
+    /// The survivor runs with --force-new-cluster until it is a one-member cluster.
+    Forcing,
+    /// Restarted without the flag (a forced start discards whatever membership there is:
+    /// it must not happen again once members are added back).
+    Restarting,
 }
 
 /// The newest backups that reached S3.

@@ -79,8 +79,18 @@ pub fn name_of(peer_urls: &[String]) -> String {
 }
 
 pub async fn list(endpoint: &str) -> Result<Vec<ListedMember>, MemberError> {
+    list_with(endpoint, true).await
+}
+
+/// The member list as `endpoint` has it, without asking the leader: all a member without one
+/// can say, for deciding that quorum is lost, never for changing members.
+pub async fn local_list(endpoint: &str) -> Result<Vec<ListedMember>, MemberError> {
+    list_with(endpoint, false).await
+}
+
+async fn list_with(endpoint: &str, linearizable: bool) -> Result<Vec<ListedMember>, MemberError> {
     let mut c = ClusterClient::new(channel(endpoint).await?);
-    let r = c.member_list(MemberListRequest { linearizable: true }).await.map_err(call_error(endpoint))?;
+    let r = c.member_list(MemberListRequest { linearizable }).await.map_err(call_error(endpoint))?;
     Ok(r.into_inner()
         .members
         .into_iter()

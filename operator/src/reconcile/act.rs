@@ -4,7 +4,8 @@
 
 use super::observe::{now, Seen};
 use super::plan::Step;
-use crate::crd::{CairnCluster, ChangeKind, RecordedChange};
+use super::recovery;
+use crate::crd::{CairnCluster, ChangeKind, RecordedChange, RecoveryStage};
 use crate::members;
 use crate::resources::{self, member};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -52,9 +53,12 @@ pub async fn record(
     c: &CairnCluster,
     change: Option<RecordedChange>,
 ) -> Result<(), kube::Error> {
+    patch_status(client, c, json!({ "change": change })).await
+}
+
+async fn patch_status(client: &kube::Client, c: &CairnCluster, status: serde_json::Value) -> Result<(), kube::Error> {
     let api = Api::<CairnCluster>::namespaced(client.clone(), &resources::namespace(c));
-    let patch = json!({"status": {"change": change}});
-    api.patch_status(&resources::name(c), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    api.patch_status(&resources::name(c), &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await?;
     Ok(())
 }
 
@@ -110,8 +114,10 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
         }
         Step::CreatePod { name } => {
             // Known members join the cluster they are in; during bootstrap (nobody answers)
-            // a founder comes back with the founders.
+            // a founder comes back with the founders; a recovery's survivor is alone.
+            let survivor = seen.observed.recovery.as_ref().is_some_and(|r| r.survivor == *name);
             let (initial, join) = match &seen.observed.members {
+                _ if survivor => (vec![name.clone()], member::Join::Existing),
                 Some(ms) => (ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>(), member::Join::Existing),
                 None => (seen.observed.workloads.iter().map(|w| w.name.clone()).collect(), member::Join::New),
             };
@@ -163,6 +169,43 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
                 )?;
             }
             Ok(Outcome::Changed { reason: "MemberDeleted", note: format!("pod and claim of {name}") })
+        }
+        Step::Recover { survivor, lost } => {
+            let rec = recovery::start(c, seen, survivor, lost);
+            let note = recovery::lost_note(&rec);
+            patch_status(client, c, json!({"recovery": rec, "change": null})).await?;
+            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+            ignore_missing(pods.delete(survivor, &DeleteParams::default()).await)?;
+            for name in lost {
+                ignore_missing(pods.delete(name, &DeleteParams::default()).await)?;
+                let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+                ignore_missing(claims.delete(name, &DeleteParams::default()).await)?;
+            }
+            Ok(Outcome::Changed { reason: "QuorumLost", note })
+        }
+        Step::CreateForcedPod { name } => {
+            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+            ignore_exists(pods.create(&PostParams::default(), &member::forced_pod(c, name)).await)?;
+            Ok(Outcome::Changed {
+                reason: "ForcedNewCluster",
+                note: format!("{name} starts from its data as a one-member cluster (--force-new-cluster)"),
+            })
+        }
+        Step::Restart { name } => {
+            patch_status(client, c, json!({"recovery": {"stage": RecoveryStage::Restarting}})).await?;
+            ignore_missing(Api::<Pod>::namespaced(client.clone(), &ns).delete(name, &DeleteParams::default()).await)?;
+            Ok(Outcome::Changed {
+                reason: "PodRestarted",
+                note: format!("{name} is a one-member cluster: restarted without --force-new-cluster"),
+            })
+        }
+        Step::FinishRecovery { survivor } => {
+            let done = recovery::finish(c);
+            patch_status(client, c, json!({"recovery": null, "lastRecovery": done})).await?;
+            Ok(Outcome::Changed {
+                reason: "QuorumRecovered",
+                note: format!("{survivor} serves as a one-member cluster; members are added back as learners"),
+            })
         }
         Step::Finish => {
             record(client, c, None).await?;

@@ -3,4 +3,5 @@
 pub mod act;
 pub mod observe;
 pub mod plan;
+pub mod recovery;
 pub mod status;

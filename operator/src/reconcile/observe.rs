@@ -2,8 +2,8 @@
 //! members themselves (the member list from any that answers; each member's status at its
 //! pod IP).
 
-use super::plan::{Change, Member, Observed, Workload};
-use crate::crd::{CairnCluster, ChangeKind};
+use super::plan::{Change, Member, Observed, Recovery, Workload};
+use crate::crd::{CairnCluster, ChangeKind, RecoveryStage};
 use crate::members::{self, MemberStatus};
 use crate::resources::{self, CLIENT_PORT, MEMBER_LABEL};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -27,6 +27,60 @@ pub struct Seen {
     pub ids: HashMap<String, u64>,
 }
 
+/// Asking each listed member for its status, and keeping count of how long each has been
+/// unhealthy.
+struct Asked<'a> {
+    endpoints: &'a HashMap<String, String>,
+    unhealthy: &'a Unhealthy,
+    uid: &'a str,
+    workloads: &'a mut Vec<Workload>,
+    statuses: &'a mut HashMap<String, MemberStatus>,
+    ids: &'a mut HashMap<String, u64>,
+}
+
+impl Asked<'_> {
+    async fn members(&mut self, listed: Vec<members::ListedMember>) -> Vec<Member> {
+        let mut out = Vec::new();
+        for m in listed {
+            let status = match self.endpoints.get(&m.name) {
+                Some(ep) => members::status(ep).await.ok(),
+                None => None,
+            };
+            let healthy = status.as_ref().is_some_and(|s| s.leader != 0);
+            let leader = status.as_ref().is_some_and(|s| s.leader == m.id);
+            let (reachable, applied) = (status.is_some(), status.as_ref().map_or(0, |s| s.applied));
+            {
+                let mut since = self.unhealthy.0.lock().unwrap_or_else(|e| e.into_inner());
+                let key = (self.uid.to_string(), m.name.clone());
+                if healthy {
+                    since.remove(&key);
+                } else {
+                    let at = *since.entry(key).or_insert_with(Instant::now);
+                    let i = slot(self.workloads, &m.name);
+                    self.workloads[i].unhealthy_for = Some(at.elapsed());
+                }
+            }
+            if let Some(s) = status {
+                self.statuses.insert(m.name.clone(), s);
+            }
+            self.ids.insert(m.name.clone(), m.id);
+            out.push(Member { id: m.id, name: m.name, learner: m.learner, healthy, leader, reachable, applied });
+        }
+        out
+    }
+}
+
+/// The index of `name`'s workload, made empty if missing.
+fn slot(w: &mut Vec<Workload>, name: &str) -> usize {
+    match w.iter().position(|x| x.name == name) {
+        Some(i) => i,
+        None => {
+            w.push(Workload { name: name.to_string(), ..Default::default() });
+            w.len() - 1
+        }
+    }
+}
+
 pub fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
@@ -42,21 +96,13 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).list(&lp).await?;
     let mut workloads: Vec<Workload> = Vec::new();
     let mut endpoints = HashMap::new();
-    let slot = |w: &mut Vec<Workload>, name: &str| -> usize {
-        match w.iter().position(|x| x.name == name) {
-            Some(i) => i,
-            None => {
-                w.push(Workload { name: name.to_string(), ..Default::default() });
-                w.len() - 1
-            }
-        }
-    };
     for p in &pods {
         let Some(name) = member_of(p.metadata.labels.as_ref()) else { continue };
         let i = slot(&mut workloads, &name);
         let w = &mut workloads[i];
         w.pod = true;
         w.pod_terminating = p.metadata.deletion_timestamp.is_some();
+        w.forced = resources::member::is_forced(p);
         let status = p.status.as_ref();
         w.pod_ready = status
             .and_then(|s| s.conditions.as_ref())
@@ -81,38 +127,39 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
     let mut statuses = HashMap::new();
     let mut ids = HashMap::new();
     let uid = c.metadata.uid.clone().unwrap_or_default();
-    let members: Option<Vec<Member>> = match listed {
-        None => None,
-        Some(listed) => {
-            let mut out = Vec::new();
-            for m in listed {
-                let status = match endpoints.get(&m.name) {
-                    Some(ep) => members::status(ep).await.ok(),
-                    None => None,
-                };
-                let healthy = status.as_ref().is_some_and(|s| s.leader != 0);
-                let leader = status.as_ref().is_some_and(|s| s.leader == m.id);
-                {
-                    let mut since = unhealthy.0.lock().unwrap_or_else(|e| e.into_inner());
-                    let key = (uid.clone(), m.name.clone());
-                    if healthy {
-                        since.remove(&key);
-                    } else {
-                        let at = *since.entry(key).or_insert_with(Instant::now);
-                        let i = slot(&mut workloads, &m.name);
-                        workloads[i].unhealthy_for = Some(at.elapsed());
-                    }
-                }
-                if let Some(s) = status {
-                    statuses.insert(m.name.clone(), s);
-                }
-                ids.insert(m.name.clone(), m.id);
-                out.push(Member { id: m.id, name: m.name, learner: m.learner, healthy, leader });
-            }
-            Some(out)
-        }
+    let mut asked = Asked {
+        endpoints: &endpoints,
+        unhealthy,
+        uid: &uid,
+        workloads: &mut workloads,
+        statuses: &mut statuses,
+        ids: &mut ids,
     };
+    let members = match listed {
+        Some(listed) => Some(asked.members(listed).await),
+        None => None,
+    };
+    // Nobody could answer for the cluster: what the most advanced member that answers holds
+    // locally, for deciding whether quorum is lost for good.
+    let mut local = None;
+    if members.is_none() {
+        let mut best: Option<(u64, Vec<members::ListedMember>)> = None;
+        for ep in endpoints.values() {
+            let (Ok(l), Ok(s)) = (members::local_list(ep).await, members::status(ep).await) else { continue };
+            if best.as_ref().is_none_or(|(applied, _)| s.applied > *applied) {
+                best = Some((s.applied, l));
+            }
+        }
+        if let Some((_, l)) = best {
+            local = Some(asked.members(l).await);
+        }
+    }
     let status = c.status.clone().unwrap_or_default();
+    let recovery = status.recovery.map(|r| Recovery {
+        survivor: r.survivor,
+        lost: r.lost,
+        restarting: r.stage == RecoveryStage::Restarting,
+    });
     let change = status.change.map(|r| match r.kind {
         ChangeKind::Adding => Change::Adding { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
         ChangeKind::Removing => Change::Removing { name: r.member },
@@ -121,10 +168,16 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         cluster: resources::name(c),
         replicas: c.spec.replicas.max(1) as usize,
         members,
+        local,
         // Every slot is a pod's, a claim's, or an unhealthy member's (then without pod and
         // claim: its data is gone).
         workloads,
         change,
+        recovery,
+        recovery_mode: c.spec.recovery.mode,
+        // The schema checks the pattern; a duration it lets through that does not parse
+        // counts as the default.
+        unreachable_for: crate::units::duration(&c.spec.recovery.unreachable_for).unwrap_or(Duration::from_secs(300)),
         now: now(),
     };
     Ok(Seen { observed, endpoints, statuses, ids })

@@ -7,8 +7,10 @@
 //! never a step that would leave fewer healthy voters than a quorum; new members join as
 //! learners and are promoted once healthy; a leader is never removed (leadership moves first);
 //! a member whose data is gone, or that stays unhealthy while quorum holds, is removed and
-//! comes back as a new learner.
+//! comes back as a new learner. Quorum lost for good (see `quorum_lost`) is recovered from
+//! the member with the most data, never while a majority can still form.
 
+use crate::crd::RecoveryMode;
 use crate::quorum::quorum;
 use std::time::Duration;
 
@@ -31,6 +33,10 @@ pub struct Member {
     /// Healthy: it answers, with a leader, and (learners) has caught up enough to promote.
     pub healthy: bool,
     pub leader: bool,
+    /// Its status answered (with or without a leader).
+    pub reachable: bool,
+    /// Its applied index, when it answered.
+    pub applied: u64,
 }
 
 /// A member's pod and claim as the API shows them.
@@ -44,6 +50,8 @@ pub struct Workload {
     pub claim: bool,
     /// How long its member has been unhealthy (None: healthy or unknown).
     pub unhealthy_for: Option<Duration>,
+    /// Its pod starts the member with --force-new-cluster.
+    pub forced: bool,
 }
 
 /// A membership change in progress, recorded (in the CairnCluster's status) before it starts
@@ -56,14 +64,30 @@ pub enum Change {
     Removing { name: String },
 }
 
+/// A recovery from quorum loss in progress, as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    pub survivor: String,
+    pub lost: Vec<String>,
+    /// Past the forced start: the survivor runs again without --force-new-cluster.
+    pub restarting: bool,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
     pub cluster: String,
     pub replicas: usize,
     /// None when no member could be asked (the cluster is not up, or not reachable).
     pub members: Option<Vec<Member>>,
+    /// When `members` is None: the list the most advanced member that answers holds
+    /// locally (it may be stale), for deciding whether quorum is lost for good, nothing else.
+    pub local: Option<Vec<Member>>,
     pub workloads: Vec<Workload>,
     pub change: Option<Change>,
+    pub recovery: Option<Recovery>,
+    pub recovery_mode: RecoveryMode,
+    /// How long a majority must stay unreachable before quorum counts as lost for good.
+    pub unreachable_for: Duration,
     /// Now, on the same clock as `Change::Adding::since`.
     pub now: Duration,
 }
@@ -93,6 +117,16 @@ pub enum Step {
     DeletePod { name: String, claim: bool },
     /// Clear the recorded change: it is complete.
     Finish,
+    /// Quorum is lost for good: records the recovery (dropping any membership change), then
+    /// deletes the survivor's pod (its claim stays) and the lost members' pods and claims.
+    Recover { survivor: String, lost: Vec<String> },
+    /// The survivor's pod, starting it with --force-new-cluster.
+    CreateForcedPod { name: String },
+    /// The survivor is a one-member cluster: records the stage, then deletes its forced pod
+    /// (it comes back without the flag).
+    Restart { name: String },
+    /// The survivor serves again as itself: the recovery is recorded as complete.
+    FinishRecovery { survivor: String },
     /// Nothing to do but wait (for a pod to start, a member to become healthy...).
     Wait { reason: String },
     /// Waiting, and the cluster is not as asked: reported as the Degraded condition.
@@ -107,7 +141,13 @@ fn wait(reason: impl Into<String>) -> Step {
 
 pub fn plan(o: &Observed) -> Step {
     let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    if let Some(r) = &o.recovery {
+        return recovering(o, r);
+    }
     let Some(members) = &o.members else {
+        if let Some(step) = o.local.as_deref().and_then(|local| quorum_lost(o, local)) {
+            return step;
+        }
         // Nobody answers. A cluster never started gets its founders; otherwise its pods
         // are recreated (their claims hold the data) and we wait for them.
         if o.workloads.is_empty() && o.change.is_none() {
@@ -121,6 +161,11 @@ pub fn plan(o: &Observed) -> Step {
     let voters: Vec<&Member> = members.iter().filter(|m| !m.learner).collect();
     let healthy_voters = voters.iter().filter(|m| m.healthy).count();
     let has_quorum = healthy_voters >= quorum(voters.len());
+    if !has_quorum {
+        if let Some(step) = quorum_lost(o, members) {
+            return step;
+        }
+    }
 
     // A change in progress comes first.
     match &o.change {
@@ -238,6 +283,92 @@ pub fn plan(o: &Observed) -> Step {
         return Step::Degraded { reason: format!("{healthy_voters} of {} members healthy", voters.len()) };
     }
     Step::Done
+}
+
+/// Whether quorum is lost for good, and what to do about it. For good: the voters that still
+/// have their data (claims) and have not been unreachable for `unreachable_for` are fewer
+/// than a quorum. Never while the reachable voters are a quorum: they may still elect.
+fn quorum_lost(o: &Observed, members: &[Member]) -> Option<Step> {
+    let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    let voters: Vec<&Member> = members.iter().filter(|m| !m.learner).collect();
+    let q = quorum(voters.len());
+    if voters.iter().filter(|m| m.reachable).count() >= q {
+        return None;
+    }
+    let gone = |m: &Member| {
+        let w = work(&m.name);
+        // Its claim is going or gone, and its pod too (a terminating pod may still vote).
+        let data_gone = w.is_none_or(|w| !w.claim && !w.pod);
+        let away = !m.reachable && w.and_then(|w| w.unhealthy_for).is_some_and(|d| d >= o.unreachable_for);
+        data_gone || away
+    };
+    let left: Vec<&Member> = voters.iter().copied().filter(|m| !gone(m)).collect();
+    if left.len() >= q {
+        return None;
+    }
+    let lost_voters: Vec<String> = voters.iter().filter(|m| gone(m)).map(|m| m.name.clone()).collect();
+    // The survivor: the reachable member with data that applied the most (the lowest
+    // ordinal among equals, so every reconcile picks the same one).
+    let survivor = members
+        .iter()
+        .filter(|m| m.reachable && work(&m.name).is_some_and(|w| w.claim))
+        .max_by_key(|m| (m.applied, std::cmp::Reverse(ordinal(&o.cluster, &m.name))));
+    let Some(survivor) = survivor else {
+        return Some(Step::Degraded {
+            reason: format!(
+                "quorum lost for good ({} gone) and no member with data answers: recreate the cluster from a backup (spec.bootstrap.restore)",
+                lost_voters.join(", ")
+            ),
+        });
+    };
+    let lost: Vec<String> = members.iter().filter(|m| m.name != survivor.name).map(|m| m.name.clone()).collect();
+    match o.recovery_mode {
+        RecoveryMode::Automatic => Some(Step::Recover { survivor: survivor.name.clone(), lost }),
+        RecoveryMode::Manual => Some(Step::Degraded {
+            reason: format!(
+                "quorum lost for good ({} gone); recovery is Manual: Automatic would restart {} (applied index {}, the highest) \
+                 with --force-new-cluster, delete {} with their claims, and add members back as learners; \
+                 set spec.recovery.mode to Automatic to have it done",
+                lost_voters.join(", "),
+                survivor.name,
+                survivor.applied,
+                lost.join(", ")
+            ),
+        }),
+    }
+}
+
+/// The steps of a recorded recovery, each done once whatever the operator's restarts.
+fn recovering(o: &Observed, r: &Recovery) -> Step {
+    let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    if let Some(w) = r.lost.iter().filter_map(|n| work(n)).find(|w| (w.pod && !w.pod_terminating) || w.claim) {
+        return Step::DeletePod { name: w.name.clone(), claim: true };
+    }
+    let Some(w) = work(&r.survivor).filter(|w| w.claim) else {
+        return Step::Degraded { reason: format!("recovering: the survivor {}'s claim is gone", r.survivor) };
+    };
+    if w.pod_terminating {
+        return wait(format!("recovering: {}'s pod terminating", r.survivor));
+    }
+    let alone = o.members.as_ref().is_some_and(|ms| ms.len() == 1 && ms[0].name == r.survivor && ms[0].healthy);
+    if !r.restarting {
+        return match () {
+            _ if !w.pod => Step::CreateForcedPod { name: r.survivor.clone() },
+            _ if !w.forced => Step::DeletePod { name: r.survivor.clone(), claim: false },
+            _ if alone => Step::Restart { name: r.survivor.clone() },
+            _ => wait(format!("recovering: {} starting as a one-member cluster", r.survivor)),
+        };
+    }
+    match () {
+        _ if !w.pod => Step::CreatePod { name: r.survivor.clone() },
+        _ if w.forced => Step::DeletePod { name: r.survivor.clone(), claim: false },
+        // The lost members' pods gone for good first: a new member may take a lost one's name.
+        _ if r.lost.iter().any(|n| work(n).is_some_and(|w| w.pod)) => {
+            wait("recovering: lost members' pods terminating")
+        }
+        _ if alone => Step::FinishRecovery { survivor: r.survivor.clone() },
+        _ => wait(format!("recovering: {} restarting without --force-new-cluster", r.survivor)),
+    }
 }
 
 #[cfg(test)]

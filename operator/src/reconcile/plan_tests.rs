@@ -7,7 +7,15 @@ fn name(i: usize) -> String {
 }
 
 fn voter(i: usize) -> Member {
-    Member { id: 100 + i as u64, name: name(i), learner: false, healthy: true, leader: i == 0 }
+    Member {
+        id: 100 + i as u64,
+        name: name(i),
+        learner: false,
+        healthy: true,
+        leader: i == 0,
+        reachable: true,
+        applied: 50,
+    }
 }
 
 fn learner(i: usize, healthy: bool) -> Member {
@@ -28,8 +36,12 @@ fn cluster(n: usize, replicas: usize) -> Observed {
         cluster: C.into(),
         replicas,
         members: Some((0..n).map(voter).collect()),
+        local: None,
         workloads: (0..n).map(running).collect(),
         change: None,
+        recovery: None,
+        recovery_mode: RecoveryMode::Automatic,
+        unreachable_for: at(300),
         now: at(1000),
     }
 }
@@ -171,16 +183,107 @@ fn a_member_whose_data_is_gone_is_removed_and_added_again_as_a_learner() {
 }
 
 #[test]
-fn a_lost_leader_hands_over_first_and_a_lost_quorum_keeps_everyone() {
+fn a_lost_leader_hands_over_first() {
     let mut o = cluster(3, 3);
     o.workloads.retain(|w| w.name != name(0));
     assert_eq!(plan(&o), Step::MoveLeader { from: 100, to: 101 });
-    // Two of three lost: removing either would leave no quorum of healthy voters.
-    let mut o = cluster(3, 3);
-    members(&mut o)[1].healthy = false;
-    members(&mut o)[2].healthy = false;
-    o.workloads.retain(|w| w.name == name(0));
+}
+
+/// Members 1.. of `n` gone from view: unhealthy, unreachable; `data` says whether they kept
+/// their claims. Member 0 answers, without a leader.
+fn majority_lost(n: usize, data: bool) -> Observed {
+    let mut o = cluster(n, n);
+    for m in members(&mut o).iter_mut() {
+        (m.healthy, m.leader) = (false, false);
+    }
+    for m in members(&mut o).iter_mut().skip(1) {
+        m.reachable = false;
+    }
+    if !data {
+        o.workloads.retain(|w| w.name == name(0));
+    }
+    o
+}
+
+#[test]
+fn a_majority_whose_data_is_gone_is_recovered_from_a_survivor() {
+    let mut o = majority_lost(3, false);
+    assert_eq!(plan(&o), Step::Recover { survivor: name(0), lost: vec![name(1), name(2)] });
+    // Without a leader no member answers for the cluster: the survivor's own list decides.
+    (o.local, o.members) = (o.members.take(), None);
+    assert_eq!(plan(&o), Step::Recover { survivor: name(0), lost: vec![name(1), name(2)] });
+    o.local = None;
+    assert!(waits(&plan(&o)));
+    // Claims being deleted while their pods still run (and may still vote): not yet.
+    let mut o = majority_lost(3, false);
+    o.workloads.push(Workload { name: name(1), pod: true, pod_terminating: true, ..Default::default() });
+    assert!(waits(&plan(&o)), "{:?}", plan(&o));
+}
+
+#[test]
+fn an_unreachable_majority_counts_as_lost_only_after_unreachable_for() {
+    let mut o = majority_lost(3, true);
+    for w in o.workloads.iter_mut().skip(1) {
+        w.pod_ready = false;
+        w.unhealthy_for = Some(at(299));
+    }
     assert!(degraded(&plan(&o), "no quorum"));
+    o.workloads[2].unhealthy_for = Some(at(300));
+    assert!(degraded(&plan(&o), "no quorum"), "one of two is not long enough: 2 of 3 may still form");
+    o.workloads[1].unhealthy_for = Some(at(300));
+    assert_eq!(plan(&o), Step::Recover { survivor: name(0), lost: vec![name(1), name(2)] });
+}
+
+#[test]
+fn never_while_a_majority_still_answers() {
+    // No leader, member 2's data gone, but 0 and 1 answer: they can still elect.
+    let mut o = majority_lost(3, true);
+    members(&mut o)[1].reachable = true;
+    o.workloads.retain(|w| w.name != name(2));
+    assert!(degraded(&plan(&o), "no quorum"));
+}
+
+#[test]
+fn the_survivor_is_the_member_that_applied_most() {
+    let mut o = majority_lost(5, false);
+    members(&mut o)[1].reachable = true;
+    members(&mut o)[1].applied = 60;
+    o.workloads.push(running(1));
+    assert_eq!(plan(&o), Step::Recover { survivor: name(1), lost: vec![name(0), name(2), name(3), name(4)] });
+}
+
+#[test]
+fn manual_recovery_only_says_what_it_would_do_and_no_survivor_means_a_backup() {
+    let mut o = majority_lost(3, false);
+    o.recovery_mode = RecoveryMode::Manual;
+    assert!(degraded(&plan(&o), "recovery is Manual: Automatic would restart demo-0 (applied index 50"));
+    let mut o = majority_lost(3, false);
+    members(&mut o)[0].reachable = false;
+    assert!(degraded(&plan(&o), "from a backup"));
+}
+
+#[test]
+fn a_recovery_forces_the_survivor_once_then_restarts_it_plainly() {
+    let mut o = majority_lost(3, true);
+    o.recovery = Some(Recovery { survivor: name(0), lost: vec![name(1), name(2)], restarting: false });
+    assert_eq!(plan(&o), Step::DeletePod { name: name(1), claim: true }, "the lost go first");
+    o.workloads.retain(|w| w.name == name(0));
+    assert_eq!(plan(&o), Step::DeletePod { name: name(0), claim: false });
+    o.workloads[0].pod = false;
+    o.members = None;
+    assert_eq!(plan(&o), Step::CreateForcedPod { name: name(0) });
+    (o.workloads[0].pod, o.workloads[0].forced) = (true, true);
+    assert!(waits(&plan(&o)));
+    o.members = Some(vec![voter(0)]);
+    assert_eq!(plan(&o), Step::Restart { name: name(0) });
+    o.recovery.as_mut().unwrap().restarting = true;
+    assert_eq!(plan(&o), Step::DeletePod { name: name(0), claim: false }, "not forced twice");
+    (o.workloads[0].pod, o.workloads[0].forced, o.members) = (false, false, None);
+    assert_eq!(plan(&o), Step::CreatePod { name: name(0) });
+    o.workloads[0].pod = true;
+    assert!(waits(&plan(&o)));
+    o.members = Some(vec![voter(0)]);
+    assert_eq!(plan(&o), Step::FinishRecovery { survivor: name(0) });
 }
 
 #[test]

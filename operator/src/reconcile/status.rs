@@ -7,7 +7,7 @@ use super::plan::Step;
 use crate::crd::CairnCluster;
 use serde_json::{json, Value};
 
-fn rfc3339_now() -> String {
+pub fn rfc3339_now() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -34,7 +34,9 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
     let available = !voters.is_empty() && healthy >= crate::quorum::quorum(voters.len());
     let leader = members.iter().find(|m| m.leader);
     let leader_status = leader.and_then(|l| seen.statuses.get(&l.name));
+    let recovering = seen.observed.recovery.is_some() || matches!(step, Step::Recover { .. });
     let (phase, progressing, degraded) = match step {
+        _ if recovering => ("Recovering", Some(format!("recovering from quorum loss: {step:?}")), None),
         Step::Done => ("Running", None, None),
         Step::Degraded { reason } => ("Degraded", None, Some(reason.clone())),
         _ if seen.observed.members.is_none() => ("Creating", Some(format!("{step:?}")), None),
@@ -49,7 +51,8 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
         "members": listed,
         "readyMembers": healthy,
         "leader": leader.map(|l| l.name.clone()),
-        "revision": leader_status.map(|s| s.revision),
+        // Without a leader, the newest revision seen stays (a recovery names what it lost by it).
+        "revision": leader_status.map(|s| s.revision).or(c.status.as_ref().and_then(|s| s.revision)),
         "dbSize": leader_status.map(|s| s.db_size),
         "observedGeneration": c.metadata.generation,
         "conditions": [

@@ -120,6 +120,25 @@ fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreS
     }
 }
 
+/// What starts a member from its data as a one-member cluster (etcd's flag).
+pub const FORCE_NEW_CLUSTER: &str = "--force-new-cluster";
+
+/// The pod of the survivor of a quorum lost for good: its member starts from its data as a
+/// one-member cluster, the old membership discarded.
+pub fn forced_pod(c: &CairnCluster, member: &str) -> Pod {
+    let mut p = pod(c, member, &[member.to_string()], Join::Existing);
+    if let Some(args) = p.spec.as_mut().and_then(|s| s.containers[0].args.as_mut()) {
+        args.push(FORCE_NEW_CLUSTER.into());
+    }
+    p
+}
+
+/// Whether a member's pod starts it with --force-new-cluster.
+pub fn is_forced(p: &Pod) -> bool {
+    let args = p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.args.as_ref());
+    args.is_some_and(|a| a.iter().any(|x| x == FORCE_NEW_CLUSTER))
+}
+
 /// `initial_cluster`: the members to name in --initial-cluster (founders, or the member list
 /// as MemberAdd left it), this one included.
 pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Join) -> Pod {
