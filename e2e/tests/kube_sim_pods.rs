@@ -44,6 +44,18 @@ fn ready(sim: &KubeSim, pod: &str) -> String {
     sim.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]).stdout
 }
 
+/// Tests run side by side, each with its own kube-sim: their pods must not share addresses.
+#[test]
+fn pods_of_two_kube_sims_get_different_addresses() {
+    let (a, b) = (KubeSim::start(&[]), KubeSim::start(&[]));
+    a.apply(MEMBER);
+    b.apply(MEMBER);
+    let (ia, ib) = (ready(&a, "m0"), ready(&b, "m0"));
+    assert_ne!(ia, ib);
+    assert_eq!(ctl(&ia, &["put", "k", "a"]), "OK\n");
+    assert_eq!(ctl(&ib, &["get", "k", "--print-value-only"]), "", "b's member is its own");
+}
+
 #[test]
 fn a_pod_running_cairn_serves_at_its_ip_and_keeps_its_claim_across_pods() {
     let sim = KubeSim::start(&[]);

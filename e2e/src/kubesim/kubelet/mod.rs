@@ -1,7 +1,8 @@
 //! The simulated node: every pod bound to it runs as processes on this machine, on its own
 //! loopback address (127.0.0.20 and up: pods share the host's network, so each binds its
 //! own), with its volumes under --state-dir. Claims' directories outlive pods and go with
-//! their claim.
+//! their claim. An address is held with a lock file that every kube-sim on the machine
+//! honours (tests run several at once), released when its pod goes or its kube-sim dies.
 
 pub mod pod;
 pub mod probe;
@@ -19,15 +20,15 @@ pub struct Kubelet {
     pub sim: Arc<Sim>,
     pub bin_dir: PathBuf,
     pub state: PathBuf,
-    /// Last octets of the pod addresses in use.
-    ips: Mutex<HashSet<u8>>,
+    /// Last octets of the pod addresses this kube-sim holds, with their locks.
+    ips: Mutex<HashMap<u8, std::fs::File>>,
 }
 
 const FIRST_IP: u8 = 20;
 
 impl Kubelet {
     pub fn new(sim: Arc<Sim>, bin_dir: PathBuf, state: PathBuf) -> Kubelet {
-        Kubelet { sim, bin_dir, state, ips: Mutex::new(HashSet::new()) }
+        Kubelet { sim, bin_dir, state, ips: Mutex::new(HashMap::new()) }
     }
 
     /// Where `kubectl logs` finds a container's output: per pod name, so it outlives the pod.
@@ -37,9 +38,18 @@ impl Kubelet {
 
     fn take_ip(&self) -> Option<String> {
         let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
-        let n = (FIRST_IP..=250).find(|n| !ips.contains(n))?;
-        ips.insert(n);
-        Some(format!("127.0.0.{n}"))
+        let dir = std::env::temp_dir().join("kube-sim-pod-ips");
+        std::fs::create_dir_all(&dir).ok()?;
+        for n in (FIRST_IP..=250).filter(|n| !ips.contains_key(n)) {
+            let Ok(lock) = std::fs::File::create(dir.join(format!("127.0.0.{n}"))) else { continue };
+            // Held until the File is dropped (the pod goes) or the process ends.
+            use std::os::fd::AsRawFd;
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                ips.insert(n, lock);
+                return Some(format!("127.0.0.{n}"));
+            }
+        }
+        None
     }
 
     fn give_ip(&self, ip: &str) {
