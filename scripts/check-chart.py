@@ -21,9 +21,10 @@ lint = helm_python.lint(str(CHART), strict=True, kube_version="1.32.0")
 problems += [f"lint: {e}" for e in lint.get("errors", [])]
 problems += [f"lint: {m}" for m in lint.get("messages", []) if m.get("severity", 0) > 1]
 
-chart_crd = (CHART / "crds" / "cairnclusters.cairn.dev.yaml").read_text()
-if chart_crd != (ROOT / "crds" / "cairnclusters.cairn.dev.yaml").read_text():
-    problems.append("charts/cairn-operator/crds is not crds/: copy crds/cairnclusters.cairn.dev.yaml there")
+for crd in sorted((ROOT / "crds").glob("*.yaml")):
+    chart_crd = CHART / "crds" / crd.name
+    if not chart_crd.exists() or chart_crd.read_text() != crd.read_text():
+        problems.append(f"charts/cairn-operator/crds is not crds/: copy crds/{crd.name} there")
 
 value_sets = {
     "defaults": None,
@@ -62,12 +63,13 @@ for name, values in value_sets.items():
     if lease_role != wants:
         problems.append(f"{name}: the Lease Role is {'there' if lease_role else 'missing'} with leader election {'on' if wants else 'off'}")
 
-for doc in yaml.safe_load_all(chart_crd):
-    try:
-        kubernetes_validate.validate(doc, KUBE, strict=True)
-        checked += 1
-    except kubernetes_validate.ValidationError as e:
-        problems.append(f"crd: {e.message}")
+for crd in sorted((CHART / "crds").glob("*.yaml")):
+    for doc in yaml.safe_load_all(crd.read_text()):
+        try:
+            kubernetes_validate.validate(doc, KUBE, strict=True)
+            checked += 1
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{crd.name}: {e.message}")
 
 if problems:
     print("\n".join(problems))

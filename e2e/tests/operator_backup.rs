@@ -15,11 +15,23 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
+const BACKUP_CRD: &str = include_str!("../../crds/cairnbackups.cairn.dev.yaml");
 
 fn wait_for(sim: &KubeSim, name: &str, within: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for_object(sim, "cc", name, within, what, check)
+}
+
+fn wait_for_object(
+    sim: &KubeSim,
+    kind: &str,
+    name: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let c = sim.get_json(&["cc", name]);
+        let c = sim.get_json(&[kind, name]);
         if check(&c) {
             return c;
         }
@@ -103,14 +115,11 @@ impl Client {
     }
 }
 
-#[test]
-fn a_cluster_backed_up_to_s3_is_restored_at_its_revisions_and_stays_defragmented() {
-    let sim = KubeSim::start(&[]);
-    let moto = Moto::start(&sim.path().join("moto.log"));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(moto.store("backups", "default/demo"));
+/// Both CRDs served, and the Secret `s3-creds` with moto's test keys.
+fn with_crds_and_keys(sim: &KubeSim) {
     sim.apply(CRD);
-    sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
+    sim.apply(BACKUP_CRD);
+    sim.eventually(Duration::from_secs(10), "the CRDs are served", || sim.kubectl(&["get", "cc,cb"]).success);
     let secret = sim.kubectl(&[
         "create",
         "secret",
@@ -120,6 +129,15 @@ fn a_cluster_backed_up_to_s3_is_restored_at_its_revisions_and_stays_defragmented
         &format!("--from-literal=secretAccessKey={SECRET_KEY}"),
     ]);
     assert!(secret.success, "{}", secret.all());
+}
+
+#[test]
+fn a_cluster_backed_up_to_s3_is_restored_at_its_revisions_and_stays_defragmented() {
+    let sim = KubeSim::start(&[]);
+    let moto = Moto::start(&sim.path().join("moto.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(moto.store("backups", "default/demo"));
+    with_crds_and_keys(&sim);
     let mut operator = Operator::start(&sim, 1);
     sim.apply(&format!(
         "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: demo}}\nspec:\n  replicas: 3\n  \
@@ -242,4 +260,65 @@ fn without_a_secret_backups_and_restores_use_the_default_credential_chain() {
     let (got, rev) = client.all(0);
     assert_eq!((rev, &got), (last, &want), "restored through the chain");
     drop(operator);
+}
+
+/// A CairnBackup: one full snapshot of a cluster without continuous backups, taken now, into
+/// a location of its own; refused where nothing says where, or where a backup exists; kept
+/// when the resource is deleted; restored into a new cluster at its revisions.
+#[test]
+fn a_cairn_backup_takes_a_full_snapshot_now_and_outlives_its_resource() {
+    let sim = KubeSim::start(&[]);
+    let moto = Moto::start(&sim.path().join("moto.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(moto.store("backups", "adhoc"));
+    with_crds_and_keys(&sim);
+    let _operator = Operator::start(&sim, 1);
+    sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: one}\nspec: {replicas: 1}\n");
+    let client = Client::to_when_settled(&sim, "one", 1);
+    let last = (0..30).map(|i| client.put(&format!("k/{:02}", i % 12), format!("v{i}").into())).last().unwrap();
+    let want = client.all(last).0;
+
+    let backup = |name: &str, s3: &str| {
+        sim.apply(&format!(
+            "apiVersion: cairn.dev/v1alpha1\nkind: CairnBackup\nmetadata: {{name: {name}}}\nspec: {{clusterName: one{s3}}}\n"
+        ))
+    };
+    let done = |b: &Value| ["Completed", "Failed"].contains(&b["status"]["phase"].as_str().unwrap_or_default());
+    backup("nowhere", "");
+    let b = wait_for_object(&sim, "cb", "nowhere", Duration::from_secs(60), "refused", done);
+    assert_eq!(b["status"]["phase"], "Failed", "{}", b["status"]);
+    assert!(b["status"]["message"].as_str().unwrap().contains("no location"), "{}", b["status"]);
+
+    let s3 = format!(
+        ", s3: {{bucket: backups, prefix: adhoc/now, endpoint: '{}', forcePathStyle: true, credentialsSecret: s3-creds}}",
+        moto.endpoint
+    );
+    backup("now", &s3);
+    let b = wait_for_object(&sim, "cb", "now", Duration::from_secs(60), "taken", done);
+    assert_eq!(b["status"]["phase"], "Completed", "{}", b["status"]);
+    assert_eq!(b["status"]["revision"], last, "{}", b["status"]);
+    assert!(b["status"]["size"].as_i64().unwrap() > 0, "{}", b["status"]);
+    assert_eq!(b["status"]["location"], "s3://backups/adhoc/now", "{}", b["status"]);
+    let table = sim.kubectl(&["get", "cb", "now"]).stdout;
+    assert!(table.contains("Completed") && table.contains(&last.to_string()), "{table}");
+
+    backup("again", &s3);
+    let b = wait_for_object(&sim, "cb", "again", Duration::from_secs(60), "refused", done);
+    assert_eq!(b["status"]["phase"], "Failed", "{}", b["status"]);
+    assert!(b["status"]["message"].as_str().unwrap().contains("exists at s3://backups/adhoc/now"), "{}", b["status"]);
+
+    assert!(sim.kubectl(&["delete", "cb", "now", "again", "--wait", "--timeout=30s"]).success);
+    let kept = rt.block_on(store.list("now/")).unwrap();
+    assert!(
+        kept.iter().any(|k| k == "now/catalog.json") && kept.iter().any(|k| k.starts_with("now/full/")),
+        "{kept:?}"
+    );
+
+    sim.apply(&format!(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: back}}\nspec:\n  replicas: 1\n  \
+         bootstrap: {{restore: {{s3: {{bucket: backups, prefix: adhoc/now, endpoint: '{}', forcePathStyle: true, credentialsSecret: s3-creds}}}}}}\n",
+        moto.endpoint
+    ));
+    let back = Client::to_when_settled(&sim, "back", 1);
+    assert_eq!(back.all(0), (want, last), "restored from the on-demand backup");
 }

@@ -6,11 +6,15 @@ use cairn_e2e::sim::KubeSim;
 use std::time::Duration;
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
+const BACKUP_CRD: &str = include_str!("../../crds/cairnbackups.cairn.dev.yaml");
 
 fn with_crd() -> KubeSim {
     let sim = KubeSim::start(&[]);
     sim.apply(CRD);
-    sim.eventually(Duration::from_secs(10), "the kind is served", || sim.kubectl(&["get", "cairnclusters"]).success);
+    sim.apply(BACKUP_CRD);
+    sim.eventually(Duration::from_secs(10), "the kinds are served", || {
+        sim.kubectl(&["get", "cairnclusters,cairnbackups"]).success
+    });
     sim
 }
 

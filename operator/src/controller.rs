@@ -155,6 +155,11 @@ fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
 
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
     let ctx = Arc::new(Ctx::new(client.clone(), metrics));
+    let clusters = clusters(client.clone(), ctx.clone());
+    tokio::join!(clusters, crate::ondemand::backup::run(client, ctx));
+}
+
+async fn clusters(client: kube::Client, ctx: Arc<Ctx>) {
     Controller::new(Api::<CairnCluster>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())

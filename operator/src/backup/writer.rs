@@ -404,7 +404,7 @@ async fn current_revision(endpoint: &str) -> Result<i64> {
 }
 
 /// A full snapshot from the first member that gives one.
-async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> Result<Full> {
+pub(crate) async fn upload_full(store: &Store, endpoints: &Endpoints, generation: u64) -> Result<Full> {
     let started = now_ms();
     let key = full_key(started, generation);
     let mut last = WriterError::Failed("no members to take a snapshot from".into());
