@@ -166,10 +166,10 @@ fn members_by_id(c: &Value, name: &str) -> Option<String> {
     c["status"]["members"].as_array()?.iter().find(|m| m["name"] == name)?["id"].as_str().map(str::to_string)
 }
 
-/// The keys and their revisions and versions as etcdctl shows them at a member (the header,
-/// which names the member and term, left out).
+/// The keys under k and their revisions and versions as etcdctl shows them at a member (the
+/// header, which names the member and term, left out).
 fn keys_at(sim: &KubeSim, via: &str) -> Vec<String> {
-    let out = ctl(&format!("{}:2379", pod_ip(sim, via)), &["get", "", "--prefix", "-w", "fields"]);
+    let out = ctl(&format!("{}:2379", pod_ip(sim, via)), &["get", "k", "--prefix", "-w", "fields"]);
     let kept = ["\"Key\"", "\"CreateRevision\"", "\"ModRevision\"", "\"Version\"", "\"Value\""];
     out.lines().filter(|l| kept.iter().any(|k| l.starts_with(k))).map(str::to_string).collect()
 }
@@ -207,10 +207,31 @@ fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
     let before = keys_at(&sim, "demo-0");
     assert_eq!(before.iter().filter(|l| l.starts_with("\"Key\"")).count(), 7);
 
-    assert!(sim.kubectl(&["delete", "pod,pvc", "demo-1", "demo-2", "--wait=false"]).success);
-    let c = wait_for(&sim, Duration::from_secs(120), "quorum loss reported", |c| {
-        condition(c, "Degraded")["message"].as_str().unwrap_or_default().contains("recovery is Manual")
+    // Writes through demo-0 go on while the majority goes: each one acknowledged there was
+    // applied there, so the recovery from demo-0 must keep it.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (c, acked) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let key = format!("w/{i:04}");
+                if ctl(&ep, &["put", &key, "x", "--command-timeout=2s"]) == "OK\n" {
+                    acked.push(key);
+                }
+            }
+            acked
+        });
+        assert!(sim.kubectl(&["delete", "pod,pvc", "demo-1", "demo-2", "--wait=false"]).success);
+        let c = wait_for(&sim, Duration::from_secs(120), "quorum loss reported", |c| {
+            condition(c, "Degraded")["message"].as_str().unwrap_or_default().contains("recovery is Manual")
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (c, writer.join().unwrap())
     });
+    assert!(!acked.is_empty(), "no write went through before the majority went");
     let message = condition(&c, "Degraded")["message"].as_str().unwrap().to_string();
     assert!(message.contains("Automatic would restart demo-0"), "{message}");
     assert!(c["status"]["recovery"].is_null() && c["status"]["lastRecovery"].is_null(), "{}", c["status"]);
@@ -234,6 +255,14 @@ fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
     for m in ["demo-0", "demo-1", "demo-2"] {
         assert_eq!(keys_at(&sim, m), before, "{m}'s keys and revisions");
     }
+    let at = format!("{}:2379", pod_ip(&sim, "demo-1"));
+    let written: Vec<String> = ctl(&at, &["get", "w/", "--prefix", "--keys-only"])
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|k| !written.contains(k)).collect();
+    assert!(lost.is_empty(), "acknowledged by the survivor, then lost: {lost:?}");
     let ep = format!("{}:2379", pod_ip(&sim, "demo-2"));
     assert_eq!(ctl(&ep, &["put", "after", "recovery"]), "OK\n");
     let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
