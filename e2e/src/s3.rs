@@ -16,6 +16,11 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// The venv's Python: moto's server (with `SERVER`'s correction) and boto3 run under it.
+fn python() -> PathBuf {
+    moto_bin().with_file_name("python3")
+}
+
 fn moto_bin() -> PathBuf {
     let venv = std::env::var("CAIRN_VENV").unwrap_or_else(|_| "/var/tmp/cairn-venv".into());
     let bin = PathBuf::from(venv).join("bin/moto_server");
@@ -42,7 +47,7 @@ impl Moto {
     pub fn start(log: &std::path::Path) -> Moto {
         let port = free_port();
         let out = std::fs::File::create(log).expect("moto's log");
-        let child = Command::new(moto_bin().with_file_name("python3"))
+        let child = Command::new(python())
             .args(["-c", SERVER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
@@ -88,7 +93,7 @@ urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset-auth",
                                               headers={"Content-Type": "text/plain"}))
 print(arn)
 "#;
-        let out = Command::new(moto_bin().with_file_name("python3"))
+        let out = Command::new(python())
             .args(["-c", script, &self.endpoint, role, bucket])
             .output()
             .expect("run python from moto's venv");

@@ -234,7 +234,7 @@ impl Backend {
             _ => {
                 // The size first: what is written during the scan is then growth after it
                 // (counted in use), never garbage.
-                let size = self.inner().db.size_on_disk().unwrap_or(0);
+                let size = self.measure_size();
                 let live = self.tree().iter().flatten().map(|(k, v)| (k.len() + v.len()) as u64).sum();
                 let c = LiveCount { at: std::time::Instant::now(), live, size };
                 *in_use = Some(c);

@@ -62,6 +62,16 @@ async fn patch_status(client: &kube::Client, c: &CairnCluster, status: serde_jso
     Ok(())
 }
 
+/// Deletes a member's pod, and its claim too when `claim`; what is gone already is no error.
+async fn delete_member(client: &kube::Client, ns: &str, name: &str, claim: bool) -> Result<(), kube::Error> {
+    ignore_missing(Api::<Pod>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await)?;
+    if claim {
+        let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+        ignore_missing(claims.delete(name, &DeleteParams::default()).await)?;
+    }
+    Ok(())
+}
+
 /// A member's pod, and its claim when `new_claim`: only a member that has never run gets an
 /// empty claim. A member already in the cluster whose claim is gone has lost its data; it
 /// must not come back under its old id (it would vote with an empty log): the planner
@@ -160,26 +170,16 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
             Ok(Outcome::Changed { reason: "MemberRemoved", note: format!("{name} ({id:x}) removed") })
         }
         Step::DeletePod { name, claim } => {
-            ignore_missing(Api::<Pod>::namespaced(client.clone(), &ns).delete(name, &DeleteParams::default()).await)?;
-            if *claim {
-                ignore_missing(
-                    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
-                        .delete(name, &DeleteParams::default())
-                        .await,
-                )?;
-            }
+            delete_member(client, &ns, name, *claim).await?;
             Ok(Outcome::Changed { reason: "MemberDeleted", note: format!("pod and claim of {name}") })
         }
         Step::Recover { survivor, lost } => {
             let rec = recovery::start(c, seen, survivor, lost);
             let note = recovery::lost_note(&rec);
             patch_status(client, c, json!({"recovery": rec, "change": null})).await?;
-            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
-            ignore_missing(pods.delete(survivor, &DeleteParams::default()).await)?;
+            delete_member(client, &ns, survivor, false).await?;
             for name in lost {
-                ignore_missing(pods.delete(name, &DeleteParams::default()).await)?;
-                let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
-                ignore_missing(claims.delete(name, &DeleteParams::default()).await)?;
+                delete_member(client, &ns, name, true).await?;
             }
             Ok(Outcome::Changed { reason: "QuorumLost", note })
         }
@@ -193,7 +193,7 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
         }
         Step::Restart { name } => {
             patch_status(client, c, json!({"recovery": {"stage": RecoveryStage::Restarting}})).await?;
-            ignore_missing(Api::<Pod>::namespaced(client.clone(), &ns).delete(name, &DeleteParams::default()).await)?;
+            delete_member(client, &ns, name, false).await?;
             Ok(Outcome::Changed {
                 reason: "PodRestarted",
                 note: format!("{name} is a one-member cluster: restarted without --force-new-cluster"),
