@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
 const BACKUP_CRD: &str = include_str!("../../crds/cairnbackups.cairn.dev.yaml");
+const RESTORE_CRD: &str = include_str!("../../crds/cairnrestores.cairn.dev.yaml");
+/// How far past the newest revision seen a restored cluster goes on (the operator's
+/// BUMP_MARGIN).
+const BUMP_MARGIN: i64 = 1_000_000;
 
 fn wait_for(sim: &KubeSim, name: &str, within: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     wait_for_object(sim, "cc", name, within, what, check)
@@ -115,11 +119,12 @@ impl Client {
     }
 }
 
-/// Both CRDs served, and the Secret `s3-creds` with moto's test keys.
+/// The CRDs served, and the Secret `s3-creds` with moto's test keys.
 fn with_crds_and_keys(sim: &KubeSim) {
     sim.apply(CRD);
     sim.apply(BACKUP_CRD);
-    sim.eventually(Duration::from_secs(10), "the CRDs are served", || sim.kubectl(&["get", "cc,cb"]).success);
+    sim.apply(RESTORE_CRD);
+    sim.eventually(Duration::from_secs(10), "the CRDs are served", || sim.kubectl(&["get", "cc,cb,crs"]).success);
     let secret = sim.kubectl(&[
         "create",
         "secret",
@@ -321,4 +326,135 @@ fn a_cairn_backup_takes_a_full_snapshot_now_and_outlives_its_resource() {
     ));
     let back = Client::to_when_settled(&sim, "back", 1);
     assert_eq!(back.all(0), (want, last), "restored from the on-demand backup");
+}
+
+/// kube-sim with the CRDs and `s3-creds`, moto with the bucket `backups`, and an operator.
+fn with_bucket_and_operator() -> (KubeSim, Moto, Operator) {
+    let sim = KubeSim::start(&[]);
+    let moto = Moto::start(&sim.path().join("moto.log"));
+    tokio::runtime::Runtime::new().unwrap().block_on(moto.store("backups", ""));
+    with_crds_and_keys(&sim);
+    let operator = Operator::start(&sim, 1);
+    (sim, moto, operator)
+}
+
+fn events(sim: &KubeSim) -> String {
+    sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout
+}
+
+fn pod_uids(sim: &KubeSim) -> String {
+    sim.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"]).stdout
+}
+
+/// Every member of a backed-up cluster deleted with its claim: nothing is left to recover
+/// from but S3. The operator rebuilds every member from the newest backup, keys at their
+/// revisions, the revision counter moved past everything seen, and backups go on.
+#[test]
+fn every_member_lost_with_its_data_is_rebuilt_from_the_backup() {
+    let (sim, moto, _operator) = with_bucket_and_operator();
+    sim.apply(&format!(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: demo}}\nspec:\n  replicas: 3\n  \
+         backup: {{s3: {}, fullSchedule: '@daily', deltaInterval: 1s}}\n",
+        s3_yaml(&moto)
+    ));
+    let client = Client::to_when_settled(&sim, "demo", 3);
+    for i in 0..40 {
+        client.put(&format!("k/{:02}", i % 15), format!("v{i}").into());
+    }
+    let del = DeleteRangeRequest { key: b"k/03".to_vec(), ..Default::default() };
+    client.rt.block_on(client.kv.clone().delete_range(del)).unwrap();
+    let last = client.put("k/last", b"x".to_vec());
+    let want = client.all(last).0;
+    let backed_up = |c: &Value| {
+        let b = &c["status"]["lastBackup"];
+        b["deltaRevision"].as_i64().max(b["fullRevision"].as_i64()).unwrap_or(0) >= last
+    };
+    wait_for(&sim, "demo", Duration::from_secs(60), "the writes backed up", backed_up);
+    drop(client);
+
+    assert!(sim.kubectl(&["delete", "pod,pvc", "demo-0", "demo-1", "demo-2", "--wait=false"]).success);
+    let c = wait_for(&sim, "demo", Duration::from_secs(300), "rebuilt to 3 members", |c| {
+        settled(c, 3) && c["status"]["lastRestore"]["completed"].is_string()
+    });
+    let restored = &c["status"]["lastRestore"];
+    assert!(restored["requestedBy"].is_null(), "{restored}");
+    assert_eq!(restored["revision"], last, "{restored}");
+    assert!(c["status"]["restore"].is_null(), "{}", c["status"]);
+    let client = Client::to(&sim, "demo-0");
+    let (got, rev) = client.all(0);
+    assert_eq!(got, want, "every key at its revisions");
+    assert!(rev >= last + BUMP_MARGIN, "the revision goes on past every one seen: {rev}");
+    let events = events(&sim);
+    assert!(events.contains("QuorumLost") && events.contains("rebuilt from the newest backup"), "{events}");
+    assert!(events.contains("RestoreCompleted"), "{events}");
+
+    // Backups go on from the rebuilt cluster (a new full snapshot: the revisions skipped are
+    // compacted).
+    let after = client.put("k/after", b"y".to_vec());
+    wait_for(&sim, "demo", Duration::from_secs(60), "backups resumed", |c| {
+        c["status"]["lastBackup"]["deltaRevision"].as_i64().max(c["status"]["lastBackup"]["fullRevision"].as_i64())
+            >= Some(after)
+    });
+}
+
+/// A CairnRestore takes a running cluster back to what a CairnBackup took: every member
+/// stopped, restored and started, every key as at the backup's revision. A revision the
+/// backup does not hold is refused before anything is stopped.
+#[test]
+fn a_cairn_restore_takes_a_cluster_back_to_a_backup_and_refuses_what_it_lacks() {
+    let (sim, moto, _operator) = with_bucket_and_operator();
+    sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: one}\nspec: {replicas: 3}\n");
+    let client = Client::to_when_settled(&sim, "one", 3);
+    let taken = (0..30).map(|i| client.put(&format!("k/{:02}", i % 12), format!("v{i}").into())).last().unwrap();
+    let want = client.all(taken).0;
+    sim.apply(&format!(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnBackup\nmetadata: {{name: snap}}\nspec: {{clusterName: one, \
+         s3: {{bucket: backups, prefix: one/snap, endpoint: '{}', forcePathStyle: true, credentialsSecret: s3-creds}}}}\n",
+        moto.endpoint
+    ));
+    let done = |b: &Value| ["Completed", "Failed"].contains(&b["status"]["phase"].as_str().unwrap_or_default());
+    let b = wait_for_object(&sim, "cb", "snap", Duration::from_secs(60), "taken", done);
+    assert_eq!((b["status"]["phase"].as_str(), b["status"]["revision"].as_i64()), (Some("Completed"), Some(taken)));
+    // What comes after the backup: changed, deleted and new keys.
+    for i in 0..10 {
+        client.put(&format!("k/{:02}", i), b"later".to_vec());
+    }
+    let del = DeleteRangeRequest { key: b"k/11".to_vec(), ..Default::default() };
+    client.rt.block_on(client.kv.clone().delete_range(del)).unwrap();
+    let now = client.put("new", b"later".to_vec());
+
+    let restore = |name: &str, more: &str| {
+        sim.apply(&format!(
+            "apiVersion: cairn.dev/v1alpha1\nkind: CairnRestore\nmetadata: {{name: {name}}}\n\
+             spec: {{clusterName: one, backupName: snap{more}}}\n"
+        ))
+    };
+    let uids = pod_uids(&sim);
+    restore("too-far", &format!(", revision: {}", taken + 5));
+    let r = wait_for_object(&sim, "crs", "too-far", Duration::from_secs(60), "refused", done);
+    assert_eq!(r["status"]["phase"], "Failed", "{}", r["status"]);
+    let message = r["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused before anything was stopped") && message.contains("is not backed up"),
+        "{message}"
+    );
+    assert_eq!(pod_uids(&sim), uids, "no member was stopped");
+    assert_eq!(client.all(0).1, now, "the cluster serves on, untouched");
+
+    restore("back", "");
+    let r = wait_for_object(&sim, "crs", "back", Duration::from_secs(300), "restored", done);
+    assert_eq!(r["status"]["phase"], "Completed", "{}", r["status"]);
+    assert_eq!(r["status"]["revision"], taken, "{}", r["status"]);
+    let table = sim.kubectl(&["get", "crs", "back"]).stdout;
+    assert!(table.contains("Completed") && table.contains(&taken.to_string()), "{table}");
+    assert_ne!(pod_uids(&sim), uids, "every member was restarted");
+    let c = wait_for(&sim, "one", Duration::from_secs(60), "3 healthy voters", |c| settled(c, 3));
+    assert_eq!(c["status"]["lastRestore"]["requestedBy"], "back", "{}", c["status"]);
+    for m in ["one-0", "one-1", "one-2"] {
+        let (got, rev) = Client::to(&sim, m).all(0);
+        assert_eq!(got, want, "{m}: every key as at revision {taken}");
+        assert!(rev >= now + BUMP_MARGIN, "{m}: revisions go on past {now}: {rev}");
+    }
+    let events = events(&sim);
+    assert!(events.contains("RestoreStarted") && events.contains("RestoreCompleted"), "{events}");
 }

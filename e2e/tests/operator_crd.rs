@@ -7,13 +7,15 @@ use std::time::Duration;
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
 const BACKUP_CRD: &str = include_str!("../../crds/cairnbackups.cairn.dev.yaml");
+const RESTORE_CRD: &str = include_str!("../../crds/cairnrestores.cairn.dev.yaml");
 
 fn with_crd() -> KubeSim {
     let sim = KubeSim::start(&[]);
     sim.apply(CRD);
     sim.apply(BACKUP_CRD);
+    sim.apply(RESTORE_CRD);
     sim.eventually(Duration::from_secs(10), "the kinds are served", || {
-        sim.kubectl(&["get", "cairnclusters,cairnbackups"]).success
+        sim.kubectl(&["get", "cairnclusters,cairnbackups,cairnrestores"]).success
     });
     sim
 }
@@ -44,6 +46,22 @@ fn the_api_server_refuses_an_even_or_out_of_range_member_count() {
     let out = sim.kubectl_with_input(&["apply", "-f", "-"], Some(&cluster("odd", "{placement: sideways}")));
     assert!(!out.success && out.stderr.contains("spec.placement: Unsupported value: \"sideways\""), "{}", out.all());
     assert!(sim.kubectl(&["get", "cairnclusters", "-o", "name"]).stdout.is_empty(), "nothing was created");
+}
+
+#[test]
+fn the_api_server_refuses_a_restore_with_two_targets_or_two_sources() {
+    let sim = with_crd();
+    let restore = |spec: &str| {
+        let yaml = format!("apiVersion: cairn.dev/v1alpha1\nkind: CairnRestore\nmetadata: {{name: r}}\nspec: {spec}\n");
+        sim.kubectl_with_input(&["apply", "-f", "-"], Some(&yaml))
+    };
+    let out = restore("{clusterName: demo, revision: 5, time: '2026-12-07T10:00:00Z'}");
+    assert!(!out.success && out.stderr.contains("give revision or time, not both"), "{}", out.all());
+    let out = restore("{clusterName: demo, backupName: b, s3: {bucket: x}}");
+    assert!(!out.success && out.stderr.contains("give backupName or s3, not both"), "{}", out.all());
+    let out = restore("{clusterName: demo, revision: 0}");
+    assert!(!out.success && out.stderr.contains("spec.revision"), "{}", out.all());
+    assert!(sim.kubectl(&["get", "cairnrestores", "-o", "name"]).stdout.is_empty(), "nothing was created");
 }
 
 #[test]

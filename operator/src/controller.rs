@@ -121,15 +121,13 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     match outcome? {
         act::Outcome::Changed { reason, note } => {
             ctx.metrics.membership_changed(reason);
-            let event = Event {
-                type_: if reason == "QuorumLost" { EventType::Warning } else { EventType::Normal },
-                reason: reason.into(),
-                note: Some(note),
-                action: reason.into(),
-                secondary: None,
-            };
-            publish(&ctx, &c, &event).await;
+            let warning = reason == "QuorumLost";
+            publish(&ctx, &c, &step_event(warning, reason, note)).await;
             Ok(Action::requeue(Duration::from_millis(500)))
+        }
+        act::Outcome::Refused { reason, note } => {
+            publish(&ctx, &c, &step_event(true, reason, note)).await;
+            Ok(Action::requeue(Duration::from_secs(15)))
         }
         act::Outcome::Waiting(why) => {
             tracing::debug!(why, "waiting");
@@ -139,6 +137,12 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
         act::Outcome::Settled if c.spec.backup.is_some() => Ok(Action::requeue(Duration::from_secs(5))),
         act::Outcome::Settled => Ok(Action::requeue(Duration::from_secs(30))),
     }
+}
+
+/// The Event of a step made or refused: its reason is the action's too.
+fn step_event(warning: bool, reason: &str, note: String) -> Event {
+    let type_ = if warning { EventType::Warning } else { EventType::Normal };
+    Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None }
 }
 
 async fn publish(ctx: &Ctx, c: &CairnCluster, event: &Event) {
@@ -156,7 +160,11 @@ fn error_policy(_: Arc<CairnCluster>, e: &Error, ctx: Arc<Ctx>) -> Action {
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
     let ctx = Arc::new(Ctx::new(client.clone(), metrics));
     let clusters = clusters(client.clone(), ctx.clone());
-    tokio::join!(clusters, crate::ondemand::backup::run(client, ctx));
+    tokio::join!(
+        clusters,
+        crate::ondemand::backup::run(client.clone(), ctx.clone()),
+        crate::ondemand::restore::run(client, ctx)
+    );
 }
 
 async fn clusters(client: kube::Client, ctx: Arc<Ctx>) {

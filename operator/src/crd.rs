@@ -274,6 +274,55 @@ pub struct CairnClusterStatus {
     /// The last recovery from quorum loss, once complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<RecordedRecovery>,
+    /// A restore of every member from a backup in progress (a rebuild, or a CairnRestore),
+    /// recorded before its first step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RecordedRestore>,
+    /// The last restore from a backup, once complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restore: Option<RecordedRestore>,
+}
+
+/// Every member restored from a backup: all of them stopped first, then each started from the
+/// same backup objects into its claim (the old data set aside beside it), as founders of the
+/// cluster again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedRestore {
+    /// Names the restore in the members' data dirs (an init container run again after the
+    /// restore completed leaves the data alone).
+    pub id: String,
+    /// The CairnRestore that asked for it; none for a rebuild after quorum loss with no
+    /// member's data left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// The backup, and the revision (or time) restored.
+    #[serde(flatten)]
+    pub source: RestoreSpec,
+    /// Added to the restored revision (etcd's --bump-revision, with --mark-compacted): the
+    /// cluster's revisions go on past every one it or its backup had, so no client ever sees
+    /// a revision again with other data behind it.
+    pub bump_revision: i64,
+    /// The members it makes (founders of the restored cluster).
+    pub members: Vec<String>,
+    pub stage: RestoreStage,
+    /// The newest revision the operator or the backup had seen before: writes past the
+    /// restored revision up to it (and any after it) are not in the restored cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_revision: Option<i64>,
+    /// RFC 3339.
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RestoreStage {
+    /// Every member's pod is deleted (a rebuild: the lost members' claims too).
+    Stopping,
+    /// No member runs: each is started from the backup.
+    Starting,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -2,6 +2,7 @@
 
 use crate::crd::CairnCluster;
 use crate::ondemand::crd::CairnBackup;
+use crate::ondemand::restore_crd::CairnRestore;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
@@ -10,6 +11,7 @@ pub fn files() -> Vec<(&'static str, String)> {
     vec![
         ("cairnclusters.cairn.dev.yaml", generated(CairnCluster::crd())),
         ("cairnbackups.cairn.dev.yaml", generated(CairnBackup::crd())),
+        ("cairnrestores.cairn.dev.yaml", generated(CairnRestore::crd())),
     ]
 }
 

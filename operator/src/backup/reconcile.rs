@@ -24,6 +24,12 @@ pub async fn reconcile(
         runners.stop(&cluster);
         return Vec::new();
     };
+    // While every member is restored from a backup there is nothing to read, and what the
+    // restored cluster serves first must not count as a continuation of the old one.
+    if c.status.as_ref().is_some_and(|s| s.restore.is_some()) {
+        runners.stop(&cluster);
+        return Vec::new();
+    }
     let ns = crate::resources::namespace(c);
     let settings = match (writer_config(spec), s3_config(client, &ns, &spec.s3).await) {
         (Ok(cfg), Ok(s3)) => Ok((cfg, s3)),

@@ -8,16 +8,14 @@ use crate::backup::runner::s3_config;
 use crate::backup::writer::upload_full;
 use crate::context::Ctx;
 use crate::crd::{CairnCluster, S3Location};
-use crate::resources::{self, CLIENT_PORT};
 use cairn_backup::catalog::{Catalog, Full, Generation, CATALOG};
 use cairn_backup::s3::Store;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,20 +58,6 @@ enum Outcome {
     Failed(String),
 }
 
-async fn patch(ctx: &Ctx, b: &CairnBackup, status: &CairnBackupStatus) -> Result<(), kube::Error> {
-    let api = Api::<CairnBackup>::namespaced(ctx.client.clone(), &b.namespace().unwrap_or_default());
-    let body = serde_json::json!({ "status": status });
-    api.patch_status(&b.name_any(), &PatchParams::default(), &Patch::Merge(body)).await?;
-    Ok(())
-}
-
-async fn publish(ctx: &Ctx, b: &CairnBackup, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Backup".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &b.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing an event");
-    }
-}
-
 async fn reconcile(b: Arc<CairnBackup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let mut status = b.status.clone().unwrap_or_default();
     if matches!(status.phase.as_deref(), Some("Completed" | "Failed")) {
@@ -81,7 +65,7 @@ async fn reconcile(b: Arc<CairnBackup>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     }
     match take(&b, &ctx, &mut status).await? {
         Outcome::Done(done) => {
-            patch(&ctx, &b, &done).await?;
+            super::patch_status(&ctx.client, &*b, &done).await?;
             let note = format!(
                 "revision {} of {} ({} bytes) in {}",
                 done.revision.unwrap_or(0),
@@ -89,21 +73,21 @@ async fn reconcile(b: Arc<CairnBackup>, ctx: Arc<Ctx>) -> Result<Action, Error> 
                 done.size.unwrap_or(0),
                 done.location.as_deref().unwrap_or_default()
             );
-            publish(&ctx, &b, EventType::Normal, "BackupCompleted", note).await;
+            super::publish(&ctx, &*b, (EventType::Normal, "Backup"), "BackupCompleted", note).await;
             Ok(Action::await_change())
         }
         Outcome::Later(why) => {
             status.phase = Some("Pending".into());
             status.message = Some(why);
-            patch(&ctx, &b, &status).await?;
+            super::patch_status(&ctx.client, &*b, &status).await?;
             Ok(Action::requeue(Duration::from_secs(5)))
         }
         Outcome::Failed(why) => {
             status.phase = Some("Failed".into());
             status.completion_time = Some(crate::reconcile::status::rfc3339_now());
             status.message = Some(why.clone());
-            patch(&ctx, &b, &status).await?;
-            publish(&ctx, &b, EventType::Warning, "BackupFailed", why).await;
+            super::patch_status(&ctx.client, &*b, &status).await?;
+            super::publish(&ctx, &*b, (EventType::Warning, "Backup"), "BackupFailed", why).await;
             Ok(Action::await_change())
         }
     }
@@ -141,15 +125,7 @@ async fn take(b: &CairnBackup, ctx: &Ctx, status: &mut CairnBackupStatus) -> Res
             None => Outcome::Failed(format!("a backup exists at {where_} already")),
         });
     }
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&resources::selector(&c)))
-        .await?;
-    let endpoints: Vec<String> = pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:{CLIENT_PORT}"))
-        .collect();
+    let endpoints = super::member_endpoints(&ctx.client, &c).await?;
     if endpoints.is_empty() {
         return Ok(Outcome::Later(format!("no member of {} to read from", b.spec.cluster_name)));
     }
@@ -158,7 +134,7 @@ async fn take(b: &CairnBackup, ctx: &Ctx, status: &mut CairnBackupStatus) -> Res
         status.start_time = Some(crate::reconcile::status::rfc3339_now());
         status.location = Some(where_.clone());
         status.message = None;
-        patch(ctx, b, status).await?;
+        super::patch_status(&ctx.client, b, status).await?;
     }
     let eps: crate::backup::watch::Endpoints = Arc::new(move || endpoints.clone());
     let f = match upload_full(&store, &eps, 1).await {

@@ -5,7 +5,8 @@
 use super::observe::{now, Seen};
 use super::plan::Step;
 use super::recovery;
-use crate::crd::{CairnCluster, ChangeKind, RecordedChange, RecoveryStage};
+use super::restore;
+use crate::crd::{CairnCluster, ChangeKind, RecordedChange, RecoveryStage, RestoreStage};
 use crate::members;
 use crate::resources::{self, member};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -28,6 +29,8 @@ pub enum Outcome {
     Changed { reason: &'static str, note: String },
     /// Nothing changed; look again soon.
     Waiting(String),
+    /// The step cannot be made (reason and note for a Warning Event); look again later.
+    Refused { reason: &'static str, note: String },
     /// As asked.
     Settled,
 }
@@ -206,6 +209,57 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
                 reason: "QuorumRecovered",
                 note: format!("{survivor} serves as a one-member cluster; members are added back as learners"),
             })
+        }
+        Step::Rebuild { lost } => {
+            let Some(b) = &c.spec.backup else { return Ok(Outcome::Waiting("no spec.backup to rebuild from".into())) };
+            let target = cairn_backup::catalog::Target::Latest;
+            let plan = match restore::check(client, &ns, &b.s3, target).await {
+                Ok(plan) => plan,
+                Err(e) => return Ok(Outcome::Refused { reason: "RebuildImpossible", note: e.to_string() }),
+            };
+            let founders = (0..seen.observed.replicas).map(|i| super::plan::member_name(&resources::name(c), i));
+            let last_seen = c.status.as_ref().and_then(|s| s.revision);
+            let id = format!("rebuild-{}", cairn_backup::time::now_ms());
+            let rec = restore::record(id, None, b.s3.clone(), (target, None), &plan, last_seen, founders.collect());
+            let note = restore::rebuild_note(&rec, lost);
+            patch_status(client, c, json!({"restore": rec, "change": null, "recovery": null})).await?;
+            for w in &seen.observed.workloads {
+                delete_member(client, &ns, &w.name, true).await?;
+            }
+            Ok(Outcome::Changed { reason: "QuorumLost", note })
+        }
+        Step::StartRestore => {
+            patch_status(client, c, json!({"restore": {"stage": RestoreStage::Starting}})).await?;
+            Ok(Outcome::Changed { reason: "MembersStopped", note: "every member stopped: each restores now".into() })
+        }
+        Step::CreateRestoredPod { name } => {
+            let Some(r) = c.status.as_ref().and_then(|s| s.restore.as_ref()) else {
+                return Ok(Outcome::Waiting("the restore record is gone".into()));
+            };
+            let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+            ignore_exists(claims.create(&PostParams::default(), &member::claim(c, name)).await)?;
+            let into = member::RestoreInto::Replace { id: r.id.clone(), bump_revision: r.bump_revision };
+            let pod = member::restored_pod(c, name, &r.members, &r.source, into);
+            ignore_exists(Api::<Pod>::namespaced(client.clone(), &ns).create(&PostParams::default(), &pod).await)?;
+            Ok(Outcome::Changed {
+                reason: "PodCreated",
+                note: format!("pod for member {name}, restoring from the backup"),
+            })
+        }
+        Step::FinishRestore => {
+            let done = c.status.as_ref().and_then(|s| s.restore.as_ref()).map(restore::finish);
+            let note = match &done {
+                Some(r) => format!(
+                    "{} restored from {} ({}), revisions going on from {}",
+                    r.members.join(", "),
+                    restore::location(&r.source.s3),
+                    restore::target(&r.source),
+                    seen.statuses.values().map(|s| s.revision).max().unwrap_or_default()
+                ),
+                None => "restore complete".into(),
+            };
+            patch_status(client, c, json!({"restore": null, "lastRestore": done})).await?;
+            Ok(Outcome::Changed { reason: "RestoreCompleted", note })
         }
         Step::Finish => {
             record(client, c, None).await?;

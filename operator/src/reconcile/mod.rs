@@ -4,4 +4,5 @@ pub mod act;
 pub mod observe;
 pub mod plan;
 pub mod recovery;
+pub mod restore;
 pub mod status;

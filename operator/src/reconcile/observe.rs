@@ -2,8 +2,8 @@
 //! members themselves (the member list from any that answers; each member's status at its
 //! pod IP).
 
-use super::plan::{Change, Member, Observed, Recovery, Workload};
-use crate::crd::{CairnCluster, ChangeKind, RecoveryStage};
+use super::plan::{Change, Member, Observed, Recovery, Restoring, Workload};
+use crate::crd::{CairnCluster, ChangeKind, RecoveryStage, RestoreStage};
 use crate::members::{self, MemberStatus};
 use crate::resources::{self, CLIENT_PORT, MEMBER_LABEL};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -160,6 +160,11 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         lost: r.lost,
         restarting: r.stage == RecoveryStage::Restarting,
     });
+    let restore = status
+        .restore
+        .as_ref()
+        .map(|r| Restoring { members: r.members.clone(), starting: r.stage == RestoreStage::Starting });
+    let founded = status.revision.is_some();
     let change = status.change.map(|r| match r.kind {
         ChangeKind::Adding => Change::Adding { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
         ChangeKind::Removing => Change::Removing { name: r.member },
@@ -174,6 +179,9 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         workloads,
         change,
         recovery,
+        restore,
+        founded,
+        backup: c.spec.backup.is_some(),
         recovery_mode: c.spec.recovery.mode,
         // The schema checks the pattern; a duration it lets through that does not parse
         // counts as the default.

@@ -73,6 +73,15 @@ pub struct Recovery {
     pub restarting: bool,
 }
 
+/// A restore of every member from a backup in progress, as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restoring {
+    /// The founders it makes.
+    pub members: Vec<String>,
+    /// Past stopping: no member runs, each starts from the backup.
+    pub starting: bool,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
     pub cluster: String,
@@ -85,6 +94,12 @@ pub struct Observed {
     pub workloads: Vec<Workload>,
     pub change: Option<Change>,
     pub recovery: Option<Recovery>,
+    pub restore: Option<Restoring>,
+    /// The cluster has served (its status holds a revision): every member's data gone is
+    /// then a loss to recover from, never a reason to found an empty cluster.
+    pub founded: bool,
+    /// spec.backup is set: a cluster with no member's data left is rebuilt from it.
+    pub backup: bool,
     pub recovery_mode: RecoveryMode,
     /// How long a majority must stay unreachable before quorum counts as lost for good.
     pub unreachable_for: Duration,
@@ -127,6 +142,17 @@ pub enum Step {
     Restart { name: String },
     /// The survivor serves again as itself: the recovery is recorded as complete.
     FinishRecovery { survivor: String },
+    /// Quorum lost for good and no member's data left, backups on: records a restore of the
+    /// newest backup (which the act looks up, and refuses if there is none), then deletes
+    /// every member's pod and claim.
+    Rebuild { lost: Vec<String> },
+    /// A recorded restore found every member stopped: records that they start now.
+    StartRestore,
+    /// A founder's claim (if missing) and its pod, which restores its data dir from the
+    /// backup before the member starts.
+    CreateRestoredPod { name: String },
+    /// The restored members serve: the restore is recorded as complete.
+    FinishRestore,
     /// Nothing to do but wait (for a pod to start, a member to become healthy...).
     Wait { reason: String },
     /// Waiting, and the cluster is not as asked: reported as the Degraded condition.
@@ -141,12 +167,20 @@ fn wait(reason: impl Into<String>) -> Step {
 
 pub fn plan(o: &Observed) -> Step {
     let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    if let Some(r) = &o.restore {
+        return restoring(o, r);
+    }
     if let Some(r) = &o.recovery {
         return recovering(o, r);
     }
     let Some(members) = &o.members else {
         if let Some(step) = o.local.as_deref().and_then(|local| quorum_lost(o, local)) {
             return step;
+        }
+        // A cluster that has served, with no member's pod or data left.
+        if o.founded && o.local.is_none() && o.workloads.iter().all(|w| !w.pod && !w.claim) {
+            let lost: Vec<String> = o.workloads.iter().map(|w| w.name.clone()).collect();
+            return no_data_left(o, &lost);
         }
         // Nobody answers. A cluster never started gets its founders; otherwise its pods
         // are recreated (their claims hold the data) and we wait for them.
@@ -314,12 +348,20 @@ fn quorum_lost(o: &Observed, members: &[Member]) -> Option<Step> {
         .filter(|m| m.reachable && work(&m.name).is_some_and(|w| w.claim))
         .max_by_key(|m| (m.applied, std::cmp::Reverse(ordinal(&o.cluster, &m.name))));
     let Some(survivor) = survivor else {
-        return Some(Step::Degraded {
-            reason: format!(
-                "quorum lost for good ({} gone) and no member with data answers: recreate the cluster from a backup (spec.bootstrap.restore)",
-                lost_voters.join(", ")
-            ),
-        });
+        // A member that still has its data may come back: nothing is thrown away for a backup
+        // while one does.
+        let with_data: Vec<&str> = o.workloads.iter().filter(|w| w.claim).map(|w| w.name.as_str()).collect();
+        if !with_data.is_empty() {
+            return Some(Step::Degraded {
+                reason: format!(
+                    "quorum lost ({} gone); {} still have their data but do not answer: waiting for one to come back \
+                     (delete their claims to have the cluster rebuilt from its backup)",
+                    lost_voters.join(", "),
+                    with_data.join(", ")
+                ),
+            });
+        }
+        return Some(no_data_left(o, &lost_voters));
     };
     let lost: Vec<String> = members.iter().filter(|m| m.name != survivor.name).map(|m| m.name.clone()).collect();
     match o.recovery_mode {
@@ -336,6 +378,58 @@ fn quorum_lost(o: &Observed, members: &[Member]) -> Option<Step> {
             ),
         }),
     }
+}
+
+/// Quorum lost for good with no member's data left anywhere: rebuilt from the newest backup
+/// (Automatic, with spec.backup), else reported with what to do.
+fn no_data_left(o: &Observed, lost: &[String]) -> Step {
+    let gone = if lost.is_empty() { "every member".to_string() } else { lost.join(", ") };
+    let reason = match (o.recovery_mode, o.backup) {
+        (RecoveryMode::Automatic, true) => return Step::Rebuild { lost: lost.to_vec() },
+        (RecoveryMode::Automatic, false) => format!(
+            "every member's data is gone ({gone}) and spec.backup is not set: there is nothing to rebuild from; \
+             recreate the cluster from a backup of your own (spec.bootstrap.restore)"
+        ),
+        (RecoveryMode::Manual, true) => format!(
+            "every member's data is gone ({gone}); recovery is Manual: Automatic would rebuild every member from the \
+             newest backup in spec.backup.s3 (keys at their revisions, the revision counter moved past the newest seen); \
+             set spec.recovery.mode to Automatic to have it done, or apply a CairnRestore"
+        ),
+        (RecoveryMode::Manual, false) => format!(
+            "every member's data is gone ({gone}) and spec.backup is not set: recreate the cluster from a backup of \
+             your own (spec.bootstrap.restore)"
+        ),
+    };
+    Step::Degraded { reason }
+}
+
+/// The steps of a recorded restore: every member stopped, then every founder started from the
+/// backup. No member serves while another is restored.
+fn restoring(o: &Observed, r: &Restoring) -> Step {
+    let founder = |name: &str| r.members.iter().any(|m| m == name);
+    if !r.starting {
+        if let Some(w) = o.workloads.iter().find(|w| w.pod && !w.pod_terminating) {
+            return Step::DeletePod { name: w.name.clone(), claim: !founder(&w.name) };
+        }
+        if o.workloads.iter().any(|w| w.pod) {
+            return wait("restoring: members stopping");
+        }
+        if let Some(w) = o.workloads.iter().find(|w| w.claim && !founder(&w.name)) {
+            return Step::DeletePod { name: w.name.clone(), claim: true };
+        }
+        return Step::StartRestore;
+    }
+    let work = |name: &str| o.workloads.iter().find(|w| w.name == name);
+    if let Some(name) = r.members.iter().find(|n| work(n).is_none_or(|w| !w.pod)) {
+        return Step::CreateRestoredPod { name: name.clone() };
+    }
+    let serving = o.members.as_ref().is_some_and(|ms| {
+        ms.len() == r.members.len() && ms.iter().all(|m| m.healthy && !m.learner && founder(&m.name))
+    });
+    if serving {
+        return Step::FinishRestore;
+    }
+    wait("restoring: members restoring from the backup")
 }
 
 /// The steps of a recorded recovery, each done once whatever the operator's restarts.

@@ -40,6 +40,9 @@ fn cluster(n: usize, replicas: usize) -> Observed {
         workloads: (0..n).map(running).collect(),
         change: None,
         recovery: None,
+        restore: None,
+        founded: true,
+        backup: false,
         recovery_mode: RecoveryMode::Automatic,
         unreachable_for: at(300),
         now: at(1000),
@@ -60,8 +63,26 @@ fn degraded(s: &Step, why: &str) -> bool {
 
 #[test]
 fn a_new_cluster_starts_with_all_its_founders() {
-    let o = Observed { members: None, workloads: vec![], ..cluster(0, 3) };
+    let o = Observed { members: None, workloads: vec![], founded: false, ..cluster(0, 3) };
     assert_eq!(plan(&o), Step::Bootstrap { names: vec![name(0), name(1), name(2)] });
+}
+
+#[test]
+fn a_cluster_that_served_is_never_founded_again_empty() {
+    // Every pod and claim gone: rebuilt from the backup, or reported; never Bootstrap.
+    let mut o = Observed { members: None, workloads: vec![], ..cluster(0, 3) };
+    assert!(degraded(&plan(&o), "spec.backup is not set: there is nothing to rebuild from"));
+    o.backup = true;
+    assert_eq!(plan(&o), Step::Rebuild { lost: vec![] });
+    o.recovery_mode = RecoveryMode::Manual;
+    assert!(degraded(&plan(&o), "recovery is Manual: Automatic would rebuild every member from the newest backup"));
+    // A pod or a claim left: not every member's data is known to be gone.
+    let mut o = Observed { members: None, backup: true, ..cluster(3, 3) };
+    for w in o.workloads.iter_mut() {
+        w.pod = false;
+    }
+    o.workloads[2].claim = false;
+    assert_eq!(plan(&o), Step::CreatePod { name: name(0) });
 }
 
 #[test]
@@ -259,7 +280,50 @@ fn manual_recovery_only_says_what_it_would_do_and_no_survivor_means_a_backup() {
     assert!(degraded(&plan(&o), "recovery is Manual: Automatic would restart demo-0 (applied index 50"));
     let mut o = majority_lost(3, false);
     members(&mut o)[0].reachable = false;
-    assert!(degraded(&plan(&o), "from a backup"));
+    assert!(degraded(&plan(&o), "demo-0 still have their data but do not answer: waiting"));
+    o.workloads.clear();
+    assert!(degraded(&plan(&o), "nothing to rebuild from"));
+    o.backup = true;
+    assert_eq!(plan(&o), Step::Rebuild { lost: vec![name(0), name(1), name(2)] });
+}
+
+fn restoring(starting: bool) -> Observed {
+    let mut o = cluster(3, 3);
+    o.restore = Some(Restoring { members: vec![name(0), name(1), name(2)], starting });
+    o
+}
+
+#[test]
+fn a_restore_stops_every_member_before_any_is_restored() {
+    let mut o = restoring(false);
+    o.workloads.push(running(4));
+    assert_eq!(plan(&o), Step::DeletePod { name: name(0), claim: false }, "even while quorum holds");
+    for w in o.workloads.iter_mut().take(3) {
+        w.pod_terminating = true;
+    }
+    assert_eq!(plan(&o), Step::DeletePod { name: name(4), claim: true }, "no founder: its claim goes too");
+    o.workloads[3].pod_terminating = true;
+    assert!(waits(&plan(&o)), "nothing starts while a pod still terminates");
+    o.members = None;
+    for w in o.workloads.iter_mut() {
+        (w.pod, w.pod_terminating) = (false, false);
+    }
+    assert_eq!(plan(&o), Step::DeletePod { name: name(4), claim: true });
+    o.workloads.pop();
+    assert_eq!(plan(&o), Step::StartRestore);
+}
+
+#[test]
+fn a_restore_starts_every_founder_from_the_backup_then_completes() {
+    let mut o = Observed { members: None, ..restoring(true) };
+    o.workloads = vec![Workload { name: name(0), claim: true, ..Default::default() }];
+    assert_eq!(plan(&o), Step::CreateRestoredPod { name: name(0) });
+    o.workloads = (0..3).map(running).collect();
+    assert!(waits(&plan(&o)));
+    o.members = Some(vec![voter(0), voter(1), Member { healthy: false, ..voter(2) }]);
+    assert!(waits(&plan(&o)), "done only when every founder serves");
+    members(&mut o)[2].healthy = true;
+    assert_eq!(plan(&o), Step::FinishRestore);
 }
 
 #[test]

@@ -35,7 +35,9 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
     let leader = members.iter().find(|m| m.leader);
     let leader_status = leader.and_then(|l| seen.statuses.get(&l.name));
     let recovering = seen.observed.recovery.is_some() || matches!(step, Step::Recover { .. });
+    let restoring = seen.observed.restore.is_some() || matches!(step, Step::Rebuild { .. });
     let (phase, progressing, degraded) = match step {
+        _ if restoring => ("Restoring", Some(format!("restoring every member from a backup: {step:?}")), None),
         _ if recovering => ("Recovering", Some(format!("recovering from quorum loss: {step:?}")), None),
         Step::Done => ("Running", None, None),
         Step::Degraded { reason } => ("Degraded", None, Some(reason.clone())),

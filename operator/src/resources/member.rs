@@ -75,16 +75,31 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
+/// How a restore init container treats the data dir it finds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestoreInto {
+    /// A new cluster's founder: only a missing data dir is restored.
+    Missing,
+    /// Every member of an existing cluster, stopped: the data dir is replaced (kept beside
+    /// it), once per restore id, and the revision bumped.
+    Replace { id: String, bump_revision: i64 },
+}
+
 /// The init container of a founder of a cluster restored from a backup: `cairn restore`
 /// makes its data dir (the same full snapshot and deltas for every founder, each with its own
 /// name) before the member first starts, and does nothing when it runs again.
-fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreSpec) -> Container {
-    let mut args = vec![
-        "restore".to_string(),
-        "--if-missing".into(),
-        format!("--s3-bucket={}", r.s3.bucket),
-        format!("--s3-prefix={}", r.s3.prefix),
-    ];
+fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreSpec, into: &RestoreInto) -> Container {
+    let mut args = vec!["restore".to_string()];
+    match into {
+        RestoreInto::Missing => args.push("--if-missing".into()),
+        RestoreInto::Replace { id, bump_revision } => {
+            args.extend(["--replace".into(), format!("--restore-id={id}")]);
+            if *bump_revision > 0 {
+                args.extend([format!("--bump-revision={bump_revision}"), "--mark-compacted".into()]);
+            }
+        }
+    }
+    args.extend([format!("--s3-bucket={}", r.s3.bucket), format!("--s3-prefix={}", r.s3.prefix)]);
     args.extend(r.s3.endpoint.iter().map(|e| format!("--s3-endpoint={e}")));
     args.extend(r.s3.region.iter().map(|e| format!("--s3-region={e}")));
     if r.s3.force_path_style {
@@ -142,6 +157,24 @@ pub fn is_forced(p: &Pod) -> bool {
 /// `initial_cluster`: the members to name in --initial-cluster (founders, or the member list
 /// as MemberAdd left it), this one included.
 pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Join) -> Pod {
+    // Founders of a restored cluster start from the backup; members added later join it.
+    let restore = c.spec.bootstrap.as_ref().and_then(|b| b.restore.as_ref()).filter(|_| join == Join::New);
+    pod_with(c, member, initial_cluster, join, restore.map(|r| (r, RestoreInto::Missing)))
+}
+
+/// The pod of a founder of a cluster restored in place (every member stopped first): its
+/// data dir comes from the backup, `founders` form the cluster again.
+pub fn restored_pod(c: &CairnCluster, member: &str, founders: &[String], r: &RestoreSpec, into: RestoreInto) -> Pod {
+    pod_with(c, member, founders, Join::New, Some((r, into)))
+}
+
+fn pod_with(
+    c: &CairnCluster,
+    member: &str,
+    initial_cluster: &[String],
+    join: Join,
+    restore: Option<(&RestoreSpec, RestoreInto)>,
+) -> Pod {
     let cluster: Vec<String> = initial_cluster.iter().map(|m| format!("{m}={}", peer_url(c, m))).collect();
     let state = match join {
         Join::New => "new",
@@ -158,9 +191,7 @@ pub fn pod(c: &CairnCluster, member: &str, initial_cluster: &[String], join: Joi
         format!("--initial-cluster-state={state}"),
         format!("--initial-cluster-token={}", cluster_token(c)),
     ];
-    // Founders of a restored cluster start from the backup; members added later join it.
-    let restore = c.spec.bootstrap.as_ref().and_then(|b| b.restore.as_ref()).filter(|_| join == Join::New);
-    let init = restore.map(|r| vec![restore_container(c, member, &cluster.join(","), r)]);
+    let init = restore.map(|(r, into)| vec![restore_container(c, member, &cluster.join(","), r, &into)]);
     let port = |name: &str, p: i32| ContainerPort { name: Some(name.into()), container_port: p, ..Default::default() };
     let overrides = c.spec.pod.clone().unwrap_or_default();
     let mut env = vec![field_env("POD_IP", "status.podIP"), field_env("POD_NAME", "metadata.name")];

@@ -7,7 +7,7 @@
 //! object stops the restore with its name, and nothing is left behind.
 
 use crate::cli::snapshot::progress::Progress;
-use crate::cli::snapshot::restore::{build, describe, load, MemberArgs};
+use crate::cli::snapshot::restore::{build, bumped, describe, load, MemberArgs, RESTORED_BY};
 use anyhow::{bail, Context};
 use cairn_backup::catalog::{Catalog, Plan, Target};
 use cairn_backup::credentials::Credentials;
@@ -43,8 +43,16 @@ pub struct RestoreArgs {
     pub list: bool,
     /// Do nothing if the data dir exists (an init container that runs again must not
     /// restore over a member that has run since).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "replace")]
     pub if_missing: bool,
+    /// Replace the data dir if it exists (an in-place restore of a stopped member): the old
+    /// one is kept beside it as <data-dir>.replaced until the next replace.
+    #[arg(long, requires = "restore_id")]
+    pub replace: bool,
+    /// Names this restore in the data dir it makes: run again with the same id (an init
+    /// container restarted), a restore that completed does nothing.
+    #[arg(long)]
+    pub restore_id: Option<String>,
     #[command(flatten)]
     pub member: MemberArgs,
 }
@@ -97,12 +105,17 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let member = a.member.check()?;
+    if a.replace && !set_aside(&a.member.data_dir(), a.restore_id.as_deref().unwrap_or_default())? {
+        return Ok(());
+    }
+    let mut member = a.member.check()?;
+    member.restore_id = a.restore_id.clone();
     let store = Store::new(&a.s3());
     let done = restore(&store, target, &member).await?;
     eprintln!(
-        "restored revision {} (full snapshot at revision {} and {} deltas, {} changes replayed) into {}: {}",
+        "restored revision {}{} (full snapshot at revision {} and {} deltas, {} changes replayed) into {}: {}",
         done.revision,
+        bumped(&member),
         done.full_revision,
         done.deltas,
         done.changes,
@@ -116,6 +129,29 @@ pub async fn run(a: &RestoreArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// For `--replace`: whether to restore. A data dir this restore made already stays (an init
+/// container run again); any other is moved aside to `<data-dir>.replaced` (the previous
+/// one there removed), to be looked at or removed by hand.
+fn set_aside(dir: &Path, id: &str) -> anyhow::Result<bool> {
+    let made_by = std::fs::read_to_string(dir.join(RESTORED_BY)).unwrap_or_default();
+    if made_by.trim_end() == id {
+        eprintln!("data dir {} was restored by {id} already: nothing to do", dir.display());
+        return Ok(false);
+    }
+    if dir.exists() {
+        let aside = PathBuf::from(format!("{}.replaced", dir.display()));
+        match std::fs::remove_dir_all(&aside) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove {}", aside.display()))
+            }
+            _ => {}
+        }
+        std::fs::rename(dir, &aside).with_context(|| format!("move {} to {}", dir.display(), aside.display()))?;
+        eprintln!("the data dir it replaces is kept as {}", aside.display());
+    }
+    Ok(true)
 }
 
 /// What `--list` prints: the targets a restore can be given.

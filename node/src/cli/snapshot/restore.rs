@@ -10,7 +10,7 @@ use cairn_node::apply::write_initial_members;
 use cairn_node::config::{parse_initial_cluster, split_urls};
 use cairn_node::membership::ids;
 use cairn_node::membership::PREFIX_MEMBER;
-use cairn_node::storage::backend::{Backend, BackendWriter, META_APPLIED_INDEX, META_REVISION};
+use cairn_node::storage::backend::{Backend, BackendWriter, META_APPLIED_INDEX, META_COMPACT_REVISION, META_REVISION};
 use cairn_node::storage::wal::Identity;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,16 @@ pub struct MemberArgs {
     /// This member's peer URLs.
     #[arg(long, default_value = "http://localhost:2380")]
     pub initial_advertise_peer_urls: String,
+    /// Add this many revisions to the restored revision (etcd's flag): clients that saw
+    /// revisions past the snapshot's (kube-apiserver's watch cache, resourceVersions) never see
+    /// a revision again with other data behind it.
+    #[arg(long, default_value_t = 0)]
+    pub bump_revision: u64,
+    /// Compact at the revision the restore ends at (required with --bump-revision): a watch
+    /// from an older revision is told it was compacted instead of waiting for revisions that
+    /// were skipped.
+    #[arg(long)]
+    pub mark_compacted: bool,
 }
 
 /// A checked `MemberArgs`: where to write, and what membership.
@@ -39,7 +49,16 @@ pub struct NewMember {
     pub data_dir: PathBuf,
     pub records: Vec<MemberRecord>,
     pub id: u64,
+    pub bump_revision: u64,
+    pub mark_compacted: bool,
+    /// Written into the data dir (`RESTORED_BY`) with the rest, so that a restore that ran
+    /// to the end is known by its id.
+    pub restore_id: Option<String>,
 }
+
+/// The file in a restored data dir naming the restore that made it (`cairn restore
+/// --restore-id`).
+pub const RESTORED_BY: &str = "restored-by";
 
 impl MemberArgs {
     pub fn data_dir(&self) -> PathBuf {
@@ -48,6 +67,9 @@ impl MemberArgs {
 
     pub fn check(&self) -> anyhow::Result<NewMember> {
         let data_dir = self.data_dir();
+        if self.bump_revision > 0 && !self.mark_compacted {
+            bail!("--mark-compacted required if --bump-revision > 0");
+        }
         if data_dir.exists() {
             bail!("data-dir {:?} exists", data_dir.display().to_string());
         }
@@ -64,7 +86,14 @@ impl MemberArgs {
             );
         }
         let records = cairn_node::membership::founders(&cluster, &self.initial_cluster_token);
-        Ok(NewMember { data_dir, records, id: ids::member_id(&mine, &self.initial_cluster_token) })
+        Ok(NewMember {
+            data_dir,
+            records,
+            id: ids::member_id(&mine, &self.initial_cluster_token),
+            bump_revision: self.bump_revision,
+            mark_compacted: self.mark_compacted,
+            restore_id: None,
+        })
     }
 }
 
@@ -86,8 +115,9 @@ pub fn run(a: &RestoreArgs) -> anyhow::Result<()> {
     let member = a.member.check()?;
     let revision = build(&member, |backend| load(backend, &a.file))?;
     eprintln!(
-        "restored snapshot {} (revision {revision}) into {}: {}",
+        "restored snapshot {} (revision {revision}{}) into {}: {}",
         a.file.display(),
+        bumped(&member),
         member.data_dir.display(),
         describe(&member)
     );
@@ -100,6 +130,14 @@ pub fn describe(m: &NewMember) -> String {
     format!("member {:x} of new cluster {:x}", m.id, ids::cluster_id(&voters))
 }
 
+/// ", bumped by N and compacted there" when the restore bumps the revision.
+pub fn bumped(m: &NewMember) -> String {
+    match m.bump_revision {
+        0 => String::new(),
+        n => format!(", bumped by {n} and compacted there"),
+    }
+}
+
 /// Loads a snapshot file into an empty backend, with progress.
 pub fn load(writer: &BackendWriter, file: &Path) -> anyhow::Result<()> {
     let size = std::fs::metadata(file)?.len().saturating_sub(super::SHA_LEN);
@@ -110,7 +148,8 @@ pub fn load(writer: &BackendWriter, file: &Path) -> anyhow::Result<()> {
 }
 
 /// Makes the member's data dir: `fill` puts the data in its backend, then the new membership,
-/// a new cluster id and no raft history replace the source's. Returns the revision. It is
+/// a new cluster id and no raft history replace the source's, and the revision is bumped if
+/// asked. Returns the revision the data was restored at (before any bump). It is
 /// made under another name and renamed when complete, so a data dir under its own name is
 /// never half-made, even after a SIGKILL; and on failure nothing stays behind, so the same
 /// command can be run again.
@@ -141,11 +180,27 @@ fn create(m: &NewMember, dir: &Path, fill: impl FnOnce(&BackendWriter) -> anyhow
     writer.apply(batch)?;
     write_initial_members(&writer, &m.records)?;
     let revision = backend.get_u64(META_REVISION)?.unwrap_or(1);
+    if m.bump_revision > 0 {
+        // The compaction itself happens when the member opens its store: everything older
+        // than the new revision except each key's latest version becomes garbage then.
+        let bumped = revision.saturating_add(m.bump_revision);
+        let mut batch = sled::Batch::default();
+        cairn_node::storage::backend::put_u64(&mut batch, META_REVISION, bumped);
+        if m.mark_compacted {
+            cairn_node::storage::backend::put_u64(&mut batch, META_COMPACT_REVISION, bumped);
+        }
+        writer.apply(batch)?;
+    }
     let voters: Vec<u64> = m.records.iter().map(|r| r.id).collect();
     let identity = Identity { member_id: m.id, cluster_id: ids::cluster_id(&voters) };
     cairn_node::storage::private::create_dir_all(&member_dir.join("snap"))?;
     cairn_node::raft::create_log(&member_dir.join("wal"), identity, voters)?;
     writer.flush()?;
     drop((backend, writer));
+    if let Some(id) = &m.restore_id {
+        let file = dir.join(RESTORED_BY);
+        std::fs::write(&file, format!("{id}\n")).with_context(|| format!("write {}", file.display()))?;
+        std::fs::File::open(&file)?.sync_all()?;
+    }
     Ok(revision as i64)
 }
