@@ -9,6 +9,7 @@ use cairn_e2e::harness::etcdctl;
 use cairn_e2e::operator::Operator;
 use cairn_e2e::sim::KubeSim;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 const CRD: &str = include_str!("../../crds/cairnclusters.cairn.dev.yaml");
@@ -178,9 +179,15 @@ fn condition(c: &Value, kind: &str) -> Value {
     c["status"]["conditions"].as_array().into_iter().flatten().find(|x| x["type"] == kind).cloned().unwrap_or_default()
 }
 
-/// A 3-member cluster `demo` with this `spec.recovery`, healthy, and its operator.
+/// A 3-member cluster `demo` with this `spec.recovery`, healthy, and its operator, in a
+/// namespace that enforces the `restricted` Pod Security level (so every pod the operator
+/// makes, forced and updated ones included, must pass it).
 fn three_members(recovery: &str) -> (KubeSim, Operator, Value) {
     let sim = KubeSim::start(&[]);
+    let out = sim.kubectl(&["label", "namespace", "default", "pod-security.kubernetes.io/enforce=restricted"]);
+    assert!(out.success, "{}", out.all());
+    let out = sim.kubectl(&["run", "plain", "--image=busybox", "--command", "--", "sleep", "1"]);
+    assert!(!out.success && out.stderr.contains("violates PodSecurity \"restricted:latest\""), "{}", out.all());
     sim.apply(CRD);
     sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
     let operator = Operator::start(&sim, 1);
@@ -215,12 +222,11 @@ fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
 
     // Writes through demo-0 go on while the majority goes: each one acknowledged there was
     // applied there, so the recovery from demo-0 must keep it.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (c, acked) = std::thread::scope(|s| {
-        let writer = s.spawn(|| {
+    let (c, acked) = during_writes(
+        |stop| {
             let mut acked = Vec::new();
             for i in 0.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if stop.load(Relaxed) {
                     break;
                 }
                 let key = format!("w/{i:04}");
@@ -229,14 +235,14 @@ fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
                 }
             }
             acked
-        });
-        assert!(sim.kubectl(&["delete", "pod,pvc", "demo-1", "demo-2", "--wait=false"]).success);
-        let c = wait_for(&sim, Duration::from_secs(120), "quorum loss reported", |c| {
-            condition(c, "Degraded")["message"].as_str().unwrap_or_default().contains("recovery is Manual")
-        });
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        (c, writer.join().unwrap())
-    });
+        },
+        || {
+            assert!(sim.kubectl(&["delete", "pod,pvc", "demo-1", "demo-2", "--wait=false"]).success);
+            wait_for(&sim, Duration::from_secs(120), "quorum loss reported", |c| {
+                condition(c, "Degraded")["message"].as_str().unwrap_or_default().contains("recovery is Manual")
+            })
+        },
+    );
     assert!(!acked.is_empty(), "no write went through before the majority went");
     let message = condition(&c, "Degraded")["message"].as_str().unwrap().to_string();
     assert!(message.contains("Automatic would restart demo-0"), "{message}");
@@ -274,6 +280,22 @@ fn a_majority_lost_for_good_is_recovered_from_the_member_left() {
     let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
     assert!(events.contains("QuorumLost") && events.contains("QuorumRecovered"), "{events}");
     assert!(events.contains("restarts from its data (revision"), "{events}");
+}
+
+/// Runs `body` while `write` runs on another thread until told to stop. The writer is
+/// stopped even when `body` panics: the scope would otherwise wait for it forever.
+fn during_writes<T, W: Send>(write: impl FnOnce(&AtomicBool) -> W + Send, body: impl FnOnce() -> T) -> (T, W) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| write(&stop));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        stop.store(true, Relaxed);
+        let written = writer.join().expect("the writer");
+        match result {
+            Ok(t) => (t, written),
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
 }
 
 /// The process of a member's container, as kube-sim reports it (`kube-sim://<pid>`).
@@ -322,4 +344,111 @@ fn an_outage_shorter_than_unreachable_for_is_waited_out() {
     data_intact(&sim, "demo-2");
     let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
     assert!(!events.contains("QuorumLost"), "{events}");
+}
+
+/// The pod uid of each of demo's three members.
+fn pod_uids(sim: &KubeSim) -> Vec<String> {
+    let uid = |m: &str| sim.kubectl(&["get", "pod", m, "-o", "jsonpath={.metadata.uid}"]).stdout;
+    ["demo-0", "demo-1", "demo-2"].iter().map(|m| uid(m)).collect()
+}
+
+fn patch_spec(sim: &KubeSim, spec: &str) {
+    let out = sim.kubectl(&["patch", "cc", "demo", "--type", "merge", "-p", &format!(r#"{{"spec":{spec}}}"#)]);
+    assert!(out.success, "{}", out.all());
+}
+
+/// Puts through whichever member answers (pod IPs change as pods are made again), until
+/// stopped; returns the keys acknowledged and the puts refused.
+fn write_through_the_roll(sim: &KubeSim, stop: &AtomicBool) -> (Vec<String>, usize) {
+    let endpoints = || {
+        let ips = sim.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].status.podIP}"]).stdout;
+        ips.split_whitespace().map(|ip| format!("{ip}:2379")).collect::<Vec<_>>().join(",")
+    };
+    let (mut acked, mut refused, mut eps) = (Vec::new(), 0, endpoints());
+    for i in 0.. {
+        if stop.load(Relaxed) {
+            break;
+        }
+        let key = format!("w/{i:05}");
+        if ctl(&eps, &["put", &key, "x", "--command-timeout=2s"]) == "OK\n" {
+            acked.push(key);
+        } else {
+            refused += 1;
+            eps = endpoints();
+        }
+    }
+    (acked, refused)
+}
+
+/// A change of spec.etcd rolls through a 3-member cluster under writes: one member at a
+/// time, the leader last, `updatedMembers` counting up, every member then running with the
+/// new settings and every acknowledged write kept. A change whose member cannot start stops
+/// the roll (UpdateStalled) with the other members untouched; fixing the spec resumes it.
+#[test]
+fn a_settings_change_rolls_through_the_members_leader_last() {
+    let (sim, _operator, c) = three_members("{}");
+    let leader = c["status"]["leader"].as_str().unwrap().to_string();
+    assert_eq!(ctl(&format!("{}:2379", pod_ip(&sim, "demo-0")), &["put", "survivor", "kept"]), "OK\n");
+    let before = pod_uids(&sim);
+    let (order, (acked, refused)) = during_writes(
+        |stop| write_through_the_roll(&sim, stop),
+        || {
+            patch_spec(&sim, r#"{"etcd":{"quotaBackendBytes":"3Gi","snapshotCount":5000}}"#);
+            // The order in which members' pods are made again, and updatedMembers over time.
+            let (mut order, mut counts) = (Vec::<String>::new(), Vec::<i64>::new());
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let c = cluster(&sim);
+                let n = c["status"]["updatedMembers"].as_i64().unwrap_or(-1);
+                if counts.last() != Some(&n) {
+                    counts.push(n);
+                }
+                for (m, uid) in ["demo-0", "demo-1", "demo-2"].iter().zip(&before) {
+                    let now = sim.kubectl(&["get", "pod", m, "-o", "jsonpath={.metadata.uid}"]).stdout;
+                    if !now.is_empty() && now != *uid && !order.iter().any(|o| o == m) {
+                        order.push(m.to_string());
+                    }
+                }
+                if n == 3 && settled(&c, 3) && order.len() == 3 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the roll did not end within 10 minutes: {}", c["status"]);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // Before the patch is seen all three count as updated; from then on the count only grows.
+            let rolled: Vec<i64> = counts.iter().copied().skip_while(|n| *n == 3).collect();
+            assert!(
+                rolled.windows(2).all(|w| w[0] <= w[1]) && rolled.iter().any(|n| (1..3).contains(n)),
+                "updatedMembers: {counts:?}"
+            );
+            order
+        },
+    );
+    assert_eq!(order.last(), Some(&leader), "the leader last: {order:?}");
+    assert!(acked.len() > 10, "writes went on through the roll ({} acknowledged, {refused} refused)", acked.len());
+    for m in ["demo-0", "demo-1", "demo-2"] {
+        let (_, metrics) = cairn_e2e::harness::http_get(&format!("{}:2379", pod_ip(&sim, m)), "/metrics").unwrap();
+        assert!(metrics.contains("etcd_server_quota_backend_bytes 3221225472"), "{m} runs with the new quota");
+    }
+    let keys = ctl(&format!("{}:2379", pod_ip(&sim, "demo-1")), &["get", "w/", "--prefix", "--keys-only"]);
+    let lost: Vec<&String> = acked.iter().filter(|k| !keys.lines().any(|l| l == k.as_str())).collect();
+    assert!(lost.is_empty(), "acknowledged, then lost in the roll: {lost:?}");
+    data_intact(&sim, "demo-0");
+
+    // A flag no member accepts: the first member updated never comes back; the roll stops.
+    let before = pod_uids(&sim);
+    patch_spec(&sim, r#"{"progressDeadline":"20s","etcd":{"extraFlags":["--no-such-flag"]}}"#);
+    let c = wait_for(&sim, Duration::from_secs(180), "the roll stalled", |c| {
+        condition(c, "Progressing")["reason"] == "UpdateStalled"
+    });
+    assert_eq!(condition(&c, "Progressing")["status"], "False", "{}", c["status"]);
+    let touched: Vec<bool> = pod_uids(&sim).iter().zip(&before).map(|(a, b)| a != b).collect();
+    assert_eq!(touched.iter().filter(|t| **t).count(), 1, "only the member in its update: {touched:?}");
+    let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
+    assert!(events.contains("UpdateStalled"), "{events}");
+    patch_spec(&sim, r#"{"etcd":{"extraFlags":null}}"#);
+    wait_for(&sim, Duration::from_secs(300), "resumed and done", |c| {
+        settled(c, 3) && c["status"]["updatedMembers"] == 3 && condition(c, "Progressing")["status"] == "False"
+    });
+    data_intact(&sim, "demo-2");
 }

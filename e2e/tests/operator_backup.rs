@@ -328,9 +328,13 @@ fn a_cairn_backup_takes_a_full_snapshot_now_and_outlives_its_resource() {
     assert_eq!(back.all(0), (want, last), "restored from the on-demand backup");
 }
 
-/// kube-sim with the CRDs and `s3-creds`, moto with the bucket `backups`, and an operator.
+/// kube-sim with the CRDs and `s3-creds` in a namespace enforcing the restricted Pod Security
+/// level, moto with the bucket `backups`, and an operator.
 fn with_bucket_and_operator() -> (KubeSim, Moto, Operator) {
     let sim = KubeSim::start(&[]);
+    // Restore init containers too must pass the restricted Pod Security level.
+    let out = sim.kubectl(&["label", "namespace", "default", "pod-security.kubernetes.io/enforce=restricted"]);
+    assert!(out.success, "{}", out.all());
     let moto = Moto::start(&sim.path().join("moto.log"));
     tokio::runtime::Runtime::new().unwrap().block_on(moto.store("backups", ""));
     with_crds_and_keys(&sim);

@@ -49,6 +49,43 @@ fn the_api_server_refuses_an_even_or_out_of_range_member_count() {
 }
 
 #[test]
+fn the_api_server_refuses_bad_durations_quantities_schedules_and_member_settings() {
+    let sim = with_crd();
+    for (spec, says) in [
+        ("{storage: {size: 10GB}}", "spec.storage.size in body should match"),
+        ("{backup: {s3: {bucket: b}, fullSchedule: 'every day'}}", "spec.backup.fullSchedule in body should match"),
+        ("{backup: {s3: {bucket: b}, fullSchedule: '@daily', deltaInterval: 10}}", "spec.backup.deltaInterval"),
+        ("{defrag: {minDbSize: lots}}", "spec.defrag.minDbSize in body should match"),
+        ("{progressDeadline: 5 minutes}", "spec.progressDeadline in body should match"),
+        (
+            "{etcd: {heartbeatInterval: 300, electionTimeout: 1000}}",
+            "electionTimeout must be at least 5 times heartbeatInterval",
+        ),
+        ("{etcd: {autoCompactionMode: revision, autoCompactionRetention: 1h}}", "a count of revisions for revision"),
+        ("{etcd: {extraFlags: ['--data-dir=/elsewhere']}}", "the operator sets names, URLs, the data dir"),
+        ("{etcd: {extraFlags: ['snapshot-count=5']}}", "each extra flag is --name or --name=value"),
+        ("{etcd: {quotaBackendBytes: 8GiB}}", "spec.etcd.quotaBackendBytes in body should match"),
+    ] {
+        let out = sim.kubectl_with_input(&["apply", "-f", "-"], Some(&cluster("bad", spec)));
+        assert!(!out.success && out.stderr.contains(says), "{spec}: {}", out.all());
+    }
+    let good = "{etcd: {autoCompactionMode: revision, autoCompactionRetention: '5000', heartbeatInterval: 200, \
+                electionTimeout: 1000, extraFlags: ['--experimental-x']}, progressDeadline: 90s}";
+    let out = sim.kubectl_with_input(&["apply", "-f", "-"], Some(&cluster("good", good)));
+    assert!(out.success, "{}", out.all());
+    let c = sim.get_json(&["cc", "good"]);
+    assert_eq!(c["spec"]["etcd"]["autoCompactionRetention"], "5000");
+    let c = {
+        sim.apply(&cluster("plain", "{}"));
+        sim.get_json(&["cc", "plain"])
+    };
+    assert_eq!(
+        (c["spec"]["etcd"]["autoCompactionMode"].as_str(), c["spec"]["etcd"]["autoCompactionRetention"].as_str()),
+        (Some("periodic"), Some("1h"))
+    );
+}
+
+#[test]
 fn the_api_server_refuses_a_restore_with_two_targets_or_two_sources() {
     let sim = with_crd();
     let restore = |spec: &str| {
@@ -75,7 +112,7 @@ fn defaults_fill_a_minimal_cluster_and_kubectl_shows_its_columns() {
     assert!(c["spec"]["image"].as_str().is_some_and(|i| i.starts_with("cairn:")));
     let table = sim.kubectl(&["get", "cc"]).stdout;
     let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "REPLICAS", "READY", "LEADER", "REVISION", "AGE"], "{table}");
+    assert_eq!(header, ["NAME", "REPLICAS", "READY", "UPDATED", "LEADER", "REVISION", "AGE"], "{table}");
     assert!(table.lines().nth(1).is_some_and(|l| l.starts_with("minimal ") && l.contains(" 3 ")), "{table}");
 }
 

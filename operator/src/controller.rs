@@ -110,7 +110,8 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     }
     let labels = crate::metrics::cluster(&c);
     ctx.metrics.ready_members.get_or_create(&labels).set(st["readyMembers"].as_i64().unwrap_or(0));
-    let available = st["conditions"][0]["status"] == "True";
+    let available =
+        st["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Available" && c["status"] == "True");
     ctx.metrics.available.get_or_create(&labels).set(i64::from(available));
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
     api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
@@ -167,8 +168,33 @@ pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
     );
 }
 
+/// What in a CairnCluster is worth a reconcile when it changes: the spec (its generation),
+/// deletion, and what another controller records in the status (a CairnRestore's restore).
+/// Not the rest of the status: the reconciler writes it (the revision, under writes, every
+/// time), and reacting to its own writes would reconcile in a loop.
+fn worth_a_reconcile(c: &CairnCluster) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    c.metadata.generation.hash(&mut h);
+    c.metadata.deletion_timestamp.is_some().hash(&mut h);
+    c.metadata.finalizers.hash(&mut h);
+    let status = c.status.as_ref();
+    status
+        .and_then(|s| s.restore.as_ref())
+        .map(|r| (r.id.clone(), r.stage == crate::crd::RestoreStage::Starting))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
 async fn clusters(client: kube::Client, ctx: Arc<Ctx>) {
-    Controller::new(Api::<CairnCluster>::all(client.clone()), watcher::Config::default())
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let trigger = watcher(Api::<CairnCluster>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(worth_a_reconcile, Default::default());
+    Controller::for_stream(trigger, reader)
         .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .owns(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
         .run(reconcile, error_policy, ctx)

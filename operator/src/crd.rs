@@ -2,7 +2,10 @@
 //! its own rules (odd replicas through a CEL rule, so the API server refuses 4 before the
 //! operator ever sees it) and defaults; `crdgen` writes it to crds/.
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
+    TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -22,6 +25,7 @@ pub const GROUP: &str = "cairn.dev";
     category = "cairn",
     printcolumn = r#"{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}"#,
     printcolumn = r#"{"name": "Ready", "type": "integer", "jsonPath": ".status.readyMembers"}"#,
+    printcolumn = r#"{"name": "Updated", "type": "integer", "jsonPath": ".status.updatedMembers"}"#,
     printcolumn = r#"{"name": "Leader", "type": "string", "jsonPath": ".status.leader"}"#,
     printcolumn = r#"{"name": "Revision", "type": "integer", "jsonPath": ".status.revision"}"#,
     printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": 1}"#,
@@ -55,6 +59,118 @@ pub struct CairnClusterSpec {
     pub bootstrap: Option<BootstrapSpec>,
     #[serde(default)]
     pub recovery: RecoverySpec,
+    /// The Kubernetes cluster's DNS domain, in the members' advertised names.
+    #[serde(default = "default_cluster_domain")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub cluster_domain: String,
+    /// The members' settings (etcd's flags). A change rolls through the members one at a time.
+    #[serde(default)]
+    pub etcd: EtcdSpec,
+    /// How long one member's update may take (its pod made again, the member healthy and
+    /// caught up) before the roll stops with UpdateStalled (a duration: 5m).
+    #[serde(default = "default_progress_deadline")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub progress_deadline: String,
+}
+
+fn default_cluster_domain() -> String {
+    "cluster.local".into()
+}
+
+fn default_progress_deadline() -> String {
+    "5m".into()
+}
+
+/// etcd's settings of a member, as its flags name them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("(has(self.electionTimeout) ? self.electionTimeout : 1000) >= 5 * (has(self.heartbeatInterval) ? self.heartbeatInterval : 100)")
+        .message("electionTimeout must be at least 5 times heartbeatInterval (etcd's rule)")
+)]
+#[x_kube(
+    validation = Rule::new("self.autoCompactionMode == 'revision' ? self.autoCompactionRetention.matches('^[0-9]+$') : self.autoCompactionRetention.matches('^([0-9]+|([0-9]+([.][0-9]+)?(ms|s|m|h))+)$')")
+        .message("autoCompactionRetention: a duration (1h, 30m) for periodic, a count of revisions for revision")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSpec {
+    /// periodic: keep a span of time of history; revision: keep a number of revisions.
+    #[serde(default)]
+    pub auto_compaction_mode: CompactionMode,
+    /// periodic: a duration (1h); revision: a count (10000). "0" turns auto-compaction off
+    /// (then only kube-apiserver's own compactions, or none, keep the history in bounds).
+    #[serde(default = "default_compaction_retention")]
+    pub auto_compaction_retention: String,
+    /// The database's size limit (a quantity: 8Gi), past which writes fail with NOSPACE
+    /// (default: etcd's, 2 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"))]
+    pub quota_backend_bytes: Option<String>,
+    /// Applied entries between raft snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub snapshot_count: Option<i64>,
+    /// Milliseconds between leader heartbeats (etcd: 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub heartbeat_interval: Option<i64>,
+    /// Milliseconds without a leader before an election (etcd: 1000; at least 5 heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub election_timeout: Option<i64>,
+    /// The largest request a member accepts, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_request_bytes: Option<i64>,
+    /// The most operations in one transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_txn_ops: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+    /// Any other of etcd's flags (--name=value). Those the operator sets itself (names, URLs,
+    /// the data dir, the initial cluster) are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(f, f.matches('^--[a-z0-9-]+(=.*)?$'))").message("each extra flag is --name or --name=value"))]
+    #[x_kube(validation = Rule::new("self.all(f, !['--name', '--data-dir', '--wal-dir', '--listen-', '--advertise-', '--initial-', '--force-new-cluster'].exists(p, f.startsWith(p)))").message("the operator sets names, URLs, the data dir and the initial cluster itself"))]
+    pub extra_flags: Vec<String>,
+}
+
+impl Default for EtcdSpec {
+    fn default() -> Self {
+        EtcdSpec {
+            auto_compaction_mode: CompactionMode::default(),
+            auto_compaction_retention: default_compaction_retention(),
+            quota_backend_bytes: None,
+            snapshot_count: None,
+            heartbeat_interval: None,
+            election_timeout: None,
+            max_request_bytes: None,
+            max_txn_ops: None,
+            log_level: None,
+            extra_flags: Vec::new(),
+        }
+    }
+}
+
+fn default_compaction_retention() -> String {
+    "1h".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CompactionMode {
+    #[default]
+    Periodic,
+    Revision,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
 }
 
 /// What the operator does when a majority of members is lost for good.
@@ -107,6 +223,7 @@ fn default_size() -> String {
 pub struct StorageSpec {
     /// Each member's volume, as a Kubernetes quantity.
     #[serde(default = "default_size")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"))]
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
@@ -150,6 +267,21 @@ pub struct PodOverrides {
     /// example AWS_REGION, or proxy settings).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Scheduling rules of the member pods; the placement's anti-affinity is added to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Replaces the pod's default security context (non-root user 65532, its group owning
+    /// the volume, RuntimeDefault seccomp: what the restricted Pod Security level asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Replaces the containers' default security context (no privilege escalation, every
+    /// capability dropped, a read-only root file system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
 }
 
 /// An S3 location (or an S3-compatible store's).
@@ -180,9 +312,11 @@ pub struct S3Location {
 pub struct BackupSpec {
     pub s3: S3Location,
     /// Full snapshots, as a standard 5-field cron schedule (as CronJob).
+    #[schemars(regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"))]
     pub full_schedule: String,
     /// How often watched changes are flushed as a delta (a duration: 10s, 1m).
     #[serde(default = "default_delta_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub delta_interval: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
@@ -200,6 +334,7 @@ pub struct Retention {
     pub full_snapshots: Option<u32>,
     /// Older chains go (a duration: 168h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub max_age: Option<String>,
 }
 
@@ -208,6 +343,7 @@ pub struct Retention {
 pub struct DefragSpec {
     /// A standard 5-field cron schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"))]
     pub schedule: Option<String>,
     /// Defragment when 1 - dbSizeInUse/dbSize passes this (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +351,7 @@ pub struct DefragSpec {
     pub fragmentation_threshold: Option<f64>,
     /// ... and the database is at least this large (a quantity: 100Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"))]
     pub min_db_size: Option<String>,
 }
 
@@ -240,7 +377,7 @@ pub struct RestoreSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CairnClusterStatus {
-    /// Creating, Running, Scaling, Degraded or Failed.
+    /// Creating, Running, Reconciling, Updating, Degraded, Recovering or Restoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Available, Progressing, Degraded, BackupHealthy.
@@ -281,6 +418,9 @@ pub struct CairnClusterStatus {
     /// The last restore from a backup, once complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restore: Option<RecordedRestore>,
+    /// Members whose pods are as the spec asks now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_members: Option<i32>,
 }
 
 /// Every member restored from a backup: all of them stopped first, then each started from the
@@ -398,6 +538,8 @@ pub struct RecordedChange {
 pub enum ChangeKind {
     Adding,
     Removing,
+    /// Its pod made again from the spec as it is now, then waited for.
+    Updating,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

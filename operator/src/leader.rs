@@ -1,31 +1,56 @@
 //! Leader election on a coordination.k8s.io Lease, so that two operator replicas never act
-//! at once: the holder renews the lease every few seconds; another replica takes it only once
-//! it has gone unrenewed for its duration, and optimistic concurrency (the lease's
-//! resourceVersion) lets one taker win. A holder that cannot renew in time stops acting: the
-//! process exits, and restarts as a follower.
+//! at once. The holder renews the lease every third of its duration and stops acting (the
+//! process exits, and restarts as a follower) when it has not renewed within the renew
+//! deadline, two thirds of the duration, counted from when its last successful renewal was
+//! sent. Another replica takes the lease only once it has seen the lease unchanged for a
+//! whole duration on its own clock: the holder's renewTime is never compared with our clock,
+//! so clock skew between nodes cannot make two replicas act. Optimistic concurrency (the
+//! lease's resourceVersion) lets one taker win.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 
 pub struct Election {
     api: Api<Lease>,
     name: String,
     identity: String,
     duration: Duration,
+    /// The other holder's lease as last seen changed, and when (on our clock).
+    observed: Mutex<Option<(String, Instant)>>,
 }
 
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    let Some(renewed) = spec.renew_time.as_ref().map(|t| t.0) else { return true };
-    let secs = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-    renewed.as_second() + secs < now.as_second()
+/// What changes at every renewal of a lease: its holder and renewTime (the resourceVersion
+/// changes with them).
+fn record(lease: &Lease) -> String {
+    let spec = lease.spec.clone().unwrap_or_default();
+    format!("{:?}/{:?}/{:?}", lease.metadata.resource_version, spec.holder_identity, spec.renew_time)
+}
+
+/// Whether a lease seen unchanged since `since` (our clock) may be taken.
+fn expired(since: Instant, now: Instant, duration: Duration) -> bool {
+    now.duration_since(since) >= duration
+}
+
+/// The renew deadline: a holder that has not renewed within it stops acting, a third of the
+/// duration before anyone else may take the lease.
+pub fn renew_deadline(duration: Duration) -> Duration {
+    duration * 2 / 3
 }
 
 impl Election {
     pub fn new(client: kube::Client, namespace: &str, name: &str, identity: String, duration: Duration) -> Election {
-        Election { api: Api::namespaced(client, namespace), name: name.into(), identity, duration }
+        Election {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity,
+            duration,
+            observed: Mutex::new(None),
+        }
     }
 
     fn spec(&self, now: Timestamp, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
@@ -55,8 +80,21 @@ impl Election {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let mine = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        if !mine && !expired(&spec, now) {
-            return Ok(false);
+        if !mine {
+            let seen = record(&lease);
+            let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+            match observed.as_ref() {
+                Some((last, since)) if *last == seen => {
+                    if !expired(*since, Instant::now(), self.duration) {
+                        return Ok(false);
+                    }
+                }
+                // Changed (renewed, or a new holder) since we last looked: its duration starts now.
+                _ => {
+                    *observed = Some((seen, Instant::now()));
+                    return Ok(false);
+                }
+            }
         }
         let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!mine);
         let acquired = if mine { spec.acquire_time.clone() } else { None };
@@ -81,17 +119,24 @@ impl Election {
         }
     }
 
-    /// Renews the lease until it cannot be renewed within its duration; then returns.
+    /// Renews the lease until it cannot be renewed within the renew deadline; then returns.
+    /// A renewal counts from when it was sent: the lease's duration runs for the others from
+    /// when they see it, which is later.
     pub async fn keep(&self) {
-        let mut last = tokio::time::Instant::now();
+        let deadline = renew_deadline(self.duration);
+        let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(self.duration / 3).await;
-            match self.try_hold().await {
-                Ok(true) => last = tokio::time::Instant::now(),
-                Ok(false) => return,
-                Err(e) => tracing::warn!(error = %e, "renewing the lease"),
+            let wait = (self.duration / 3).min(deadline.saturating_sub(renewed.elapsed()));
+            tokio::time::sleep(wait).await;
+            let sent = Instant::now();
+            let attempt = tokio::time::timeout(deadline.saturating_sub(renewed.elapsed()), self.try_hold()).await;
+            match attempt {
+                Ok(Ok(true)) => renewed = sent,
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "renewing the lease"),
+                Err(_) => tracing::warn!("renewing the lease: no answer within the renew deadline"),
             }
-            if last.elapsed() >= self.duration {
+            if renewed.elapsed() >= deadline {
                 return;
             }
         }
@@ -103,16 +148,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_lease_expires_after_its_duration_without_renewal() {
-        let now = Timestamp::from_second(1_000).unwrap();
-        let spec = |renewed: i64| LeaseSpec {
-            renew_time: Some(MicroTime(Timestamp::from_second(renewed).unwrap())),
-            lease_duration_seconds: Some(15),
-            ..Default::default()
+    fn a_lease_is_taken_only_after_a_whole_duration_unchanged_on_our_clock() {
+        let d = Duration::from_secs(15);
+        let seen = Instant::now();
+        assert!(!expired(seen, seen + Duration::from_secs(14), d));
+        assert!(expired(seen, seen + d, d));
+        // The holder stops acting a third of the duration before anyone may take over.
+        assert_eq!(renew_deadline(d), Duration::from_secs(10));
+        assert!(renew_deadline(d) < d);
+    }
+
+    #[test]
+    fn every_renewal_changes_the_record_a_taker_watches() {
+        let lease = |rv: &str, renewed: i64| Lease {
+            metadata: ObjectMeta { resource_version: Some(rv.into()), ..Default::default() },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("a".into()),
+                renew_time: Some(MicroTime(Timestamp::from_second(renewed).unwrap())),
+                ..Default::default()
+            }),
         };
-        assert!(!expired(&spec(990), now));
-        assert!(!expired(&spec(985), now));
-        assert!(expired(&spec(984), now));
-        assert!(expired(&LeaseSpec::default(), now), "never renewed");
+        assert_eq!(record(&lease("1", 10)), record(&lease("1", 10)));
+        assert_ne!(record(&lease("1", 10)), record(&lease("2", 20)));
     }
 }

@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod protobuf;
 pub mod registry;
 pub mod resources;

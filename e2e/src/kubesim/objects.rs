@@ -112,6 +112,10 @@ pub fn create(t: &mut Txn<'_>, r: &Resource, namespace: &str, mut obj: Value) ->
                     details: Value::Null,
                 })
             }
+            Some(ns) if r.id() == "pods" => {
+                obj["metadata"]["name"] = Value::String(name.clone());
+                super::pod_security::admit(&ns, &obj)?;
+            }
             Some(_) => {}
         }
     }

@@ -172,6 +172,17 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
             members::remove(&ep, *id).await?;
             Ok(Outcome::Changed { reason: "MemberRemoved", note: format!("{name} ({id:x}) removed") })
         }
+        Step::Update { name } => {
+            let rec =
+                RecordedChange { kind: ChangeKind::Updating, member: name.clone(), since: now().as_secs() as i64 };
+            record(client, c, Some(rec)).await?;
+            delete_member(client, &ns, name, false).await?;
+            Ok(Outcome::Changed {
+                reason: "MemberUpdating",
+                note: format!("{name}'s pod is made again as the spec asks now (its data stays)"),
+            })
+        }
+        Step::Stalled { reason, .. } => Ok(Outcome::Refused { reason: "UpdateStalled", note: reason.clone() }),
         Step::DeletePod { name, claim } => {
             delete_member(client, &ns, name, *claim).await?;
             Ok(Outcome::Changed { reason: "MemberDeleted", note: format!("pod and claim of {name}") })

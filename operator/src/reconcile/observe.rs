@@ -103,6 +103,7 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         w.pod = true;
         w.pod_terminating = p.metadata.deletion_timestamp.is_some();
         w.forced = resources::member::is_forced(p);
+        w.outdated = !w.pod_terminating && resources::member::is_outdated(c, &name, p);
         let status = p.status.as_ref();
         w.pod_ready = status
             .and_then(|s| s.conditions.as_ref())
@@ -168,6 +169,7 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
     let change = status.change.map(|r| match r.kind {
         ChangeKind::Adding => Change::Adding { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
         ChangeKind::Removing => Change::Removing { name: r.member },
+        ChangeKind::Updating => Change::Updating { name: r.member, since: Duration::from_secs(r.since.max(0) as u64) },
     });
     let observed = Observed {
         cluster: resources::name(c),
@@ -186,6 +188,7 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         // The schema checks the pattern; a duration it lets through that does not parse
         // counts as the default.
         unreachable_for: crate::units::duration(&c.spec.recovery.unreachable_for).unwrap_or(Duration::from_secs(300)),
+        progress_deadline: crate::units::duration(&c.spec.progress_deadline).unwrap_or(Duration::from_secs(300)),
         now: now(),
     };
     Ok(Seen { observed, endpoints, statuses, ids })

@@ -52,6 +52,8 @@ pub struct Workload {
     pub unhealthy_for: Option<Duration>,
     /// Its pod starts the member with --force-new-cluster.
     pub forced: bool,
+    /// Its pod differs from what the spec asks now (image, flags, resources...).
+    pub outdated: bool,
 }
 
 /// A membership change in progress, recorded (in the CairnCluster's status) before it starts
@@ -62,6 +64,8 @@ pub enum Change {
     Adding { name: String, since: Duration },
     /// `name` removed from the member list; next its pod and claim go.
     Removing { name: String },
+    /// `name`'s pod made again from the spec as it is now; next it is waited for.
+    Updating { name: String, since: Duration },
 }
 
 /// A recovery from quorum loss in progress, as recorded.
@@ -103,6 +107,8 @@ pub struct Observed {
     pub recovery_mode: RecoveryMode,
     /// How long a majority must stay unreachable before quorum counts as lost for good.
     pub unreachable_for: Duration,
+    /// How long one member's update may take before the roll stops.
+    pub progress_deadline: Duration,
     /// Now, on the same clock as `Change::Adding::since`.
     pub now: Duration,
 }
@@ -111,6 +117,8 @@ pub struct Observed {
 pub const REPLACE_AFTER: Duration = Duration::from_secs(120);
 /// How long a learner may take to catch up before the cluster is reported Degraded.
 pub const PROMOTE_DEADLINE: Duration = Duration::from_secs(300);
+/// How far behind the leader's applied index an updated member may be and count as caught up.
+pub const CAUGHT_UP: u64 = 1000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -130,6 +138,12 @@ pub enum Step {
     Remove { id: u64, name: String },
     /// Delete the pod of a member no longer in the cluster (and its claim if `claim`).
     DeletePod { name: String, claim: bool },
+    /// Records Change::Updating, then deletes the member's out-of-date pod (its claim stays):
+    /// it comes back made from the spec as it is now.
+    Update { name: String },
+    /// An update did not come back healthy within the progress deadline: the roll stops here
+    /// (reported as UpdateStalled) until the member recovers or the spec changes again.
+    Stalled { name: String, reason: String },
     /// Clear the recorded change: it is complete.
     Finish,
     /// Quorum is lost for good: records the recovery (dropping any membership change), then
@@ -228,6 +242,9 @@ pub fn plan(o: &Observed) -> Step {
             }
             return wait(format!("learner {name} catching up"));
         }
+        Some(Change::Updating { name, since }) => {
+            return updating(o, members, name, *since);
+        }
         Some(Change::Removing { name }) => {
             if let Some(m) = members.iter().find(|m| m.name == *name) {
                 return Step::Remove { id: m.id, name: name.clone() };
@@ -316,7 +333,64 @@ pub fn plan(o: &Observed) -> Step {
     if healthy_voters < voters.len() {
         return Step::Degraded { reason: format!("{healthy_voters} of {} members healthy", voters.len()) };
     }
-    Step::Done
+    roll(o, &voters).unwrap_or(Step::Done)
+}
+
+/// The next step of a roll, if a member's pod is out of date: followers first (lowest
+/// ordinal first), the leader last, and leadership moved off it before its turn. Only called
+/// with every voter healthy and no change in progress.
+fn roll(o: &Observed, voters: &[&Member]) -> Option<Step> {
+    let outdated = |m: &Member| o.workloads.iter().any(|w| w.name == m.name && w.outdated);
+    let by_ordinal = |m: &&&Member| ordinal(&o.cluster, &m.name).unwrap_or(usize::MAX);
+    if let Some(m) = voters.iter().filter(|m| outdated(m) && !m.leader).min_by_key(by_ordinal) {
+        return Some(Step::Update { name: m.name.clone() });
+    }
+    let leader = voters.iter().find(|m| outdated(m) && m.leader)?;
+    if voters.len() == 1 {
+        // Nobody to hand leadership to: the one member is briefly away.
+        return Some(Step::Update { name: leader.name.clone() });
+    }
+    // To an updated member, so that leadership moves once.
+    let to = voters.iter().filter(|v| !v.leader).min_by_key(|v| (outdated(v), by_ordinal(v)))?;
+    Some(Step::MoveLeader { from: leader.id, to: to.id })
+}
+
+/// A member being updated: its pod made again, then waited for until it is healthy and caught
+/// up with the leader. If the spec changed again while it fails, its pod is made again from
+/// the new spec (that is how fixing the spec resumes a stalled roll).
+fn updating(o: &Observed, members: &[Member], name: &str, since: Duration) -> Step {
+    let Some(m) = members.iter().find(|m| m.name == name) else { return Step::Finish };
+    let Some(w) = o.workloads.iter().find(|w| w.name == name).filter(|w| w.claim) else {
+        // Its data is gone: replaced as any member that lost its data, once this is closed.
+        return Step::Finish;
+    };
+    if w.pod_terminating {
+        return wait(format!("{name}'s old pod terminating"));
+    }
+    if !w.pod {
+        return Step::CreatePod { name: name.to_string() };
+    }
+    if m.healthy {
+        let leader_applied = members.iter().find(|l| l.leader).map_or(0, |l| l.applied);
+        if leader_applied.saturating_sub(m.applied) <= CAUGHT_UP || w.outdated {
+            return Step::Finish;
+        }
+        return wait(format!("{name} catching up ({} behind the leader)", leader_applied - m.applied));
+    }
+    if w.outdated {
+        return Step::Update { name: name.to_string() };
+    }
+    if o.now.saturating_sub(since) > o.progress_deadline {
+        return Step::Stalled {
+            name: name.to_string(),
+            reason: format!(
+                "{name} has not come back healthy within {:?} of its update: the roll stops here (fix the spec, \
+                 or the member, and it resumes)",
+                o.progress_deadline
+            ),
+        };
+    }
+    wait(format!("{name} starting after its update"))
 }
 
 /// Whether quorum is lost for good, and what to do about it. For good: the voters that still

@@ -45,6 +45,7 @@ fn cluster(n: usize, replicas: usize) -> Observed {
         backup: false,
         recovery_mode: RecoveryMode::Automatic,
         unreachable_for: at(300),
+        progress_deadline: at(300),
         now: at(1000),
     }
 }
@@ -373,4 +374,70 @@ fn names_and_ordinals() {
     assert_eq!(ordinal("demo", "demo-4"), Some(4));
     assert_eq!(ordinal("demo", "demo-x"), None);
     assert_eq!(ordinal("demo", "other-1"), None);
+}
+
+fn outdated(mut o: Observed, members: &[usize]) -> Observed {
+    for i in members {
+        o.workloads[*i].outdated = true;
+    }
+    o
+}
+
+#[test]
+fn a_roll_updates_followers_first_and_the_leader_last_after_moving_leadership() {
+    let o = outdated(cluster(3, 3), &[0, 1, 2]);
+    assert_eq!(plan(&o), Step::Update { name: name(1) }, "followers first, lowest ordinal first");
+    let o = outdated(cluster(3, 3), &[0, 2]);
+    assert_eq!(plan(&o), Step::Update { name: name(2) });
+    let o = outdated(cluster(3, 3), &[0]);
+    assert_eq!(plan(&o), Step::MoveLeader { from: 100, to: 101 }, "to an updated member");
+    let mut o = outdated(cluster(3, 3), &[0, 1]);
+    o.workloads[1].outdated = false;
+    o.workloads[2].outdated = true;
+    assert_eq!(plan(&o), Step::Update { name: name(2) });
+    let o = outdated(cluster(1, 1), &[0]);
+    assert_eq!(plan(&o), Step::Update { name: name(0) }, "one member: nobody to hand leadership to");
+}
+
+#[test]
+fn a_roll_waits_for_a_whole_quorum_and_never_runs_beside_another_change() {
+    let mut o = outdated(cluster(3, 3), &[1, 2]);
+    members(&mut o)[2].healthy = false;
+    assert!(degraded(&plan(&o), "2 of 3 members healthy"), "nothing while a member is unhealthy");
+    let o = outdated(cluster(3, 5), &[1]);
+    assert_eq!(plan(&o), Step::AddLearner { name: name(3) }, "scaling first");
+    let mut o = outdated(cluster(3, 3), &[1, 2]);
+    o.change = Some(Change::Updating { name: name(1), since: at(990) });
+    o.workloads[1].pod = false;
+    assert_eq!(plan(&o), Step::CreatePod { name: name(1) }, "one member at a time: the one in progress");
+}
+
+#[test]
+fn an_updated_member_is_waited_for_until_healthy_and_caught_up() {
+    let mut o = outdated(cluster(3, 3), &[2]);
+    o.change = Some(Change::Updating { name: name(1), since: at(990) });
+    o.workloads[1].pod_terminating = true;
+    assert!(waits(&plan(&o)));
+    o.workloads[1].pod_terminating = false;
+    members(&mut o)[1].healthy = false;
+    assert!(waits(&plan(&o)), "starting");
+    members(&mut o)[1].healthy = true;
+    members(&mut o)[0].applied = 50 + CAUGHT_UP + 1;
+    assert!(waits(&plan(&o)), "behind the leader");
+    members(&mut o)[0].applied = 50 + CAUGHT_UP;
+    assert_eq!(plan(&o), Step::Finish);
+}
+
+#[test]
+fn an_update_that_does_not_come_back_stalls_the_roll_until_the_spec_changes() {
+    let mut o = outdated(cluster(3, 3), &[2]);
+    o.change = Some(Change::Updating { name: name(1), since: at(800) });
+    members(&mut o)[1].healthy = false;
+    assert!(waits(&plan(&o)));
+    o.now = at(1101);
+    assert!(
+        matches!(plan(&o), Step::Stalled { name: n, reason } if n == name(1) && reason.contains("roll stops here"))
+    );
+    o.workloads[1].outdated = true;
+    assert_eq!(plan(&o), Step::Update { name: name(1) }, "a new spec: its pod is made again");
 }

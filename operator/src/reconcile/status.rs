@@ -3,7 +3,7 @@
 //! Degraded conditions (their transition times kept while they hold).
 
 use super::observe::Seen;
-use super::plan::Step;
+use super::plan::{Change, Step};
 use crate::crd::CairnCluster;
 use serde_json::{json, Value};
 
@@ -27,6 +27,32 @@ pub fn condition(c: &CairnCluster, kind: &str, ok: bool, reason: &str, message: 
     })
 }
 
+/// The step in words, for the Progressing condition's message.
+pub fn describe(step: &Step) -> String {
+    match step {
+        Step::Bootstrap { names } => format!("founding members {}", names.join(", ")),
+        Step::AddLearner { name } => format!("adding {name} as a learner"),
+        Step::CreatePod { name } => format!("creating the pod of {name}"),
+        Step::Promote { name, .. } => format!("promoting learner {name}"),
+        Step::MoveLeader { from, to } => format!("moving leadership from {from:x} to {to:x}"),
+        Step::Remove { name, .. } => format!("removing {name}"),
+        Step::DeletePod { name, claim: true } => format!("deleting the pod and claim of {name}"),
+        Step::DeletePod { name, claim: false } => format!("deleting the pod of {name}"),
+        Step::Update { name } => format!("updating {name}: its pod is made again as the spec asks"),
+        Step::Finish => "completing the change in progress".into(),
+        Step::Recover { survivor, .. } => format!("quorum lost for good: recovering from {survivor}"),
+        Step::CreateForcedPod { name } => format!("starting {name} as a one-member cluster (--force-new-cluster)"),
+        Step::Restart { name } => format!("restarting {name} without --force-new-cluster"),
+        Step::FinishRecovery { survivor } => format!("{survivor} serves alone: completing the recovery"),
+        Step::Rebuild { .. } => "every member's data is lost: rebuilding from the newest backup".into(),
+        Step::StartRestore => "every member stopped: restoring each from the backup".into(),
+        Step::CreateRestoredPod { name } => format!("creating the pod of {name}, which restores from the backup"),
+        Step::FinishRestore => "every member restored: completing the restore".into(),
+        Step::Wait { reason } | Step::Degraded { reason } | Step::Stalled { reason, .. } => reason.clone(),
+        Step::Done => "the cluster is as its spec asks".into(),
+    }
+}
+
 pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
     let members = seen.observed.members.clone().unwrap_or_default();
     let voters: Vec<_> = members.iter().filter(|m| !m.learner).collect();
@@ -36,14 +62,29 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
     let leader_status = leader.and_then(|l| seen.statuses.get(&l.name));
     let recovering = seen.observed.recovery.is_some() || matches!(step, Step::Recover { .. });
     let restoring = seen.observed.restore.is_some() || matches!(step, Step::Rebuild { .. });
+    let updating = matches!(seen.observed.change, Some(Change::Updating { .. })) || matches!(step, Step::Update { .. });
     let (phase, progressing, degraded) = match step {
-        _ if restoring => ("Restoring", Some(format!("restoring every member from a backup: {step:?}")), None),
-        _ if recovering => ("Recovering", Some(format!("recovering from quorum loss: {step:?}")), None),
+        Step::Stalled { reason, .. } => ("Degraded", None, Some(reason.clone())),
+        _ if restoring => {
+            ("Restoring", Some(format!("restoring every member from a backup: {}", describe(step))), None)
+        }
+        _ if recovering => ("Recovering", Some(format!("recovering from quorum loss: {}", describe(step))), None),
         Step::Done => ("Running", None, None),
         Step::Degraded { reason } => ("Degraded", None, Some(reason.clone())),
-        _ if seen.observed.members.is_none() => ("Creating", Some(format!("{step:?}")), None),
-        _ => ("Reconciling", Some(format!("{step:?}")), None),
+        _ if seen.observed.members.is_none() => ("Creating", Some(describe(step)), None),
+        _ if updating => ("Updating", Some(describe(step)), None),
+        _ => ("Reconciling", Some(describe(step)), None),
     };
+    let progress_reason = match step {
+        Step::Stalled { .. } => "UpdateStalled",
+        _ if progressing.is_some() => "Reconciling",
+        _ => "AsAsked",
+    };
+    // Members whose pods are as the spec asks now.
+    let updated = members
+        .iter()
+        .filter(|m| seen.observed.workloads.iter().any(|w| w.name == m.name && w.pod && !w.outdated))
+        .count();
     let listed: Vec<Value> = members
         .iter()
         .map(|m| json!({"name": m.name, "id": format!("{:x}", m.id), "learner": m.learner, "healthy": m.healthy}))
@@ -52,6 +93,7 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
         "phase": phase,
         "members": listed,
         "readyMembers": healthy,
+        "updatedMembers": updated,
         "leader": leader.map(|l| l.name.clone()),
         // Without a leader, the newest revision seen stays (a recovery names what it lost by it).
         "revision": leader_status.map(|s| s.revision).or(c.status.as_ref().and_then(|s| s.revision)),
@@ -60,8 +102,9 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
         "conditions": [
             condition(c, "Available", available, if available { "QuorumHealthy" } else { "NoQuorum" },
                 &format!("{healthy} of {} voters healthy", voters.len())),
-            condition(c, "Progressing", progressing.is_some(), if progressing.is_some() { "Reconciling" } else { "AsAsked" },
-                progressing.as_deref().unwrap_or("the cluster is as its spec asks")),
+            condition(c, "Progressing", progressing.is_some(), progress_reason,
+                progressing.as_deref().or(degraded.as_deref().filter(|_| progress_reason == "UpdateStalled"))
+                    .unwrap_or("the cluster is as its spec asks")),
             condition(c, "Degraded", degraded.is_some(), if degraded.is_some() { "Degraded" } else { "Healthy" },
                 degraded.as_deref().unwrap_or("")),
         ],

@@ -5,7 +5,7 @@
 use super::{member_host, owned_meta, peer_service, peer_url, CLIENT_PORT, MEMBER_LABEL, PEER_PORT};
 use crate::crd::{CairnCluster, Placement, RestoreSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodAffinityTerm,
     PodAntiAffinity, PodSpec, Probe, SecretKeySelector, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
@@ -57,6 +57,24 @@ fn field_env(name: &str, path: &str) -> EnvVar {
         }),
         ..Default::default()
     }
+}
+
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("client".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// A writable /tmp under a read-only root file system.
+fn tmp_mount() -> VolumeMount {
+    VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }
 }
 
 /// The member's claim, where the container (and a restore before it) keeps the data dir.
@@ -131,6 +149,7 @@ fn restore_container(c: &CairnCluster, member: &str, cluster: &str, r: &RestoreS
         env: (!env.is_empty()).then_some(env),
         volume_mounts: Some(data_mount()),
         resources: c.spec.resources.clone(),
+        security_context: Some(super::security::container(c)),
         ..Default::default()
     }
 }
@@ -191,6 +210,7 @@ fn pod_with(
         format!("--initial-cluster-state={state}"),
         format!("--initial-cluster-token={}", cluster_token(c)),
     ];
+    let args = [args, super::settings::flags(&c.spec.etcd)].concat();
     let init = restore.map(|(r, into)| vec![restore_container(c, member, &cluster.join(","), r, &into)]);
     let port = |name: &str, p: i32| ContainerPort { name: Some(name.into()), container_port: p, ..Default::default() };
     let overrides = c.spec.pod.clone().unwrap_or_default();
@@ -203,18 +223,16 @@ fn pod_with(
         args: Some(args),
         env: Some(env),
         ports: Some(vec![port("client", CLIENT_PORT), port("peer", PEER_PORT)]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/health".into()),
-                port: IntOrString::String("client".into()),
-                ..Default::default()
-            }),
-            period_seconds: Some(2),
-            failure_threshold: Some(3),
-            ..Default::default()
-        }),
-        volume_mounts: Some(data_mount()),
+        // Ready: a leader, and a linearizable read goes through (/health).
+        readiness_probe: Some(probe("/health", 2, 3)),
+        // Alive: the process answers at all (/version). Never /health: a member that is behind,
+        // defragmenting or cut off from its peers must not be killed for it.
+        liveness_probe: Some(Probe { timeout_seconds: Some(15), ..probe("/version", 10, 8) }),
+        // Up to 10 minutes to open a large database and replay its log before liveness counts.
+        startup_probe: Some(probe("/version", 5, 120)),
+        volume_mounts: Some([data_mount(), vec![tmp_mount()]].concat()),
         resources: c.spec.resources.clone(),
+        security_context: Some(super::security::container(c)),
         ..Default::default()
     };
     let mut meta = owned_meta(c, member, member_labels(member));
@@ -224,7 +242,8 @@ fn pod_with(
     }
     let mut node_selector = overrides.node_selector;
     let mut tolerations = overrides.tolerations;
-    let mut affinity = None;
+    // The user's rules, with the placement's added.
+    let mut affinity = overrides.affinity.unwrap_or_default();
     match c.spec.placement {
         Placement::External => {
             // One member per node: kubeadm's external etcd topology.
@@ -233,13 +252,8 @@ fn pod_with(
                 topology_key: "kubernetes.io/hostname".into(),
                 ..Default::default()
             };
-            affinity = Some(Affinity {
-                pod_anti_affinity: Some(PodAntiAffinity {
-                    required_during_scheduling_ignored_during_execution: Some(vec![term]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            let anti = affinity.pod_anti_affinity.get_or_insert_with(PodAntiAffinity::default);
+            anti.required_during_scheduling_ignored_during_execution.get_or_insert_with(Vec::new).push(term);
         }
         Placement::Stacked => {
             node_selector.insert("node-role.kubernetes.io/control-plane".into(), String::new());
@@ -251,31 +265,46 @@ fn pod_with(
             });
         }
     }
-    Pod {
+    let mut pod = Pod {
         metadata: meta,
         spec: Some(PodSpec {
             hostname: Some(member.into()),
             subdomain: Some(peer_service(c)),
             init_containers: init,
             containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: "data".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: member.into(),
+            volumes: Some(vec![
+                Volume {
+                    name: "data".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: member.into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }]),
+                },
+                Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+            ]),
             node_selector: (!node_selector.is_empty()).then_some(node_selector),
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
-            affinity,
+            affinity: (affinity != Affinity::default()).then_some(affinity),
+            topology_spread_constraints: (!overrides.topology_spread_constraints.is_empty())
+                .then_some(overrides.topology_spread_constraints),
+            image_pull_secrets: (!overrides.image_pull_secrets.is_empty()).then_some(overrides.image_pull_secrets),
+            security_context: Some(super::security::pod(c)),
             priority_class_name: overrides.priority_class_name,
             service_account_name: overrides.service_account_name,
             termination_grace_period_seconds: Some(30),
             ..Default::default()
         }),
         ..Default::default()
-    }
+    };
+    super::pod_hash::stamp(&mut pod);
+    pod
+}
+
+/// Whether a member's pod differs from what the spec asks of it now.
+pub fn is_outdated(c: &CairnCluster, member: &str, p: &Pod) -> bool {
+    let want = pod(c, member, &[member.to_string()], Join::Existing);
+    super::pod_hash::recorded(p) != super::pod_hash::recorded(&want)
 }
 
 #[cfg(test)]
@@ -369,5 +398,26 @@ mod tests {
         assert_eq!(p.metadata.labels.unwrap()["team"], "infra");
         let claim = claim(&c, "cp-3");
         assert_eq!(claim.spec.unwrap().resources.unwrap().requests.unwrap()["storage"], Quantity("10Gi".into()));
+    }
+
+    #[test]
+    fn the_pod_hash_follows_the_spec_not_when_the_pod_was_made() {
+        use crate::resources::pod_hash::{of, recorded};
+        let c = sample("demo", "{replicas: 3}");
+        let founder = pod(&c, "demo-1", &["demo-0".into(), "demo-1".into(), "demo-2".into()], Join::New);
+        let later = pod(&c, "demo-1", &["demo-1".into()], Join::Existing);
+        assert_eq!(recorded(&founder), recorded(&later));
+        assert_eq!(recorded(&founder), Some(of(&founder).as_str()));
+        assert_eq!(recorded(&forced_pod(&c, "demo-1")), recorded(&later), "a recovery's pod is not out of date");
+        for changed in [
+            "{replicas: 3, image: 'cairn:9'}",
+            "{replicas: 3, etcd: {snapshotCount: 7}}",
+            "{replicas: 3, pod: {labels: {a: b}}}",
+        ] {
+            let p = pod(&sample("demo", changed), "demo-1", &["demo-1".into()], Join::Existing);
+            assert_ne!(recorded(&p), recorded(&later), "{changed}");
+            assert!(is_outdated(&sample("demo", changed), "demo-1", &later), "{changed}");
+        }
+        assert!(!is_outdated(&c, "demo-1", &founder));
     }
 }

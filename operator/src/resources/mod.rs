@@ -3,7 +3,10 @@
 //! keeps a quorum, and per member a claim and a pod.
 
 pub mod member;
+pub mod pod_hash;
+pub mod security;
 pub mod services;
+pub mod settings;
 
 use crate::crd::CairnCluster;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -39,7 +42,7 @@ pub fn peer_service(c: &CairnCluster) -> String {
 }
 
 pub fn member_host(c: &CairnCluster, member: &str) -> String {
-    format!("{member}.{}.{}.svc.cluster.local", peer_service(c), namespace(c))
+    format!("{member}.{}.{}.svc.{}", peer_service(c), namespace(c), c.spec.cluster_domain)
 }
 
 pub fn peer_url(c: &CairnCluster, member: &str) -> String {

@@ -56,7 +56,7 @@ pub fn pdb(c: &CairnCluster) -> PodDisruptionBudget {
 
 /// What a client needs to reach the cluster, for people and tools that read it.
 pub fn config_map(c: &CairnCluster) -> ConfigMap {
-    let client = format!("http://{}.{}.svc.cluster.local:{CLIENT_PORT}", name(c), super::namespace(c));
+    let client = format!("http://{}.{}.svc.{}:{CLIENT_PORT}", name(c), super::namespace(c), c.spec.cluster_domain);
     ConfigMap {
         metadata: owned_meta(c, &format!("{}-config", name(c)), BTreeMap::new()),
         data: Some(BTreeMap::from([

@@ -55,8 +55,12 @@ pub fn spawn(bin_dir: &Path, spec: &Spec) -> std::io::Result<tokio::process::Chi
         cmd.current_dir(dir);
     }
     // Mount points must exist before the child needs them (the file system is shared).
+    // A mount whose target holds another's source (an emptyDir on /tmp, with kube-sim's
+    // state under /tmp) goes last: mounted first, it would hide that source.
+    let mut ordered: Vec<&Mount> = spec.mounts.iter().collect();
+    ordered.sort_by_key(|m| spec.mounts.iter().any(|o| !std::ptr::eq(*m, o) && o.source.starts_with(&m.target)));
     let mut mounts = Vec::new();
-    for m in &spec.mounts {
+    for m in ordered {
         if m.source.is_dir() {
             std::fs::create_dir_all(&m.target)?;
         } else if !m.target.exists() {
