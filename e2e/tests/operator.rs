@@ -88,7 +88,10 @@ fn a_cluster_comes_up_scales_through_learners_recovers_members_and_survives_the_
     sim.apply(CRD);
     sim.eventually(Duration::from_secs(10), "the CRD is served", || sim.kubectl(&["get", "cc"]).success);
     let mut operators = [Operator::start(&sim, 1), Operator::start(&sim, 2)];
-    sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\nspec: {replicas: 1}\n");
+    sim.apply(
+        "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\n\
+         spec: {replicas: 1, storage: {retentionPolicy: Delete}}\n",
+    );
     let c = wait_for(&sim, Duration::from_secs(90), "1 healthy voter", |c| settled(c, 1));
     let available =
         c["status"]["conditions"].as_array().unwrap().iter().find(|x| x["type"] == "Available").unwrap().clone();
@@ -344,6 +347,16 @@ fn an_outage_shorter_than_unreachable_for_is_waited_out() {
     data_intact(&sim, "demo-2");
     let events = sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout;
     assert!(!events.contains("QuorumLost"), "{events}");
+
+    // Deleted with the default retention policy (Retain), the claims stay, released; the
+    // cluster made again under the same name starts its members from them.
+    assert!(sim.kubectl(&["delete", "cc", "demo", "--wait", "--timeout=60s"]).success);
+    let owners = sim.kubectl(&["get", "pvc", "-o", "jsonpath={.items[*].metadata.ownerReferences}"]);
+    assert!(owners.success && owners.stdout.trim().is_empty(), "released: {}", owners.all());
+    assert_eq!(sim.kubectl(&["get", "pvc", "-o", "name"]).stdout.lines().count(), 3);
+    sim.apply("apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {name: demo}\nspec: {replicas: 3}\n");
+    wait_for(&sim, Duration::from_secs(120), "3 healthy voters on the kept claims", |c| settled(c, 3));
+    data_intact(&sim, "demo-1");
 }
 
 /// The pod uid of each of demo's three members.
@@ -451,4 +464,21 @@ fn a_settings_change_rolls_through_the_members_leader_last() {
         settled(c, 3) && c["status"]["updatedMembers"] == 3 && condition(c, "Progressing")["status"] == "False"
     });
     data_intact(&sim, "demo-2");
+
+    // A larger storage.size grows the claims only where their StorageClass allows it; no pod
+    // is made again for it.
+    let before = pod_uids(&sim);
+    let sizes = || sim.kubectl(&["get", "pvc", "-o", "jsonpath={.items[*].spec.resources.requests.storage}"]).stdout;
+    patch_spec(&sim, r#"{"storage":{"size":"20Gi"}}"#);
+    sim.eventually(Duration::from_secs(60), "the claims reported as not expandable", || {
+        sim.kubectl(&["get", "events.events.k8s.io", "-o", "json"]).stdout.contains("StorageNotExpandable")
+    });
+    assert_eq!(sizes(), "10Gi 10Gi 10Gi");
+    // kube-sim gives claims the class `kube-sim`, as a default class's admission would.
+    sim.apply(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: kube-sim\n  annotations: \
+         {storageclass.kubernetes.io/is-default-class: 'true'}\nprovisioner: kube-sim\nallowVolumeExpansion: true\n",
+    );
+    sim.eventually(Duration::from_secs(60), "the claims grown", || sizes() == "20Gi 20Gi 20Gi");
+    assert_eq!(pod_uids(&sim), before, "no member restarted for it");
 }

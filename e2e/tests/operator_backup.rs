@@ -147,7 +147,7 @@ fn a_cluster_backed_up_to_s3_is_restored_at_its_revisions_and_stays_defragmented
     sim.apply(&format!(
         "apiVersion: cairn.dev/v1alpha1\nkind: CairnCluster\nmetadata: {{name: demo}}\nspec:\n  replicas: 3\n  \
          backup: {{s3: {}, fullSchedule: '0 0 30 2 *', deltaInterval: 1s}}\n  \
-         defrag: {{fragmentationThreshold: 0.5, minDbSize: 4Mi}}\n",
+         defrag: {{fragmentationThreshold: 0.5, minDbSize: 4Mi}}\n  storage: {{retentionPolicy: Delete}}\n",
         s3_yaml(&moto)
     ));
     wait_for(&sim, "demo", Duration::from_secs(120), "3 healthy voters, backed up", |c| {

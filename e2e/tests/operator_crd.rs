@@ -57,6 +57,8 @@ fn the_api_server_refuses_bad_durations_quantities_schedules_and_member_settings
         ("{backup: {s3: {bucket: b}, fullSchedule: '@daily', deltaInterval: 10}}", "spec.backup.deltaInterval"),
         ("{defrag: {minDbSize: lots}}", "spec.defrag.minDbSize in body should match"),
         ("{progressDeadline: 5 minutes}", "spec.progressDeadline in body should match"),
+        ("{replaceUnhealthyAfter: soon}", "spec.replaceUnhealthyAfter in body should match"),
+        ("{storage: {retentionPolicy: Keep}}", "spec.storage.retentionPolicy: Unsupported value: \"Keep\""),
         (
             "{etcd: {heartbeatInterval: 300, electionTimeout: 1000}}",
             "electionTimeout must be at least 5 times heartbeatInterval",

@@ -71,21 +71,22 @@ async fn reconcile(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error>
     r.map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Deletion: the members' pods go (SIGTERM), then their claims; the finalizer is removed
-/// once nothing is left.
+/// Deletion: the members' pods go (SIGTERM); then their claims are deleted or released, as
+/// spec.storage.retentionPolicy says; the finalizer is removed once that is done.
 async fn cleanup(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.backups.stop(&crate::backup::runner::id(&c));
     let ns = resources::namespace(&c);
     let lp = ListParams::default().labels(&resources::selector(&c));
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
-    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
-    let left = pods.list(&lp).await?.items.len() + claims.list(&lp).await?.items.len();
-    if left == 0 {
-        return Ok(Action::await_change());
+    let left = pods.list(&lp).await?.items.len();
+    if left > 0 {
+        pods.delete_collection(&DeleteParams::default(), &lp).await?;
+        return Err(Error::Waiting(format!("{left} pods of {} to go", resources::name(&c))));
     }
-    pods.delete_collection(&DeleteParams::default(), &lp).await?;
-    claims.delete_collection(&DeleteParams::default(), &lp).await?;
-    Err(Error::Waiting(format!("{left} pods and claims of {} to go", resources::name(&c))))
+    match crate::claims::release_or_delete(&ctx.client, &c).await? {
+        0 => Ok(Action::await_change()),
+        left => Err(Error::Waiting(format!("{left} claims of {} to go", resources::name(&c)))),
+    }
 }
 
 /// One reconcile of a live cluster (the finalizer's Apply): public for the mocked-API tests.
@@ -105,6 +106,7 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     // then defragmentation (once it is as its spec asks).
     let mut events =
         crate::backup::reconcile::reconcile(&ctx.client, &ctx.backups, &ctx.metrics, &c, &seen, &mut st).await;
+    events.extend(crate::claims::reconcile(client, &c).await?);
     if matches!(step, plan::Step::Done) {
         events.extend(crate::defrag::reconcile(&ctx.metrics, &c, &seen, &mut st).await);
     }

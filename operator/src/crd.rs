@@ -66,11 +66,20 @@ pub struct CairnClusterSpec {
     /// The members' settings (etcd's flags). A change rolls through the members one at a time.
     #[serde(default)]
     pub etcd: EtcdSpec,
+    /// How long a member may stay unhealthy, quorum holding, before it is removed and added
+    /// back as a new learner (a duration: 2m).
+    #[serde(default = "default_replace_unhealthy_after")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub replace_unhealthy_after: String,
     /// How long one member's update may take (its pod made again, the member healthy and
     /// caught up) before the roll stops with UpdateStalled (a duration: 5m).
     #[serde(default = "default_progress_deadline")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub progress_deadline: String,
+}
+
+fn default_replace_unhealthy_after() -> String {
+    "2m".into()
 }
 
 fn default_cluster_domain() -> String {
@@ -227,12 +236,26 @@ pub struct StorageSpec {
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// What happens to the members' claims (their data) when the CairnCluster is deleted.
+    #[serde(default)]
+    pub retention_policy: ClaimRetention,
 }
 
 impl Default for StorageSpec {
     fn default() -> Self {
-        StorageSpec { size: default_size(), storage_class_name: None }
+        StorageSpec { size: default_size(), storage_class_name: None, retention_policy: ClaimRetention::default() }
     }
+}
+
+/// As a StatefulSet's persistentVolumeClaimRetentionPolicy.whenDeleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ClaimRetention {
+    /// The claims stay, no longer owned (a CairnCluster of the same name made again starts
+    /// its members from them): deleting the resource never deletes the data by itself.
+    #[default]
+    Retain,
+    /// The claims go with the cluster.
+    Delete,
 }
 
 /// Where members run: `external` on their own nodes (kubeadm's external etcd topology: pod

@@ -2,6 +2,7 @@
 //! Cairn clusters from it.
 
 pub mod backup;
+pub mod claims;
 pub mod context;
 pub mod controller;
 pub mod crd;

@@ -109,6 +109,7 @@ pub fn builtins() -> Vec<Resource> {
         b("events.k8s.io", "v1", "events", "Event", true, false, &["ev"]),
         b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true, &["pdb"]),
         b("coordination.k8s.io", "v1", "leases", "Lease", true, false, &[]),
+        b("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, false, &["sc"]),
         b(
             "apiextensions.k8s.io",
             "v1",

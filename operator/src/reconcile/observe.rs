@@ -189,6 +189,7 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         // counts as the default.
         unreachable_for: crate::units::duration(&c.spec.recovery.unreachable_for).unwrap_or(Duration::from_secs(300)),
         progress_deadline: crate::units::duration(&c.spec.progress_deadline).unwrap_or(Duration::from_secs(300)),
+        replace_after: crate::units::duration(&c.spec.replace_unhealthy_after).unwrap_or(Duration::from_secs(120)),
         now: now(),
     };
     Ok(Seen { observed, endpoints, statuses, ids })

@@ -109,12 +109,12 @@ pub struct Observed {
     pub unreachable_for: Duration,
     /// How long one member's update may take before the roll stops.
     pub progress_deadline: Duration,
+    /// How long a member may stay unhealthy, quorum holding, before it is replaced.
+    pub replace_after: Duration,
     /// Now, on the same clock as `Change::Adding::since`.
     pub now: Duration,
 }
 
-/// How long a member may stay unhealthy, quorum holding, before it is replaced.
-pub const REPLACE_AFTER: Duration = Duration::from_secs(120);
 /// How long a learner may take to catch up before the cluster is reported Degraded.
 pub const PROMOTE_DEADLINE: Duration = Duration::from_secs(300);
 /// How far behind the leader's applied index an updated member may be and count as caught up.
@@ -272,7 +272,7 @@ pub fn plan(o: &Observed) -> Step {
     if has_quorum {
         for m in members {
             let lost = work(&m.name).is_none_or(|w| !w.claim);
-            let stuck = work(&m.name).and_then(|w| w.unhealthy_for).is_some_and(|d| d >= REPLACE_AFTER);
+            let stuck = work(&m.name).and_then(|w| w.unhealthy_for).is_some_and(|d| d >= o.replace_after);
             if !(lost || stuck) {
                 continue;
             }

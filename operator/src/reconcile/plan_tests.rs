@@ -46,6 +46,7 @@ fn cluster(n: usize, replicas: usize) -> Observed {
         recovery_mode: RecoveryMode::Automatic,
         unreachable_for: at(300),
         progress_deadline: at(300),
+        replace_after: at(120),
         now: at(1000),
     }
 }
@@ -355,9 +356,9 @@ fn a_recovery_forces_the_survivor_once_then_restarts_it_plainly() {
 fn a_member_unhealthy_for_long_is_replaced_but_not_before() {
     let mut o = cluster(3, 3);
     members(&mut o)[2].healthy = false;
-    o.workloads[2].unhealthy_for = Some(REPLACE_AFTER - at(1));
+    o.workloads[2].unhealthy_for = Some(at(119));
     assert!(degraded(&plan(&o), "2 of 3 members healthy"));
-    o.workloads[2].unhealthy_for = Some(REPLACE_AFTER);
+    o.workloads[2].unhealthy_for = Some(at(120));
     assert_eq!(plan(&o), Step::Remove { id: 102, name: name(2) });
 }
 
