@@ -111,13 +111,11 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
         events.extend(crate::defrag::reconcile(&ctx.metrics, &c, &seen, &mut st).await);
     }
     let labels = crate::metrics::cluster(&c);
-    ctx.metrics.ready_members.get_or_create(&labels).set(st["readyMembers"].as_i64().unwrap_or(0));
-    let available =
-        st["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Available" && c["status"] == "True");
+    ctx.metrics.ready_members.get_or_create(&labels).set(i64::from(st.ready_members.unwrap_or(0)));
+    let available = status::find(&st, "Available").is_some_and(|c| c.status == "True");
     ctx.metrics.available.get_or_create(&labels).set(i64::from(available));
     let api = Api::<CairnCluster>::namespaced(client.clone(), &ns);
-    api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": st})))
-        .await?;
+    api.patch_status(&resources::name(&c), &PatchParams::default(), &Patch::Merge(status::patch_body(&st))).await?;
     for event in &events {
         publish(&ctx, &c, event).await;
     }

@@ -139,7 +139,12 @@ pub async fn run(due: &Due, all: &[Candidate]) -> Result<Outcome, (Outcome, Stri
 
 /// The defragmentation part of a reconcile of a cluster that is as its spec asks: runs one
 /// if due, records status.lastDefrag; returns the Events to publish.
-pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status: &mut serde_json::Value) -> Vec<Event> {
+pub async fn reconcile(
+    metrics: &Metrics,
+    c: &CairnCluster,
+    seen: &Seen,
+    status: &mut crate::crd::CairnClusterStatus,
+) -> Vec<Event> {
     let Some(spec) = &c.spec.defrag else { return Vec::new() };
     let event = |type_, reason: &str, note: String| Event {
         type_,
@@ -183,9 +188,9 @@ pub async fn reconcile(metrics: &Metrics, c: &CairnCluster, seen: &Seen, status:
     };
     metrics.defrag_reclaimed_bytes.get_or_create(&labels).inc_by(out.reclaimed.max(0) as u64);
     let done = out.defragmented.join(", ");
-    status["lastDefrag"] = serde_json::json!({
-        "time": cairn_backup::time::format_ms(now),
-        "reclaimedBytes": out.reclaimed,
+    status.last_defrag = Some(crate::crd::LastDefrag {
+        time: Some(cairn_backup::time::format_ms(now)),
+        reclaimed_bytes: Some(out.reclaimed),
     });
     match failure {
         None => {

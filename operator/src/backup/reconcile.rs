@@ -4,12 +4,11 @@
 use super::health::{health, last_backup};
 use super::runner::Runners;
 use super::runner::{id, s3_config, writer_config};
-use crate::crd::CairnCluster;
+use crate::crd::{CairnCluster, CairnClusterStatus};
 use crate::metrics::Metrics;
 use crate::reconcile::observe::Seen;
 use crate::reconcile::status::condition;
 use kube::runtime::events::{Event, EventType};
-use serde_json::Value;
 
 pub async fn reconcile(
     client: &kube::Client,
@@ -17,7 +16,7 @@ pub async fn reconcile(
     metrics: &Metrics,
     c: &CairnCluster,
     seen: &Seen,
-    status: &mut Value,
+    status: &mut CairnClusterStatus,
 ) -> Vec<Event> {
     let cluster = id(c);
     let Some(spec) = &c.spec.backup else {
@@ -39,7 +38,7 @@ pub async fn reconcile(
         Ok(s) => s,
         Err(e) => {
             runners.stop(&cluster);
-            push_condition(status, condition(c, "BackupHealthy", false, "InvalidConfig", &e));
+            status.conditions.push(condition(c, "BackupHealthy", false, "InvalidConfig", &e));
             return Vec::new();
         }
     };
@@ -59,8 +58,8 @@ pub async fn reconcile(
     let progress = runners.take_progress(&cluster).unwrap_or_default();
     let now = cairn_backup::time::now_ms();
     let h = health(&progress, interval, now);
-    push_condition(status, condition(c, "BackupHealthy", h.ok, h.reason, &h.message));
-    status["lastBackup"] = serde_json::to_value(last_backup(&progress)).unwrap_or(Value::Null);
+    status.conditions.push(condition(c, "BackupHealthy", h.ok, h.reason, &h.message));
+    status.last_backup = Some(last_backup(&progress));
 
     let labels = crate::metrics::cluster(c);
     let m = metrics;
@@ -87,10 +86,4 @@ pub async fn reconcile(
             secondary: None,
         })
         .collect()
-}
-
-fn push_condition(status: &mut Value, c: Value) {
-    if let Some(list) = status["conditions"].as_array_mut() {
-        list.push(c);
-    }
 }

@@ -4,27 +4,53 @@
 
 use super::observe::Seen;
 use super::plan::{Change, Step};
-use crate::crd::CairnCluster;
-use serde_json::{json, Value};
+use crate::crd::{CairnCluster, CairnClusterStatus, MemberStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::Value;
 
 pub fn rfc3339_now() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-pub fn condition(c: &CairnCluster, kind: &str, ok: bool, reason: &str, message: &str) -> Value {
+/// A condition, its transition time kept while its status holds.
+pub fn condition(c: &CairnCluster, kind: &str, ok: bool, reason: &str, message: &str) -> Condition {
     let status = if ok { "True" } else { "False" };
     let previous = c.status.as_ref().and_then(|s| s.conditions.iter().find(|x| x.type_ == kind && x.status == status));
-    let since = previous
-        .map(|p| p.last_transition_time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(rfc3339_now);
-    json!({
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-        "observedGeneration": c.metadata.generation,
-    })
+    // Whole seconds, as the API server keeps them.
+    let now = || {
+        Time(
+            k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
+                .unwrap_or_default(),
+        )
+    };
+    Condition {
+        type_: kind.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: previous.map_or_else(now, |p| p.last_transition_time.clone()),
+        observed_generation: c.metadata.generation,
+    }
+}
+
+/// The condition of this type, wherever it stands in the list.
+pub fn find<'a>(st: &'a CairnClusterStatus, kind: &str) -> Option<&'a Condition> {
+    st.conditions.iter().find(|x| x.type_ == kind)
+}
+
+/// The status as the merge patch that writes it: every field the reconciler owns is written,
+/// an empty one as null or [] so that what went away (a leader, members) does not stay. The
+/// fields the steps record (change, recovery, restore and their last ones) are left out:
+/// they are written only by the steps.
+pub fn patch_body(st: &CairnClusterStatus) -> Value {
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        for owned in ["leader", "dbSize"] {
+            o.entry(owned).or_insert(Value::Null);
+        }
+        o.entry("members").or_insert(Value::Array(Vec::new()));
+    }
+    serde_json::json!({ "status": v })
 }
 
 /// The step in words, for the Progressing condition's message.
@@ -53,7 +79,7 @@ pub fn describe(step: &Step) -> String {
     }
 }
 
-pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
+pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> CairnClusterStatus {
     let members = seen.observed.members.clone().unwrap_or_default();
     let voters: Vec<_> = members.iter().filter(|m| !m.learner).collect();
     let healthy = voters.iter().filter(|m| m.healthy).count();
@@ -85,28 +111,59 @@ pub fn status(c: &CairnCluster, seen: &Seen, step: &Step) -> Value {
         .iter()
         .filter(|m| seen.observed.workloads.iter().any(|w| w.name == m.name && w.pod && !w.outdated))
         .count();
-    let listed: Vec<Value> = members
+    let listed = members
         .iter()
-        .map(|m| json!({"name": m.name, "id": format!("{:x}", m.id), "learner": m.learner, "healthy": m.healthy}))
+        .map(|m| MemberStatus {
+            name: m.name.clone(),
+            id: Some(format!("{:x}", m.id)),
+            learner: m.learner,
+            healthy: m.healthy,
+        })
         .collect();
-    json!({
-        "phase": phase,
-        "members": listed,
-        "readyMembers": healthy,
-        "updatedMembers": updated,
-        "leader": leader.map(|l| l.name.clone()),
+    let progress_message = progressing
+        .as_deref()
+        .or(degraded.as_deref().filter(|_| progress_reason == "UpdateStalled"))
+        .unwrap_or("the cluster is as its spec asks");
+    let available_reason = if available { "QuorumHealthy" } else { "NoQuorum" };
+    let degraded_reason = if degraded.is_some() { "Degraded" } else { "Healthy" };
+    CairnClusterStatus {
+        phase: Some(phase.into()),
+        members: listed,
+        ready_members: Some(healthy as i32),
+        updated_members: Some(updated as i32),
+        leader: leader.map(|l| l.name.clone()),
         // Without a leader, the newest revision seen stays (a recovery names what it lost by it).
-        "revision": leader_status.map(|s| s.revision).or(c.status.as_ref().and_then(|s| s.revision)),
-        "dbSize": leader_status.map(|s| s.db_size),
-        "observedGeneration": c.metadata.generation,
-        "conditions": [
-            condition(c, "Available", available, if available { "QuorumHealthy" } else { "NoQuorum" },
-                &format!("{healthy} of {} voters healthy", voters.len())),
-            condition(c, "Progressing", progressing.is_some(), progress_reason,
-                progressing.as_deref().or(degraded.as_deref().filter(|_| progress_reason == "UpdateStalled"))
-                    .unwrap_or("the cluster is as its spec asks")),
-            condition(c, "Degraded", degraded.is_some(), if degraded.is_some() { "Degraded" } else { "Healthy" },
-                degraded.as_deref().unwrap_or("")),
+        revision: leader_status.map(|s| s.revision).or(c.status.as_ref().and_then(|s| s.revision)),
+        db_size: leader_status.map(|s| s.db_size),
+        observed_generation: c.metadata.generation,
+        conditions: vec![
+            condition(
+                c,
+                "Available",
+                available,
+                available_reason,
+                &format!("{healthy} of {} voters healthy", voters.len()),
+            ),
+            condition(c, "Progressing", progressing.is_some(), progress_reason, progress_message),
+            condition(c, "Degraded", degraded.is_some(), degraded_reason, degraded.as_deref().unwrap_or("")),
         ],
-    })
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patch_clears_what_went_away_and_leaves_the_steps_records_alone() {
+        let st = CairnClusterStatus { phase: Some("Creating".into()), ..Default::default() };
+        let body = patch_body(&st);
+        let s = &body["status"];
+        assert_eq!((s["leader"].clone(), s["dbSize"].clone()), (Value::Null, Value::Null));
+        assert_eq!(s["members"], serde_json::json!([]));
+        for record in ["change", "recovery", "lastRecovery", "restore", "lastRestore"] {
+            assert!(s.get(record).is_none(), "{record} is the steps' to write");
+        }
+    }
 }
