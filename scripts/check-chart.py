@@ -3,7 +3,9 @@
 with several value sets; every rendered manifest, and the chart's CRD, must be valid for
 Kubernetes 1.32 (kubernetes-validate). The chart's CRD must be crds/'s, and its RBAC
 least-privilege: no wildcards, and secrets only read one at a time (get: the S3 credentials a
-CairnCluster names), never listed or watched. Exits non-zero with every problem listed."""
+CairnCluster names), never listed or watched. values.schema.json must refuse wrong values,
+naming them, and NOTES.txt must say what to apply next. Exits non-zero with every problem
+listed."""
 
 import pathlib
 import sys
@@ -39,7 +41,12 @@ checked = 0
 for name, values in value_sets.items():
     rendered = chart.render(values, name="cairn", namespace="cairn-system", is_install=True)
     kinds = []
+    notes = [text for path, text in rendered.items() if path.endswith("NOTES.txt")]
+    if not notes or "kind: CairnCluster" not in notes[0]:
+        problems.append(f"{name}: NOTES.txt does not say what to apply next")
     for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt"):
+            continue
         for doc in yaml.safe_load_all(text):
             if not doc:
                 continue
@@ -63,6 +70,24 @@ for name, values in value_sets.items():
     if lease_role != wants:
         problems.append(f"{name}: the Lease Role is {'there' if lease_role else 'missing'} with leader election {'on' if wants else 'off'}")
 
+# values.schema.json: a wrong value fails the install, naming the value.
+refused = 0
+wrong_values = {
+    "replicas: two": ({"replicas": "two"}, "/replicas"),
+    "a port out of range": ({"metrics": {"port": 70000}}, "/metrics/port"),
+    "a misspelt key": ({"imagee": {"tag": "x"}}, "'imagee' not allowed"),
+    "an unknown pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+}
+for name, (values, says) in wrong_values.items():
+    try:
+        chart.render(values, name="cairn", namespace="cairn-system", is_install=True)
+        problems.append(f"values.schema.json lets {name} through")
+    except Exception as e:  # the SDK raises Helm's error as is
+        if says not in str(e):
+            problems.append(f"{name}: refused without naming {says!r}: {e}")
+        else:
+            refused += 1
+
 for crd in sorted((CHART / "crds").glob("*.yaml")):
     for doc in yaml.safe_load_all(crd.read_text()):
         try:
@@ -74,4 +99,4 @@ for crd in sorted((CHART / "crds").glob("*.yaml")):
 if problems:
     print("\n".join(problems))
     sys.exit(1)
-print(f"chart: lint clean, {checked} manifests valid for Kubernetes {KUBE}")
+print(f"chart: lint clean, {checked} manifests valid for Kubernetes {KUBE}, {refused} wrong values refused")
