@@ -9,6 +9,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use serde_json::json;
+use std::collections::HashMap;
 
 const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
 
@@ -29,12 +30,17 @@ async fn expandable(client: &kube::Client, class: Option<&str>) -> Result<bool, 
     Ok(found.and_then(|sc| sc.allow_volume_expansion).unwrap_or(false))
 }
 
-/// Grows every claim smaller than `spec.storage.size`; an Event for what cannot grow. A
-/// smaller size is left alone (volumes do not shrink), with an Event.
-pub async fn reconcile(client: &kube::Client, c: &CairnCluster) -> Result<Vec<Event>, kube::Error> {
+/// Grows every claim (of those observing listed) smaller than `spec.storage.size`; an Event
+/// for what cannot grow. A smaller size is left alone (volumes do not shrink), with an Event.
+pub async fn reconcile(
+    client: &kube::Client,
+    c: &CairnCluster,
+    claims: &[PersistentVolumeClaim],
+) -> Result<Vec<Event>, kube::Error> {
     let Some(want) = crate::units::quantity(&c.spec.storage.size) else { return Ok(Vec::new()) };
     let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &resources::namespace(c));
-    let claims = api.list(&ListParams::default().labels(&resources::selector(c))).await?;
+    // Each class looked up once per reconcile, however many claims share it.
+    let mut classes: HashMap<Option<String>, bool> = HashMap::new();
     let mut events = Vec::new();
     let warn = |reason: &str, note: String| Event {
         type_: EventType::Warning,
@@ -43,7 +49,7 @@ pub async fn reconcile(client: &kube::Client, c: &CairnCluster) -> Result<Vec<Ev
         action: "ResizeClaim".into(),
         secondary: None,
     };
-    for pvc in claims.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for pvc in claims.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
         let name = pvc.metadata.name.clone().unwrap_or_default();
         let Some(has) = requested(pvc) else { continue };
         if has > want {
@@ -54,7 +60,15 @@ pub async fn reconcile(client: &kube::Client, c: &CairnCluster) -> Result<Vec<Ev
             continue;
         }
         let class = pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
-        if !expandable(client, class).await? {
+        let grows = match classes.get(&class.map(str::to_string)) {
+            Some(known) => *known,
+            None => {
+                let known = expandable(client, class).await?;
+                classes.insert(class.map(str::to_string), known);
+                known
+            }
+        };
+        if !grows {
             events.push(warn(
                 "StorageNotExpandable",
                 format!(

@@ -106,7 +106,7 @@ pub async fn reconcile_cluster(c: Arc<CairnCluster>, ctx: Arc<Ctx>) -> Result<Ac
     // then defragmentation (once it is as its spec asks).
     let mut events =
         crate::backup::reconcile::reconcile(&ctx.client, &ctx.backups, &ctx.metrics, &c, &seen, &mut st).await;
-    events.extend(crate::claims::reconcile(client, &c).await?);
+    events.extend(crate::claims::reconcile(client, &c, &seen.claims).await?);
     if matches!(step, plan::Step::Done) {
         events.extend(crate::defrag::reconcile(&ctx.metrics, &c, &seen, &mut st).await);
     }

@@ -66,9 +66,6 @@ async fn a_new_cluster_is_bootstrapped_with_these_calls() {
         assert!(args.contains("demo-0=http://demo-0.demo-peer.default.svc.cluster.local:2380,demo-1="), "{args}");
         assert_eq!(pod["body"]["metadata"]["ownerReferences"][0]["uid"], "u-1");
     }
-    // The claims, their sizes checked against spec.storage.size.
-    expect(&mut handle, Method::GET, &format!("{ns}/persistentvolumeclaims"), |_| list("PersistentVolumeClaimList"))
-        .await;
     let status = expect(
         &mut handle,
         Method::PATCH,

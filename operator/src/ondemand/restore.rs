@@ -85,6 +85,7 @@ async fn reconcile(r: Arc<CairnRestore>, ctx: Arc<Ctx>) -> Result<Action, Error>
             Ok(Action::await_change())
         }
         Next::Started(rec) => {
+            let before = status.clone();
             let first = status.phase.as_deref() != Some("Restoring");
             status.phase = Some("Restoring".into());
             status.stage = Some(rec.stage);
@@ -92,7 +93,11 @@ async fn reconcile(r: Arc<CairnRestore>, ctx: Arc<Ctx>) -> Result<Action, Error>
             status.location = Some(restore::location(&rec.source.s3));
             status.start_time = status.start_time.or(Some(rec.started.clone()));
             status.message = None;
-            super::patch_status(&ctx.client, &*r, &status).await?;
+            // Followed every few seconds: written only when the stage moves, so that it does
+            // not wake itself up with its own writes.
+            if status != before {
+                super::patch_status(&ctx.client, &*r, &status).await?;
+            }
             if first {
                 let note = format!(
                     "{}: every member stops, then restores {} from {}",

@@ -75,25 +75,19 @@ async fn delete_member(client: &kube::Client, ns: &str, name: &str, claim: bool)
     Ok(())
 }
 
-/// A member's pod, and its claim when `new_claim`: only a member that has never run gets an
-/// empty claim. A member already in the cluster whose claim is gone has lost its data; it
+/// A member's pod, and its claim when `new_claim`: only a member that has never run (or one a
+/// restore fills) gets an empty claim. A member already in the cluster whose claim is gone has lost its data; it
 /// must not come back under its old id (it would vote with an empty log): the planner
 /// removes and re-adds it instead.
-async fn create_member(
-    client: &kube::Client,
-    c: &CairnCluster,
-    name: &str,
-    initial: &[String],
-    join: member::Join,
-    new_claim: bool,
-) -> Result<(), kube::Error> {
+async fn create_member(client: &kube::Client, c: &CairnCluster, pod: &Pod, new_claim: bool) -> Result<(), kube::Error> {
     let ns = resources::namespace(c);
     if new_claim {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
         let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
         ignore_exists(claims.create(&PostParams::default(), &member::claim(c, name)).await)?;
     }
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
-    ignore_exists(pods.create(&PostParams::default(), &member::pod(c, name, initial, join)).await)
+    ignore_exists(pods.create(&PostParams::default(), pod).await)
 }
 
 /// A member to send membership calls to: the leader if known, else any that answers, never
@@ -112,7 +106,7 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
     match step {
         Step::Bootstrap { names } => {
             for n in names {
-                create_member(client, c, n, names, member::Join::New, true).await?;
+                create_member(client, c, &member::pod(c, n, names, member::Join::New), true).await?;
             }
             Ok(Outcome::Changed { reason: "Bootstrap", note: format!("founding members {}", names.join(", ")) })
         }
@@ -143,7 +137,7 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
             let adding =
                 matches!(&seen.observed.change, Some(super::plan::Change::Adding { name: n, .. }) if n == name);
             let new_claim = adding || seen.observed.members.is_none();
-            create_member(client, c, name, &initial, join, new_claim).await?;
+            create_member(client, c, &member::pod(c, name, &initial, join), new_claim).await?;
             Ok(Outcome::Changed { reason: "PodCreated", note: format!("pod for member {name}") })
         }
         Step::Promote { id, name } => {
@@ -247,11 +241,9 @@ pub async fn act(client: &kube::Client, c: &CairnCluster, seen: &Seen, step: &St
             let Some(r) = c.status.as_ref().and_then(|s| s.restore.as_ref()) else {
                 return Ok(Outcome::Waiting("the restore record is gone".into()));
             };
-            let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
-            ignore_exists(claims.create(&PostParams::default(), &member::claim(c, name)).await)?;
+            // Its claim too, if gone (a rebuild deleted it): the restore fills it.
             let into = member::RestoreInto::Replace { id: r.id.clone(), bump_revision: r.bump_revision };
-            let pod = member::restored_pod(c, name, &r.members, &r.source, into);
-            ignore_exists(Api::<Pod>::namespaced(client.clone(), &ns).create(&PostParams::default(), &pod).await)?;
+            create_member(client, c, &member::restored_pod(c, name, &r.members, &r.source, into), true).await?;
             Ok(Outcome::Changed {
                 reason: "PodCreated",
                 note: format!("pod for member {name}, restoring from the backup"),

@@ -25,6 +25,8 @@ pub struct Seen {
     pub statuses: HashMap<String, MemberStatus>,
     /// Member ids by name.
     pub ids: HashMap<String, u64>,
+    /// The cluster's claims as listed (their sizes are checked against the spec).
+    pub claims: Vec<PersistentVolumeClaim>,
 }
 
 /// Asking each listed member for its status, and keeping count of how long each has been
@@ -192,5 +194,5 @@ pub async fn observe(client: &kube::Client, c: &CairnCluster, unhealthy: &Unheal
         replace_after: crate::units::duration(&c.spec.replace_unhealthy_after).unwrap_or(Duration::from_secs(120)),
         now: now(),
     };
-    Ok(Seen { observed, endpoints, statuses, ids })
+    Ok(Seen { observed, endpoints, statuses, ids, claims: claims.items })
 }

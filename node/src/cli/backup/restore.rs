@@ -236,3 +236,31 @@ async fn fetch_and_build(
     })?;
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replace_sets_the_old_dir_aside_once_and_leaves_its_own_restore_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let aside = tmp.path().join("data.replaced");
+        assert!(set_aside(&dir, "r1").unwrap(), "nothing there: restore");
+        std::fs::create_dir_all(&aside).unwrap();
+        std::fs::write(aside.join("older"), "x").unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("member-data"), "old").unwrap();
+        assert!(set_aside(&dir, "r1").unwrap());
+        assert!(!dir.exists(), "moved aside");
+        assert_eq!(std::fs::read_to_string(aside.join("member-data")).unwrap(), "old");
+        assert!(!aside.join("older").exists(), "the previous one set aside is gone");
+        // What restore r1 made stays, run again; another restore replaces it.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(RESTORED_BY), "r1\n").unwrap();
+        assert!(!set_aside(&dir, "r1").unwrap());
+        assert!(dir.join(RESTORED_BY).exists());
+        assert!(set_aside(&dir, "r2").unwrap());
+        assert_eq!(std::fs::read_to_string(aside.join(RESTORED_BY)).unwrap(), "r1\n");
+    }
+}
